@@ -1,1 +1,45 @@
-//! placeholder
+//! The oe test bed: real components, started by the tests themselves.
+//!
+//! - [`netns`]: named network namespaces joined by veth pairs, deleted on drop.
+//! - [`uml`]: re-run a test inside a User-Mode-Linux kernel that has ESP (the host kernel may not).
+//! - [`dns`]: a private DNSSEC tree (root and signed, unsigned, expired and tampered children) served by
+//!   nsd and knot behind a recursive unbound.
+//! - [`peers`]: strongSwan's charon and Libreswan's pluto as IKE peers.
+//! - [`capture`]: tcpdump captures and a classifier that tells ESP from cleartext.
+//!
+//! Everything here needs root and Debian packages (see `.ci/debian-packages`). A test that cannot get what it
+//! needs fails with a message naming it ([`require`]); nothing is skipped silently.
+
+pub mod capture;
+pub mod dns;
+pub mod ike_probe;
+pub mod netns;
+pub mod peers;
+pub mod process;
+pub mod require;
+pub mod uml;
+
+/// The repository's `integration/` folder (scripts, keys, DNS tree builder).
+pub fn integration_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The committed test keys (`integration/keys`): PKCS#8 PEM private keys, their public halves, and
+/// `ipseckey.txt` with each key's IPSECKEY key field.
+pub fn keys_dir() -> std::path::PathBuf {
+    integration_dir().join("keys")
+}
+
+/// The IPSECKEY public-key field (base64) of a committed test key, e.g. `test_key_ipseckey("host-ed25519")`.
+pub fn test_key_ipseckey(name: &str) -> String {
+    let path = keys_dir().join("ipseckey.txt");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next() == Some(name)).then(|| f.nth(1).map(str::to_owned)).flatten()
+        })
+        .unwrap_or_else(|| panic!("no test key named {name} in {}", path.display()))
+}

@@ -1,0 +1,199 @@
+//! Packet captures on a namespace's interface (tcpdump), read back and classified, so tests can prove
+//! what crossed the wire: ESP, IKE, or cleartext.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+
+use crate::netns::Netns;
+use crate::process::{wait_until, Daemon};
+use crate::require;
+
+/// A running capture.
+#[derive(Debug)]
+pub struct Capture {
+    daemon: Daemon,
+    file: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+/// What a captured IP packet carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// ESP (IP protocol 50, or UDP-encapsulated on port 4500), with its SPI.
+    Esp { spi: u32 },
+    /// IKE on UDP 500, or on 4500 behind the non-ESP marker.
+    Ike,
+    /// Other UDP.
+    Udp { src_port: u16, dst_port: u16 },
+    /// TCP; `syn` is set for SYN segments (with or without ACK).
+    Tcp { src_port: u16, dst_port: u16, syn: bool },
+    /// ICMP or ICMPv6.
+    Icmp,
+    /// Any other IP protocol.
+    Other(u8),
+}
+
+/// One captured IP packet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Packet {
+    /// Seconds since the epoch.
+    pub time: f64,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub kind: Kind,
+}
+
+impl Packet {
+    /// Whether this packet travelled between `a` and `b` (either direction).
+    pub fn between(&self, a: IpAddr, b: IpAddr) -> bool {
+        (self.src == a && self.dst == b) || (self.src == b && self.dst == a)
+    }
+
+    /// Whether the packet is plaintext application traffic (not ESP, not IKE, not ICMP control).
+    pub fn is_cleartext_payload(&self) -> bool {
+        matches!(self.kind, Kind::Udp { .. } | Kind::Tcp { .. } | Kind::Other(_))
+    }
+}
+
+impl Capture {
+    /// Starts tcpdump on `ifname` inside `ns` and waits until it listens.
+    pub fn start(ns: &Netns, ifname: &str) -> Self {
+        require::program("tcpdump", "tcpdump");
+        let dir = tempfile::Builder::new().prefix("oe-pcap.").tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("capture.pcap");
+        let log = dir.path().join("tcpdump.log");
+        let mut cmd = ns.cmd("tcpdump");
+        cmd.args(["-Z", "root", "-U", "--immediate-mode", "-n", "-s", "256", "-i", ifname, "-w"]).arg(&file);
+        let daemon = Daemon::spawn("tcpdump", cmd, &log).unwrap_or_else(|e| panic!("tcpdump: {e}"));
+        let listening = wait_until(Duration::from_secs(10), || {
+            std::fs::read_to_string(&log).is_ok_and(|t| t.contains("listening on"))
+        });
+        assert!(listening, "tcpdump did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        Self { daemon, file, dir }
+    }
+
+    /// Stops the capture and returns its IP packets in order.
+    pub fn stop(mut self) -> Vec<Packet> {
+        // Let packets in flight reach the file before tcpdump stops.
+        std::thread::sleep(Duration::from_millis(200));
+        self.daemon.stop(Duration::from_secs(5));
+        let bytes = std::fs::read(&self.file).unwrap_or_else(|e| panic!("read {}: {e}", self.file.display()));
+        let packets = parse_pcap(&bytes).unwrap_or_else(|e| panic!("bad capture file: {e}"));
+        drop(self.dir);
+        packets
+    }
+}
+
+/// Parses a classic pcap file (Ethernet link type) into classified IP packets; other frames are skipped.
+pub fn parse_pcap(bytes: &[u8]) -> Result<Vec<Packet>, String> {
+    let header = bytes.get(..24).ok_or("short pcap header")?;
+    let magic = u32::from_le_bytes(word(header, 0)?);
+    let (big_endian, nanos) = match magic {
+        0xa1b2_c3d4 => (false, false),
+        0xd4c3_b2a1 => (true, false),
+        0xa1b2_3c4d => (false, true),
+        0x4d3c_b2a1 => (true, true),
+        other => return Err(format!("not a pcap file (magic {other:#x})")),
+    };
+    let read = |b: &[u8], at: usize| -> Result<u32, String> {
+        let w = word(b, at)?;
+        Ok(if big_endian { u32::from_be_bytes(w) } else { u32::from_le_bytes(w) })
+    };
+    if read(header, 20)? != 1 {
+        return Err("only Ethernet captures are supported".into());
+    }
+    let mut packets = Vec::new();
+    let mut rest = bytes.get(24..).unwrap_or_default();
+    while !rest.is_empty() {
+        let rec = rest.get(..16).ok_or("truncated record header")?;
+        let len = usize::try_from(read(rec, 8)?).map_err(|e| e.to_string())?;
+        let frame = rest.get(16..16 + len).ok_or("truncated record")?;
+        let frac = f64::from(read(rec, 4)?) / if nanos { 1e9 } else { 1e6 };
+        let time = f64::from(read(rec, 0)?) + frac;
+        if let Some(packet) = classify(time, frame) {
+            packets.push(packet);
+        }
+        rest = rest.get(16 + len..).unwrap_or_default();
+    }
+    Ok(packets)
+}
+
+fn word(b: &[u8], at: usize) -> Result<[u8; 4], String> {
+    b.get(at..at + 4)
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(|| "truncated pcap".to_owned())
+}
+
+fn classify(time: f64, frame: &[u8]) -> Option<Packet> {
+    let sliced = SlicedPacket::from_ethernet(frame).ok()?;
+    let (src, dst, proto, payload) = match sliced.net? {
+        NetSlice::Ipv4(ip) => (
+            IpAddr::V4(ip.header().source_addr()),
+            IpAddr::V4(ip.header().destination_addr()),
+            ip.payload().ip_number.0,
+            ip.payload().payload,
+        ),
+        NetSlice::Ipv6(ip) => (
+            IpAddr::V6(ip.header().source_addr()),
+            IpAddr::V6(ip.header().destination_addr()),
+            ip.payload().ip_number.0,
+            ip.payload().payload,
+        ),
+        NetSlice::Arp(_) => return None,
+    };
+    let kind = match (proto, sliced.transport) {
+        (50, _) => Kind::Esp { spi: u32::from_be_bytes(word(payload, 0).ok()?) },
+        (_, Some(TransportSlice::Udp(udp))) => udp_kind(udp.source_port(), udp.destination_port(), udp.payload()),
+        (_, Some(TransportSlice::Tcp(tcp))) => Kind::Tcp {
+            src_port: tcp.source_port(),
+            dst_port: tcp.destination_port(),
+            syn: tcp.syn(),
+        },
+        (_, Some(TransportSlice::Icmpv4(_) | TransportSlice::Icmpv6(_))) | (1 | 58, _) => Kind::Icmp,
+        (other, _) => Kind::Other(other),
+    };
+    Some(Packet { time, src, dst, kind })
+}
+
+fn udp_kind(src_port: u16, dst_port: u16, payload: &[u8]) -> Kind {
+    if src_port == 500 || dst_port == 500 {
+        return Kind::Ike;
+    }
+    if src_port == 4500 || dst_port == 4500 {
+        // RFC 3948 section 2.2: a zero non-ESP marker means IKE; one byte 0xff is a NAT keepalive.
+        return match word(payload, 0) {
+            Ok([0, 0, 0, 0]) | Err(_) => Kind::Ike,
+            Ok(spi) => Kind::Esp { spi: u32::from_be_bytes(spi) },
+        };
+    }
+    Kind::Udp { src_port, dst_port }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_garbage_without_panicking() {
+        assert!(parse_pcap(&[]).is_err());
+        assert!(parse_pcap(&[0u8; 24]).is_err());
+        let mut header = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        header.extend_from_slice(&[0; 12]);
+        header.extend_from_slice(&1u32.to_le_bytes());
+        assert_eq!(parse_pcap(&header), Ok(vec![]));
+        header.extend_from_slice(&[0; 8]);
+        header.extend_from_slice(&100u32.to_le_bytes());
+        header.extend_from_slice(&100u32.to_le_bytes());
+        assert!(parse_pcap(&header).is_err(), "a record longer than the file must be an error");
+    }
+
+    #[test]
+    fn nat_t_marker_separates_ike_from_esp() {
+        assert_eq!(udp_kind(4500, 4500, &[0, 0, 0, 0, 1]), Kind::Ike);
+        assert_eq!(udp_kind(4500, 4500, &[0, 0, 1, 2, 9]), Kind::Esp { spi: 0x0102 });
+        assert_eq!(udp_kind(1234, 53, &[1, 2, 3, 4]), Kind::Udp { src_port: 1234, dst_port: 53 });
+    }
+}

@@ -1,0 +1,8 @@
+//! Real IKE peers: strongSwan's charon ([`Charon`]) and Libreswan's pluto ([`Pluto`]), each started inside a
+//! namespace with private state, and stopped by PID when dropped.
+
+mod charon;
+mod pluto;
+
+pub use charon::{Charon, CharonSetup, DEFAULT_PLUGINS};
+pub use pluto::{Pluto, PlutoSetup, CKAID};
