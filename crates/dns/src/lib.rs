@@ -1,6 +1,8 @@
 //! `oe-dns`: IPSECKEY records (RFC 4025) proven with DNSSEC.
 //!
 //! - [`ipseckey`]: the record codec, wire and presentation form; no I/O, total parsing.
+//! - [`LookupTarget`]: a host name (forward lookup) or an address (reverse zone).
+//! - [`Answer`] / [`LookupError`]: the outcomes of a lookup, as types.
 //!
 //! Contract: only a key from a `Secure` answer may authenticate a peer; insecure, absent, bogus
 //! and failed lookups are distinct outcomes the agent's policy acts on. Nothing here decides
@@ -8,6 +10,14 @@
 
 #![forbid(unsafe_code)]
 
+mod answer;
+mod classify;
 pub mod ipseckey;
+mod target;
 
+pub use answer::{
+    Absence, Answer, Denial, Failure, KeyRecord, LookupError, SecureKeys, Signature, Unsigned,
+};
+pub use classify::classify;
 pub use ipseckey::{Gateway, IpsecKey, PublicKey};
+pub use target::{BadTarget, LookupTarget};

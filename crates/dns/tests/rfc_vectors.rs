@@ -5,8 +5,11 @@ use oe_dns::ipseckey::{Gateway, IpsecKey, PublicKey, Usability};
 
 /// Splits a zone-file fragment into the RDATA text of each IPSECKEY record.
 fn rdata_texts(zone: &str) -> Vec<String> {
-    let without_comments: String =
-        zone.lines().map(|l| l.split(';').next().unwrap_or("")).collect::<Vec<_>>().join("\n");
+    let without_comments: String = zone
+        .lines()
+        .map(|l| l.split(';').next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
     without_comments
         .split("IPSECKEY")
         .skip(1)
@@ -18,7 +21,8 @@ fn rdata_texts(zone: &str) -> Vec<String> {
         .collect()
 }
 
-const RFC4025_KEY_HEX: &str = "010351537986ed35533b6064478eeeb27b5bd74dae149b6e81ba3a0521af82ab7801";
+const RFC4025_KEY_HEX: &str =
+    "010351537986ed35533b6064478eeeb27b5bd74dae149b6e81ba3a0521af82ab7801";
 
 #[test]
 fn rfc4025_section3_examples() {
@@ -36,7 +40,9 @@ fn rfc4025_section3_examples() {
         let rec: IpsecKey = text.parse().unwrap();
         assert_eq!(rec.to_string(), want);
         assert_eq!(rec.precedence, 10);
-        let PublicKey::Rsa { exponent, modulus } = &rec.key else { panic!("{rec:?}") };
+        let PublicKey::Rsa { exponent, modulus } = &rec.key else {
+            panic!("{rec:?}")
+        };
         assert_eq!(exponent, &[3]);
         assert_eq!(modulus.len(), 32);
         // A 256-bit toy modulus: parsed, but not usable for authentication.
@@ -50,8 +56,14 @@ fn rfc4025_section3_examples() {
     let gw = |i: usize| texts[i].parse::<IpsecKey>().unwrap().to_wire();
     assert_eq!(&gw(0)[..7], &[10, 1, 2, 192, 0, 2, 38]);
     assert_eq!(&gw(1)[..3], &[10, 0, 2]);
-    assert_eq!(&gw(3)[..28], b"\x0a\x03\x02\x09mygateway\x07example\x03com\x00\x01\x03");
-    let v6: [u8; 16] = "2001:db8:0:8002::2000:1".parse::<std::net::Ipv6Addr>().unwrap().octets();
+    assert_eq!(
+        &gw(3)[..28],
+        b"\x0a\x03\x02\x09mygateway\x07example\x03com\x00\x01\x03"
+    );
+    let v6: [u8; 16] = "2001:db8:0:8002::2000:1"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
     assert_eq!(&gw(4)[3..19], &v6);
 }
 
@@ -61,15 +73,20 @@ fn rfc9373_appendix_a_example() {
     assert_eq!(texts.len(), 1);
     let rec: IpsecKey = texts[0].parse().unwrap();
     assert_eq!(rec.gateway, Gateway::None);
-    let PublicKey::Ed25519(public) = rec.key else { panic!("{rec:?}") };
+    let PublicKey::Ed25519(public) = rec.key else {
+        panic!("{rec:?}")
+    };
     assert_eq!(rec.key.usability(), Usability::Usable);
-    assert_eq!(rec.to_string(), "10 0 4 . 3WTXgUvpn1RlCXnm80gGY2LZ/ErUUEZtZ33IDi8yfhM=");
+    assert_eq!(
+        rec.to_string(),
+        "10 0 4 . 3WTXgUvpn1RlCXnm80gGY2LZ/ErUUEZtZ33IDi8yfhM="
+    );
     assert_eq!(IpsecKey::parse(&rec.to_wire()).unwrap(), rec);
 
     // The published key is the public half of the RFC's private key.
     use ring::signature::KeyPair as _;
-    let seed = hex::decode("c7be71a45cbf87785f639dc4fd1c82637c21b5e02488939976ece32b9268d0b7")
-        .unwrap();
+    let seed =
+        hex::decode("c7be71a45cbf87785f639dc4fd1c82637c21b5e02488939976ece32b9268d0b7").unwrap();
     let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
     assert_eq!(pair.public_key().as_ref(), &public);
 }

@@ -240,10 +240,22 @@ mod tests {
     #[test]
     fn wire_errors() {
         assert_eq!(GatewayName::parse_wire(b""), Err(NameError::Truncated));
-        assert_eq!(GatewayName::parse_wire(b"\x03ab"), Err(NameError::Truncated));
-        assert_eq!(GatewayName::parse_wire(b"\x03abc"), Err(NameError::Truncated));
-        assert_eq!(GatewayName::parse_wire(b"\xc0\x0c"), Err(NameError::Compressed));
-        assert_eq!(GatewayName::parse_wire(b"\x41"), Err(NameError::BadLabelType(0x41)));
+        assert_eq!(
+            GatewayName::parse_wire(b"\x03ab"),
+            Err(NameError::Truncated)
+        );
+        assert_eq!(
+            GatewayName::parse_wire(b"\x03abc"),
+            Err(NameError::Truncated)
+        );
+        assert_eq!(
+            GatewayName::parse_wire(b"\xc0\x0c"),
+            Err(NameError::Compressed)
+        );
+        assert_eq!(
+            GatewayName::parse_wire(b"\x41"),
+            Err(NameError::BadLabelType(0x41))
+        );
         let mut long = Vec::new();
         for _ in 0..5 {
             long.push(63);
@@ -258,16 +270,28 @@ mod tests {
         let name: GatewayName = "a\\.b.c\\032d.".parse().unwrap();
         assert_eq!(name.wire(), b"\x03a.b\x03c d\x00");
         assert_eq!(name.to_string(), "a\\.b.c\\032d.");
-        assert!(matches!("a\\2.".parse::<GatewayName>(), Err(NameError::BadEscape(_))));
-        assert!(matches!("a\\256.".parse::<GatewayName>(), Err(NameError::BadEscape(_))));
+        assert!(matches!(
+            "a\\2.".parse::<GatewayName>(),
+            Err(NameError::BadEscape(_))
+        ));
+        assert!(matches!(
+            "a\\256.".parse::<GatewayName>(),
+            Err(NameError::BadEscape(_))
+        ));
     }
 
     #[test]
     fn text_errors() {
-        assert!(matches!("gw.example".parse::<GatewayName>(), Err(NameError::Relative(_))));
+        assert!(matches!(
+            "gw.example".parse::<GatewayName>(),
+            Err(NameError::Relative(_))
+        ));
         assert_eq!("a..b.".parse::<GatewayName>(), Err(NameError::EmptyLabel));
         let long_label = format!("{}.", "a".repeat(64));
-        assert_eq!(long_label.parse::<GatewayName>(), Err(NameError::LabelTooLong));
+        assert_eq!(
+            long_label.parse::<GatewayName>(),
+            Err(NameError::LabelTooLong)
+        );
         let long_name = format!("{}.", vec!["a".repeat(63); 4].join("."));
         assert_eq!(long_name.parse::<GatewayName>(), Err(NameError::TooLong));
     }

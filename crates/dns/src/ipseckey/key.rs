@@ -82,7 +82,10 @@ impl PublicKey {
             algorithm::RSA => parse_rsa(data),
             algorithm::ECDSA => parse_ecdsa(data),
             algorithm::EDDSA => parse_eddsa(data),
-            _ => Ok(Self::Other { algorithm, data: data.to_vec() }),
+            _ => Ok(Self::Other {
+                algorithm,
+                data: data.to_vec(),
+            }),
         }
     }
 
@@ -138,7 +141,10 @@ impl PublicKey {
             Self::EcdsaP384(_) => "ECDSA P-384".into(),
             Self::Ed25519(_) => "Ed25519".into(),
             Self::Ed448(_) => "Ed448".into(),
-            Self::Other { algorithm: algorithm::DSA, .. } => "DSA".into(),
+            Self::Other {
+                algorithm: algorithm::DSA,
+                ..
+            } => "DSA".into(),
             Self::Other { algorithm, .. } => format!("algorithm {algorithm}"),
         }
     }
@@ -163,9 +169,10 @@ impl PublicKey {
             Self::Rsa { exponent, .. } => rsa_usability(self.bits(), exponent),
             Self::EcdsaP256(_) | Self::EcdsaP384(_) | Self::Ed25519(_) => Usability::Usable,
             Self::Ed448(_) => Usability::Unsupported("Ed448 is not implemented"),
-            Self::Other { algorithm: algorithm::DSA, .. } => {
-                Usability::Unsupported("DSA is obsolete")
-            }
+            Self::Other {
+                algorithm: algorithm::DSA,
+                ..
+            } => Usability::Unsupported("DSA is obsolete"),
             Self::Other { .. } => Usability::Unsupported("unknown algorithm"),
         }
     }
@@ -208,7 +215,10 @@ fn parse_rsa(data: &[u8]) -> Result<PublicKey, KeyError> {
         return Err(KeyError::RsaEmptyExponent);
     }
     if exp_len > rest.len() {
-        return Err(KeyError::RsaExponentLength { claimed: exp_len, available: rest.len() });
+        return Err(KeyError::RsaExponentLength {
+            claimed: exp_len,
+            available: rest.len(),
+        });
     }
     let (exponent, modulus) = rest.split_at(exp_len);
     if modulus.is_empty() {
@@ -220,7 +230,10 @@ fn parse_rsa(data: &[u8]) -> Result<PublicKey, KeyError> {
     if modulus.first() == Some(&0) {
         return Err(KeyError::RsaLeadingZero("modulus"));
     }
-    Ok(PublicKey::Rsa { exponent: exponent.to_vec(), modulus: modulus.to_vec() })
+    Ok(PublicKey::Rsa {
+        exponent: exponent.to_vec(),
+        modulus: modulus.to_vec(),
+    })
 }
 
 fn parse_ecdsa(data: &[u8]) -> Result<PublicKey, KeyError> {
@@ -271,7 +284,10 @@ mod tests {
         assert_eq!(PublicKey::parse(2, &long).unwrap(), key);
 
         // An exponent longer than 255 bytes needs the long form on emit.
-        let big = PublicKey::Rsa { exponent: vec![1; 300], modulus: vec![0xC1; 256] };
+        let big = PublicKey::Rsa {
+            exponent: vec![1; 300],
+            modulus: vec![0xC1; 256],
+        };
         let mut out = Vec::new();
         big.emit(&mut out);
         assert_eq!(&out[..3], &[0, 1, 44]);
@@ -282,19 +298,40 @@ mod tests {
     fn rsa_errors() {
         assert_eq!(PublicKey::parse(2, &[]), Err(KeyError::Empty(2)));
         assert_eq!(PublicKey::parse(2, &[0]), Err(KeyError::RsaLengthTruncated));
-        assert_eq!(PublicKey::parse(2, &[0, 1]), Err(KeyError::RsaLengthTruncated));
-        assert_eq!(PublicKey::parse(2, &[0, 0, 0, 1]), Err(KeyError::RsaEmptyExponent));
+        assert_eq!(
+            PublicKey::parse(2, &[0, 1]),
+            Err(KeyError::RsaLengthTruncated)
+        );
+        assert_eq!(
+            PublicKey::parse(2, &[0, 0, 0, 1]),
+            Err(KeyError::RsaEmptyExponent)
+        );
         assert_eq!(
             PublicKey::parse(2, &[5, 1, 0, 1]),
-            Err(KeyError::RsaExponentLength { claimed: 5, available: 3 })
+            Err(KeyError::RsaExponentLength {
+                claimed: 5,
+                available: 3
+            })
         );
         assert_eq!(
             PublicKey::parse(2, &[0, 1, 0, 1, 2]),
-            Err(KeyError::RsaExponentLength { claimed: 256, available: 2 })
+            Err(KeyError::RsaExponentLength {
+                claimed: 256,
+                available: 2
+            })
         );
-        assert_eq!(PublicKey::parse(2, &[3, 1, 0, 1]), Err(KeyError::RsaEmptyModulus));
-        assert_eq!(PublicKey::parse(2, &[1, 0, 7]), Err(KeyError::RsaLeadingZero("exponent")));
-        assert_eq!(PublicKey::parse(2, &[1, 3, 0, 7]), Err(KeyError::RsaLeadingZero("modulus")));
+        assert_eq!(
+            PublicKey::parse(2, &[3, 1, 0, 1]),
+            Err(KeyError::RsaEmptyModulus)
+        );
+        assert_eq!(
+            PublicKey::parse(2, &[1, 0, 7]),
+            Err(KeyError::RsaLeadingZero("exponent"))
+        );
+        assert_eq!(
+            PublicKey::parse(2, &[1, 3, 0, 7]),
+            Err(KeyError::RsaLeadingZero("modulus"))
+        );
     }
 
     #[test]
@@ -310,14 +347,29 @@ mod tests {
 
     #[test]
     fn curves_by_length() {
-        assert!(matches!(PublicKey::parse(3, &[1; 64]), Ok(PublicKey::EcdsaP256(_))));
-        assert!(matches!(PublicKey::parse(3, &[1; 96]), Ok(PublicKey::EcdsaP384(_))));
-        assert_eq!(PublicKey::parse(3, &[1; 65]), Err(KeyError::EcdsaLength(65)));
-        assert!(matches!(PublicKey::parse(4, &[1; 32]), Ok(PublicKey::Ed25519(_))));
+        assert!(matches!(
+            PublicKey::parse(3, &[1; 64]),
+            Ok(PublicKey::EcdsaP256(_))
+        ));
+        assert!(matches!(
+            PublicKey::parse(3, &[1; 96]),
+            Ok(PublicKey::EcdsaP384(_))
+        ));
+        assert_eq!(
+            PublicKey::parse(3, &[1; 65]),
+            Err(KeyError::EcdsaLength(65))
+        );
+        assert!(matches!(
+            PublicKey::parse(4, &[1; 32]),
+            Ok(PublicKey::Ed25519(_))
+        ));
         let ed448 = PublicKey::parse(4, &[1; 57]).unwrap();
         assert_eq!(ed448.kind(), "Ed448");
         assert!(matches!(ed448.usability(), Usability::Unsupported(_)));
-        assert_eq!(PublicKey::parse(4, &[1; 33]), Err(KeyError::EddsaLength(33)));
+        assert_eq!(
+            PublicKey::parse(4, &[1; 33]),
+            Err(KeyError::EddsaLength(33))
+        );
         assert_eq!(PublicKey::parse(4, &[]), Err(KeyError::Empty(4)));
         assert_eq!(PublicKey::parse(3, &[]), Err(KeyError::Empty(3)));
     }

@@ -62,12 +62,20 @@ impl IpsecKey {
             other => return Err(WireError::UnknownGatewayType(other)),
         };
         let key = PublicKey::parse(alg, r.0)?;
-        Ok(Self { precedence, gateway, key })
+        Ok(Self {
+            precedence,
+            gateway,
+            key,
+        })
     }
 
     /// Appends the RDATA in wire form.
     pub fn emit(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&[self.precedence, self.gateway.gateway_type(), self.key.algorithm()]);
+        out.extend_from_slice(&[
+            self.precedence,
+            self.gateway.gateway_type(),
+            self.key.algorithm(),
+        ]);
         self.gateway.emit(out);
         self.key.emit(out);
     }
@@ -85,7 +93,11 @@ struct Reader<'a>(&'a [u8]);
 
 impl Reader<'_> {
     fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], WireError> {
-        let truncated = WireError::Truncated { field, needed: N, available: self.0.len() };
+        let truncated = WireError::Truncated {
+            field,
+            needed: N,
+            available: self.0.len(),
+        };
         let (head, rest) = self.0.split_first_chunk::<N>().ok_or(truncated)?;
         self.0 = rest;
         Ok(*head)
@@ -111,7 +123,11 @@ mod tests {
             Gateway::Ipv6("2001:db8::1".parse().unwrap()),
             Gateway::Name("gw.example.com.".parse().unwrap()),
         ] {
-            let rec = IpsecKey { precedence: 10, gateway, key: key.clone() };
+            let rec = IpsecKey {
+                precedence: 10,
+                gateway,
+                key: key.clone(),
+            };
             let wire = rec.to_wire();
             assert_eq!(IpsecKey::parse(&wire).unwrap(), rec);
         }
@@ -119,23 +135,45 @@ mod tests {
 
     #[test]
     fn wire_errors() {
-        assert!(matches!(IpsecKey::parse(&[10, 0]), Err(WireError::Truncated { .. })));
-        assert_eq!(IpsecKey::parse(&[10, 4, 2, 1]), Err(WireError::UnknownGatewayType(4)));
+        assert!(matches!(
+            IpsecKey::parse(&[10, 0]),
+            Err(WireError::Truncated { .. })
+        ));
+        assert_eq!(
+            IpsecKey::parse(&[10, 4, 2, 1]),
+            Err(WireError::UnknownGatewayType(4))
+        );
         assert!(matches!(
             IpsecKey::parse(&[10, 1, 2, 192, 0]),
-            Err(WireError::Truncated { field: "IPv4 gateway", needed: 4, available: 2 })
+            Err(WireError::Truncated {
+                field: "IPv4 gateway",
+                needed: 4,
+                available: 2
+            })
         ));
-        assert!(matches!(IpsecKey::parse(&[10, 2, 2, 0x20]), Err(WireError::Truncated { .. })));
+        assert!(matches!(
+            IpsecKey::parse(&[10, 2, 2, 0x20]),
+            Err(WireError::Truncated { .. })
+        ));
         assert_eq!(
             IpsecKey::parse(&[10, 3, 2, 0xC0, 0x0C]),
             Err(WireError::Name(NameError::Compressed))
         );
-        assert_eq!(IpsecKey::parse(&[10, 0, 4]), Err(WireError::Key(KeyError::Empty(4))));
+        assert_eq!(
+            IpsecKey::parse(&[10, 0, 4]),
+            Err(WireError::Key(KeyError::Empty(4)))
+        );
         assert_eq!(
             IpsecKey::parse(&[10, 0, 2, 9, 1]),
-            Err(WireError::Key(KeyError::RsaExponentLength { claimed: 9, available: 1 }))
+            Err(WireError::Key(KeyError::RsaExponentLength {
+                claimed: 9,
+                available: 1
+            }))
         );
-        assert_eq!(IpsecKey::parse(&vec![0; 65536]), Err(WireError::TooLong(65536)));
+        assert_eq!(
+            IpsecKey::parse(&vec![0; 65536]),
+            Err(WireError::TooLong(65536))
+        );
     }
 
     #[test]

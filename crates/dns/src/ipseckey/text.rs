@@ -46,9 +46,15 @@ impl FromStr for IpsecKey {
         let alg = number(fields.next(), "algorithm")?;
         let gateway = gateway(gw_type, fields.next().ok_or(TextError::Missing("gateway"))?)?;
         let key_text: String = fields.collect();
-        let key_bytes = BASE64.decode(key_text.as_bytes()).map_err(|_| TextError::BadBase64)?;
+        let key_bytes = BASE64
+            .decode(key_text.as_bytes())
+            .map_err(|_| TextError::BadBase64)?;
         let key = PublicKey::parse(alg, &key_bytes)?;
-        let record = Self { precedence, gateway, key };
+        let record = Self {
+            precedence,
+            gateway,
+            key,
+        };
         let len = 3 + record.gateway.wire_len() + key_bytes.len();
         if len > MAX_RDATA {
             return Err(super::WireError::TooLong(len).into());
@@ -63,7 +69,10 @@ fn number(token: Option<&str>, field: &'static str) -> Result<u8, TextError> {
     all_digits
         .then(|| text.parse::<u8>().ok())
         .flatten()
-        .ok_or_else(|| TextError::BadNumber { field, text: text.to_owned() })
+        .ok_or_else(|| TextError::BadNumber {
+            field,
+            text: text.to_owned(),
+        })
 }
 
 fn gateway(gw_type: u8, text: &str) -> Result<Gateway, TextError> {
@@ -71,8 +80,14 @@ fn gateway(gw_type: u8, text: &str) -> Result<Gateway, TextError> {
     match gw_type {
         gateway_type::NONE if text == "." => Ok(Gateway::None),
         gateway_type::NONE => Err(TextError::NotRoot(text.to_owned())),
-        gateway_type::IPV4 => text.parse::<Ipv4Addr>().map(Gateway::Ipv4).map_err(|_| bad_address()),
-        gateway_type::IPV6 => text.parse::<Ipv6Addr>().map(Gateway::Ipv6).map_err(|_| bad_address()),
+        gateway_type::IPV4 => text
+            .parse::<Ipv4Addr>()
+            .map(Gateway::Ipv4)
+            .map_err(|_| bad_address()),
+        gateway_type::IPV6 => text
+            .parse::<Ipv6Addr>()
+            .map(Gateway::Ipv6)
+            .map_err(|_| bad_address()),
         gateway_type::NAME => Ok(Gateway::Name(text.parse::<GatewayName>()?)),
         other => Err(super::WireError::UnknownGatewayType(other).into()),
     }
@@ -126,7 +141,10 @@ mod tests {
         let text = "( 10 0 4 . ; no gateway\n  3WTXgUvpn1RlCXnm80gGY2LZ\n  /ErUUEZtZ33IDi8yfhM= )";
         let rec: IpsecKey = text.parse().unwrap();
         assert!(matches!(rec.key, PublicKey::Ed25519(_)));
-        assert_eq!(rec.to_string(), "10 0 4 . 3WTXgUvpn1RlCXnm80gGY2LZ/ErUUEZtZ33IDi8yfhM=");
+        assert_eq!(
+            rec.to_string(),
+            "10 0 4 . 3WTXgUvpn1RlCXnm80gGY2LZ/ErUUEZtZ33IDi8yfhM="
+        );
     }
 
     #[test]
@@ -138,14 +156,38 @@ mod tests {
             ("10 0 4".into(), TextError::Missing("gateway")),
             (
                 "256 0 4 .".into(),
-                TextError::BadNumber { field: "precedence", text: "256".into() },
+                TextError::BadNumber {
+                    field: "precedence",
+                    text: "256".into(),
+                },
             ),
-            ("+1 0 4 .".into(), TextError::BadNumber { field: "precedence", text: "+1".into() }),
-            (format!("10 0 4 gw.example. {key}"), TextError::NotRoot("gw.example.".into())),
-            (format!("10 1 4 ::1 {key}"), TextError::BadAddress("::1".into())),
-            (format!("10 2 4 192.0.2.1 {key}"), TextError::BadAddress("192.0.2.1".into())),
-            (format!("10 5 4 . {key}"), WireError::UnknownGatewayType(5).into()),
-            (format!("10 3 4 gw.example {key}"), NameError::Relative("gw.example".into()).into()),
+            (
+                "+1 0 4 .".into(),
+                TextError::BadNumber {
+                    field: "precedence",
+                    text: "+1".into(),
+                },
+            ),
+            (
+                format!("10 0 4 gw.example. {key}"),
+                TextError::NotRoot("gw.example.".into()),
+            ),
+            (
+                format!("10 1 4 ::1 {key}"),
+                TextError::BadAddress("::1".into()),
+            ),
+            (
+                format!("10 2 4 192.0.2.1 {key}"),
+                TextError::BadAddress("192.0.2.1".into()),
+            ),
+            (
+                format!("10 5 4 . {key}"),
+                WireError::UnknownGatewayType(5).into(),
+            ),
+            (
+                format!("10 3 4 gw.example {key}"),
+                NameError::Relative("gw.example".into()).into(),
+            ),
             ("10 0 4 . AQID*".into(), TextError::BadBase64),
             ("10 0 4 .".into(), KeyError::Empty(4).into()),
             ("10 0 2 . AA==".into(), KeyError::RsaLengthTruncated.into()),

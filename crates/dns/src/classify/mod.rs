@@ -1,0 +1,253 @@
+//! Turns a response validated by hickory's `DnssecDnsHandle` into an [`Answer`]: pure, no I/O.
+//!
+//! Rules: any bogus or indeterminate record on the path (CNAMEs, the IPSECKEY RRset) makes the
+//! whole answer bogus; all secure gives `Secure`; otherwise `Insecure`. A response without
+//! IPSECKEY records is an absence, proven by validated NSEC/NSEC3 or by an unsigned zone.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG};
+use hickory_proto::dnssec::Proof;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
+
+use crate::answer::{
+    Absence, Answer, Denial, Failure, KeyRecord, LookupError, SecureKeys, Signature, Unsigned,
+};
+use crate::ipseckey::{IpsecKey, RECORD_TYPE};
+
+/// Longest CNAME chain followed.
+const MAX_CNAMES: usize = 8;
+/// Negative TTL when a response carries no SOA (RFC 2308 section 5 wants one; be brief).
+const DEFAULT_NEGATIVE_TTL: u32 = 60;
+
+/// Classifies a response for `qname IPSECKEY` that hickory validated (records carry proofs).
+pub fn classify(qname: &Name, msg: &Message, now: SystemTime) -> Result<Answer, LookupError> {
+    let (owner, chain) = follow_cnames(qname, &msg.answers)?;
+    let keys: Vec<&Record> = msg
+        .answers
+        .iter()
+        .filter(|r| is_ipseckey(r) && r.name == owner)
+        .collect();
+    if keys.is_empty() {
+        return absence(owner, msg, now);
+    }
+    let path: Vec<&Record> = chain.iter().copied().chain(keys.iter().copied()).collect();
+    if let Some(bad) = path
+        .iter()
+        .find(|r| !matches!(r.proof, Proof::Secure | Proof::Insecure))
+    {
+        return Err(LookupError::Bogus(diagnose(bad, &msg.answers, now)));
+    }
+    let records: Vec<KeyRecord> = keys.iter().map(|r| key_record(r)).collect();
+    let ttl = path.iter().map(|r| r.ttl).min().unwrap_or(0);
+    if path.iter().any(|r| r.proof == Proof::Insecure) {
+        let valid_until = now + Duration::from_secs(ttl.into());
+        return Ok(Answer::Insecure(Unsigned {
+            owner,
+            records,
+            valid_until,
+        }));
+    }
+    let signature = proving_signature(&owner, &msg.answers, now).ok_or_else(|| {
+        LookupError::Bogus(format!("no RRSIG covers the IPSECKEY RRset at {owner}"))
+    })?;
+    let expirations = chain_expirations(&chain, &msg.answers, now);
+    let usable_until = expirations
+        .into_iter()
+        .chain([signature.expiration, now + Duration::from_secs(ttl.into())])
+        .min()
+        .unwrap_or(now);
+    Ok(Answer::Secure(SecureKeys {
+        owner,
+        records,
+        signature,
+        ttl,
+        usable_until,
+    }))
+}
+
+fn is_ipseckey(r: &Record) -> bool {
+    u16::from(r.record_type()) == RECORD_TYPE
+}
+
+fn key_record(r: &Record) -> KeyRecord {
+    let data = match &r.data {
+        RData::Unknown { rdata, .. } => IpsecKey::parse(&rdata.anything),
+        // hickory has no typed IPSECKEY; any other variant would be an encoding change.
+        other => IpsecKey::parse(&BinEncodable::to_bytes(other).unwrap_or_default()),
+    };
+    KeyRecord { data, ttl: r.ttl }
+}
+
+/// Follows CNAMEs from `qname` within the answer section.
+fn follow_cnames<'a>(
+    qname: &Name,
+    answers: &'a [Record],
+) -> Result<(Name, Vec<&'a Record>), LookupError> {
+    let mut owner = qname.clone();
+    let mut chain = Vec::new();
+    while let Some(cname) = answers
+        .iter()
+        .find(|r| r.record_type() == RecordType::CNAME && r.name == owner)
+    {
+        if chain.len() == MAX_CNAMES {
+            return Err(LookupError::Failure(Failure::Response(format!(
+                "CNAME chain from {qname} longer than {MAX_CNAMES}"
+            ))));
+        }
+        let RData::CNAME(target) = &cname.data else {
+            break;
+        };
+        chain.push(cname);
+        owner = target.0.clone();
+    }
+    Ok((owner, chain))
+}
+
+fn absence(owner: Name, msg: &Message, now: SystemTime) -> Result<Answer, LookupError> {
+    let nxdomain = match msg.metadata.response_code {
+        ResponseCode::NXDomain => true,
+        ResponseCode::NoError => false,
+        other => return Err(LookupError::Failure(Failure::Response(other.to_string()))),
+    };
+    let secure_type = |t: RecordType| {
+        msg.authorities
+            .iter()
+            .any(|r| r.record_type() == t && r.proof == Proof::Secure)
+    };
+    let denial = if secure_type(RecordType::NSEC3) {
+        Denial::Nsec3
+    } else if secure_type(RecordType::NSEC) {
+        Denial::Nsec
+    } else {
+        Denial::Unsigned
+    };
+    let ttl = negative_ttl(&msg.authorities);
+    let valid_until = now + Duration::from_secs(ttl.into());
+    Ok(Answer::Absent(Absence {
+        owner,
+        nxdomain,
+        denial,
+        valid_until,
+    }))
+}
+
+/// RFC 2308 section 5: min(SOA TTL, SOA MINIMUM), and no longer than the denial records live.
+fn negative_ttl(authorities: &[Record]) -> u32 {
+    let soa = authorities.iter().find_map(|r| match &r.data {
+        RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
+        _ => None,
+    });
+    let denial = authorities
+        .iter()
+        .filter(|r| matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3))
+        .map(|r| r.ttl)
+        .min();
+    [
+        soa.unwrap_or(DEFAULT_NEGATIVE_TTL),
+        denial.unwrap_or(u32::MAX),
+    ]
+    .into_iter()
+    .min()
+    .unwrap_or(0)
+}
+
+fn rrsigs_for<'a>(
+    owner: &'a Name,
+    covered: RecordType,
+    answers: &'a [Record],
+) -> impl Iterator<Item = (&'a Record, &'a RRSIG)> {
+    answers.iter().filter_map(move |r| match &r.data {
+        RData::DNSSEC(DNSSECRData::RRSIG(sig))
+            if r.name == *owner && sig.input().type_covered == covered =>
+        {
+            Some((r, sig))
+        }
+        _ => None,
+    })
+}
+
+/// The RRSIG hickory marked as the one that validated the IPSECKEY RRset.
+fn proving_signature(owner: &Name, answers: &[Record], now: SystemTime) -> Option<Signature> {
+    let covered = RecordType::from(RECORD_TYPE);
+    let sigs: Vec<(&Record, &RRSIG)> = rrsigs_for(owner, covered, answers).collect();
+    let proving = sigs
+        .iter()
+        .find(|(r, _)| r.proof == Proof::Secure)
+        .or_else(|| sigs.first());
+    let (_, sig) = proving?;
+    Some(signature(sig, now))
+}
+
+fn signature(sig: &RRSIG, now: SystemTime) -> Signature {
+    let input = sig.input();
+    Signature {
+        signer: input.signer_name.clone(),
+        key_tag: input.key_tag,
+        algorithm: input.algorithm.to_string(),
+        inception: serial_time(input.sig_inception.get(), now),
+        expiration: serial_time(input.sig_expiration.get(), now),
+    }
+}
+
+fn chain_expirations(chain: &[&Record], answers: &[Record], now: SystemTime) -> Vec<SystemTime> {
+    chain
+        .iter()
+        .filter_map(|c| {
+            rrsigs_for(&c.name, RecordType::CNAME, answers)
+                .find(|(r, _)| r.proof == Proof::Secure)
+                .map(|(_, sig)| serial_time(sig.input().sig_expiration.get(), now))
+        })
+        .collect()
+}
+
+/// RRSIG times are 32-bit serial numbers (RFC 4034 section 3.1.5): take the instant closest to
+/// `now` that has these low 32 bits.
+pub(crate) fn serial_time(value: u32, now: SystemTime) -> SystemTime {
+    let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    #[allow(clippy::cast_possible_truncation)] // serial arithmetic keeps the low 32 bits
+    let delta = i64::from(value.wrapping_sub(now_secs as u32) as i32);
+    let secs = now_secs.saturating_add_signed(delta);
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// Explains a bogus record from the signatures in the response (for people, not for policy).
+fn diagnose(bad: &Record, answers: &[Record], now: SystemTime) -> String {
+    let what = format!("{} {} at {}", type_name(bad), "RRset", bad.name);
+    let sigs: Vec<&RRSIG> = rrsigs_for(&bad.name, bad.record_type(), answers)
+        .map(|(_, s)| s)
+        .collect();
+    if sigs.is_empty() {
+        return format!("{what} is unsigned inside a signed zone");
+    }
+    let times: Vec<(SystemTime, SystemTime)> = sigs
+        .iter()
+        .map(|s| {
+            let i = s.input();
+            (
+                serial_time(i.sig_inception.get(), now),
+                serial_time(i.sig_expiration.get(), now),
+            )
+        })
+        .collect();
+    if times.iter().all(|(_, exp)| *exp < now) {
+        return format!("{what}: every signature has expired");
+    }
+    if times.iter().all(|(inc, _)| *inc > now) {
+        return format!("{what}: no signature is valid yet");
+    }
+    format!("{what}: signature does not verify or the chain of trust is broken")
+}
+
+fn type_name(r: &Record) -> String {
+    if is_ipseckey(r) {
+        "IPSECKEY".into()
+    } else {
+        r.record_type().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests;
