@@ -2,4 +2,5 @@
 //!
 //! Datagrams and the current time go in; datagrams to send, timers and events come out.
 
+pub mod crypto;
 pub mod wire;

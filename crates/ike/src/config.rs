@@ -1,0 +1,166 @@
+//! Engine configuration: proposals, lifetimes, identity and key, timers, policy hooks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg, PrivateKey};
+use crate::wire::Identity;
+
+/// One IKE SA proposal (RFC 7296 3.3): all combinations of its key exchange groups with the
+/// one cipher/PRF set. The first group is the one the initiator sends a KE for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IkeProposal {
+    pub encr: EncrAlg,
+    /// Required with AES-CBC, absent with AEAD ciphers.
+    pub integ: Option<IntegAlg>,
+    pub prf: PrfAlg,
+    pub groups: Vec<DhGroup>,
+}
+
+/// One ESP proposal for child SAs (no ESN; transport mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EspProposal {
+    pub encr: EncrAlg,
+    pub integ: Option<IntegAlg>,
+}
+
+/// Initiator retransmission schedule: timeout n is `base * factor^n` (strongSwan's
+/// `retransmit_timeout`/`retransmit_base`/`retransmit_tries`: 4 s, 1.8, 5).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retransmit {
+    pub base: Duration,
+    pub factor: f64,
+    /// Retransmissions after the first transmission before the exchange fails.
+    pub tries: u32,
+}
+
+impl Retransmit {
+    /// Time to wait after transmission number `n` (0 = the first send).
+    pub fn timeout(&self, n: u32) -> Duration {
+        let exp = i32::try_from(n).unwrap_or(i32::MAX);
+        self.base.mul_f64(self.factor.powi(exp).min(1e6))
+    }
+}
+
+/// Lifetimes with a soft point where we rekey and a hard point where the SA must go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetime {
+    pub soft: Duration,
+    pub hard: Duration,
+}
+
+/// What the local side authenticates with.
+#[derive(Debug, Clone)]
+pub enum LocalAuth {
+    /// A signature key (RFC 7427 method 14, or method 1 for RSA with peers lacking RFC 7427).
+    Key(Arc<PrivateKey>),
+    /// NULL authentication with ID_NULL (RFC 7619): the anonymous side of OE.
+    Null,
+}
+
+/// Everything the engine needs to know up front.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub ike_proposals: Vec<IkeProposal>,
+    pub esp_proposals: Vec<EspProposal>,
+    /// Our identity (ignored with `LocalAuth::Null`, which always sends ID_NULL).
+    pub local_id: Identity,
+    pub local_auth: LocalAuth,
+    /// Policy hook: accept peers that authenticate with NULL auth (RFC 7619).
+    pub accept_null_peers: bool,
+    pub ike_lifetime: Lifetime,
+    pub child_lifetime: Lifetime,
+    pub retransmit: Retransmit,
+    /// Half-open IKE SAs above which IKE_SA_INIT requests need a cookie (RFC 7296 2.6).
+    pub cookie_threshold: usize,
+    /// Largest IKE datagram we send before fragmenting IKE_AUTH (RFC 7383 2.5.1).
+    pub fragment_size: usize,
+    /// Offer and use IKE fragmentation (RFC 7383).
+    pub fragmentation: bool,
+    /// Send a liveness check after this much time without a message from the peer.
+    pub liveness_interval: Option<Duration>,
+    /// Half-open SAs (responder, before IKE_AUTH) are dropped after this long.
+    pub half_open_timeout: Duration,
+    /// Local UDP port that carries NAT-T (RFC 3948): datagrams there start with a non-ESP marker.
+    pub nat_t_port: u16,
+}
+
+impl Config {
+    /// Defaults that match what strongSwan and Libreswan offer, for the given identity and key.
+    pub fn new(local_id: Identity, local_auth: LocalAuth) -> Self {
+        Self {
+            ike_proposals: default_ike_proposals(),
+            esp_proposals: default_esp_proposals(),
+            local_id,
+            local_auth,
+            accept_null_peers: false,
+            ike_lifetime: Lifetime {
+                soft: Duration::from_secs(3 * 3600),
+                hard: Duration::from_secs(4 * 3600),
+            },
+            child_lifetime: Lifetime {
+                soft: Duration::from_secs(3600),
+                hard: Duration::from_secs(3900),
+            },
+            retransmit: Retransmit {
+                base: Duration::from_secs(4),
+                factor: 1.8,
+                tries: 5,
+            },
+            cookie_threshold: 1000,
+            fragment_size: 1280,
+            fragmentation: true,
+            liveness_interval: Some(Duration::from_secs(30)),
+            half_open_timeout: Duration::from_secs(30),
+            nat_t_port: 4500,
+        }
+    }
+}
+
+/// AES-GCM-16 and ChaCha20-Poly1305 with SHA-2 PRFs first, AES-CBC + HMAC-SHA2-256 last.
+pub fn default_ike_proposals() -> Vec<IkeProposal> {
+    let groups = vec![
+        DhGroup::Curve25519,
+        DhGroup::Ecp256,
+        DhGroup::Ecp384,
+        DhGroup::Modp2048,
+    ];
+    let aead = |encr| IkeProposal {
+        encr,
+        integ: None,
+        prf: PrfAlg::HmacSha256,
+        groups: groups.clone(),
+    };
+    vec![
+        aead(EncrAlg::AesGcm16 { key_bits: 256 }),
+        aead(EncrAlg::AesGcm16 { key_bits: 128 }),
+        aead(EncrAlg::ChaCha20Poly1305),
+        IkeProposal {
+            encr: EncrAlg::AesCbc { key_bits: 256 },
+            integ: Some(IntegAlg::HmacSha2_256_128),
+            prf: PrfAlg::HmacSha256,
+            groups: groups.clone(),
+        },
+    ]
+}
+
+pub fn default_esp_proposals() -> Vec<EspProposal> {
+    vec![
+        EspProposal {
+            encr: EncrAlg::AesGcm16 { key_bits: 256 },
+            integ: None,
+        },
+        EspProposal {
+            encr: EncrAlg::AesGcm16 { key_bits: 128 },
+            integ: None,
+        },
+        EspProposal {
+            encr: EncrAlg::ChaCha20Poly1305,
+            integ: None,
+        },
+        EspProposal {
+            encr: EncrAlg::AesCbc { key_bits: 128 },
+            integ: Some(IntegAlg::HmacSha2_256_128),
+        },
+    ]
+}

@@ -1,0 +1,373 @@
+//! The endpoint: owns every IKE SA, routes datagrams by SPI, answers new IKE_SA_INIT requests
+//! (with cookies past the half-open threshold, RFC 7296 2.6), and collects output.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::cookie::CookieJar;
+use crate::crypto::{CryptoRng, PublicKey};
+use crate::event::{CloseReason, Event, SaHandle, Transmit};
+use crate::sa::rekey::ChildRekey;
+use crate::sa::tasks::Task;
+use crate::sa::{init, Core, Ctx, IkeSa, PeerKeys, Phase};
+use crate::wire::{find_notify, peek_routing, ExchangeType, Message, NotifyType, Payload};
+
+/// The sans-IO IKEv2 engine for all IKE SAs of one host. See the crate docs for the contract.
+pub struct Endpoint {
+    config: Config,
+    rng: Box<dyn CryptoRng>,
+    sas: BTreeMap<SaHandle, IkeSa>,
+    /// Our IKE SPI (initiator or responder side) -> SA.
+    by_spi: HashMap<u64, SaHandle>,
+    /// (peer address, initiator SPI) of IKE_SA_INIT requests we answered -> SA.
+    half_open: HashMap<(SocketAddr, u64), SaHandle>,
+    next_handle: u64,
+    cookies: CookieJar,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<(SaHandle, Event)>,
+    now: Option<Instant>,
+}
+
+impl core::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("sas", &self.sas.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    pub fn new(config: Config, mut rng: Box<dyn CryptoRng>) -> Self {
+        let cookies = CookieJar::new(rng.as_mut());
+        Self {
+            config,
+            rng,
+            sas: BTreeMap::new(),
+            by_spi: HashMap::new(),
+            half_open: HashMap::new(),
+            next_handle: 1,
+            cookies,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            now: None,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Time only moves forward: an earlier `now` than seen before is taken as the latest seen.
+    fn clock(&mut self, now: Instant) -> Instant {
+        let now = self.now.map_or(now, |n| n.max(now));
+        self.now = Some(now);
+        now
+    }
+
+    fn new_handle(&mut self) -> SaHandle {
+        let h = SaHandle(self.next_handle);
+        self.next_handle += 1;
+        h
+    }
+
+    fn fresh_spi(&mut self) -> u64 {
+        loop {
+            let s = self.rng.next_u64();
+            if s != 0 && !self.by_spi.contains_key(&s) {
+                return s;
+            }
+        }
+    }
+
+    /// Runs `f` on one SA with a context, then files its routing changes and drops it if closed.
+    fn with_sa(
+        &mut self,
+        now: Instant,
+        handle: SaHandle,
+        f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>),
+    ) {
+        let Some(sa) = self.sas.get_mut(&handle) else {
+            return;
+        };
+        let mut ctx = Ctx {
+            now,
+            config: &self.config,
+            rng: self.rng.as_mut(),
+            transmits: &mut self.transmits,
+            events: &mut self.events,
+        };
+        f(sa, &mut ctx);
+        for spi in &sa.routed_spis {
+            self.by_spi.insert(*spi, handle);
+        }
+        if sa.phase != Phase::Connecting || sa.core.initiator {
+            self.half_open.retain(|_, h| *h != handle);
+        }
+        if sa.is_closed() {
+            for spi in &sa.routed_spis {
+                self.by_spi.remove(spi);
+            }
+            self.half_open.retain(|_, h| *h != handle);
+            self.sas.remove(&handle);
+        }
+    }
+
+    /// Starts an IKE SA to `remote` from `local` (IKE_SA_INIT goes out on the next poll).
+    pub fn connect(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr) -> SaHandle {
+        let now = self.clock(now);
+        let handle = self.new_handle();
+        let spi_i = self.fresh_spi();
+        let sa = IkeSa::new(handle, Core::new(true, spi_i, 0), local, remote, now);
+        self.sas.insert(handle, sa);
+        self.with_sa(now, handle, |sa, ctx| {
+            sa.queue(Task::IkeInit);
+            sa.kick(ctx);
+        });
+        handle
+    }
+
+    /// Feeds one received UDP datagram. On the NAT-T port it must still carry its non-ESP
+    /// marker (RFC 3948 2.2); ESP packets never reach the engine.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        local: SocketAddr,
+        data: &[u8],
+    ) {
+        let now = self.clock(now);
+        let data = if local.port() == self.config.nat_t_port {
+            match data.split_first_chunk::<4>() {
+                Some((&[0, 0, 0, 0], rest)) => rest,
+                _ => return,
+            }
+        } else {
+            data
+        };
+        let Some((spi_i, spi_r, exchange, flags, _mid)) = peek_routing(data) else {
+            return;
+        };
+        let response = flags & crate::wire::flags::RESPONSE != 0;
+        let from_initiator = flags & crate::wire::flags::INITIATOR != 0;
+        if exchange == ExchangeType::IKE_SA_INIT && !response && spi_r == 0 {
+            return self.on_init_request(now, remote, local, data, spi_i);
+        }
+        // The SPI we chose is the responder's if the sender is the original initiator.
+        let ours = if from_initiator { spi_r } else { spi_i };
+        let Some(&handle) = self.by_spi.get(&ours) else {
+            return;
+        };
+        self.with_sa(now, handle, |sa, ctx| {
+            if sa.remote.ip() == remote.ip() {
+                sa.handle(ctx, data);
+            }
+        });
+    }
+
+    fn half_open_count(&self) -> usize {
+        self.half_open.len()
+    }
+
+    fn on_init_request(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        local: SocketAddr,
+        data: &[u8],
+        spi_i: u64,
+    ) {
+        if let Some(&h) = self.half_open.get(&(remote, spi_i)) {
+            return self.with_sa(now, h, |sa, ctx| sa.handle(ctx, data));
+        }
+        let Ok(msg) = Message::parse(data) else {
+            return;
+        };
+        if self.half_open_count() >= self.config.cookie_threshold && !self.cookie_ok(&msg, remote) {
+            return self.send_cookie(&msg, remote, local);
+        }
+        let handle = self.new_handle();
+        let spi_r = self.fresh_spi();
+        let sa = IkeSa::new(handle, Core::new(false, spi_i, spi_r), local, remote, now);
+        self.sas.insert(handle, sa);
+        self.half_open.insert((remote, spi_i), handle);
+        self.with_sa(now, handle, |sa, ctx| init::respond(sa, ctx, data, &msg));
+    }
+
+    fn nonce_of(msg: &Message) -> Option<&[u8]> {
+        msg.payloads.iter().find_map(|p| {
+            if let Payload::Nonce(n) = p {
+                Some(n.0.as_slice())
+            } else {
+                None
+            }
+        })
+    }
+
+    /// 2.6: the cookie must be the first payload.
+    fn cookie_ok(&self, msg: &Message, remote: SocketAddr) -> bool {
+        let Some(Payload::Notify(n)) = msg.payloads.first() else {
+            return false;
+        };
+        let Some(ni) = Self::nonce_of(msg) else {
+            return false;
+        };
+        n.ty == NotifyType::COOKIE
+            && self
+                .cookies
+                .check(&n.data, ni, remote.ip(), msg.header.spi_i)
+    }
+
+    fn send_cookie(&mut self, msg: &Message, remote: SocketAddr, local: SocketAddr) {
+        let Some(ni) = Self::nonce_of(msg) else {
+            return;
+        };
+        if find_notify(&msg.payloads, NotifyType::COOKIE).is_some() && msg.payloads.len() < 2 {
+            return;
+        }
+        let cookie = self.cookies.cookie(ni, remote.ip(), msg.header.spi_i);
+        let bytes = init::notify_response(msg.header.spi_i, 0, NotifyType::COOKIE, cookie);
+        let mut contents = Vec::with_capacity(bytes.len() + 4);
+        if local.port() == self.config.nat_t_port {
+            contents.extend_from_slice(&[0; 4]);
+        }
+        contents.extend_from_slice(&bytes);
+        self.transmits.push_back(Transmit {
+            local,
+            remote,
+            contents,
+        });
+    }
+
+    /// Rotates the cookie secret (call now and then, e.g. every few minutes under load).
+    pub fn rotate_cookie_secret(&mut self) {
+        self.cookies.rotate(self.rng.as_mut());
+    }
+
+    /// Runs every timer that is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clock(now);
+        let due: Vec<SaHandle> = self
+            .sas
+            .iter()
+            .filter(|(_, sa)| sa.next_timeout(&self.config).is_some_and(|t| t <= now))
+            .map(|(h, _)| *h)
+            .collect();
+        for h in due {
+            self.with_sa(now, h, |sa, ctx| sa.on_timeout(ctx));
+        }
+    }
+
+    /// The next datagram to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// When `handle_timeout` should be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sas
+            .values()
+            .filter_map(|sa| sa.next_timeout(&self.config))
+            .min()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<(SaHandle, Event)> {
+        self.events.pop_front()
+    }
+
+    /// Answers `Event::NeedPeerKey`: the peer's validated public keys (any of them may sign).
+    pub fn supply_peer_keys(&mut self, now: Instant, handle: SaHandle, keys: Vec<PublicKey>) {
+        let now = self.clock(now);
+        self.with_sa(now, handle, |sa, ctx| {
+            if sa.peer_keys == PeerKeys::Waiting {
+                sa.peer_keys = PeerKeys::Supplied(keys);
+                sa.resume(ctx);
+            }
+        });
+    }
+
+    /// Answers `Event::NeedPeerKey` with a refusal: the exchange fails with AUTHENTICATION_FAILED.
+    pub fn refuse_peer_keys(&mut self, now: Instant, handle: SaHandle) {
+        let now = self.clock(now);
+        self.with_sa(now, handle, |sa, ctx| {
+            if sa.peer_keys == PeerKeys::Waiting {
+                sa.peer_keys = PeerKeys::Refused;
+                sa.resume(ctx);
+                if sa.core.initiator && !sa.is_closed() {
+                    sa.close(ctx, CloseReason::Refused);
+                }
+            }
+        });
+    }
+
+    /// Answers `Event::NeedSpi` with an inbound SPI the kernel allocated.
+    pub fn supply_spi(&mut self, now: Instant, handle: SaHandle, spi: u32) {
+        let now = self.clock(now);
+        self.with_sa(now, handle, |sa, ctx| {
+            sa.spi_wanted = sa.spi_wanted.saturating_sub(1);
+            sa.spis.push_back(spi);
+            sa.resume(ctx);
+        });
+    }
+
+    /// Rekeys the child with this inbound SPI now (normally done at its soft lifetime).
+    pub fn rekey_child(&mut self, now: Instant, handle: SaHandle, inbound_spi: u32) {
+        let now = self.clock(now);
+        self.with_sa(now, handle, |sa, ctx| {
+            sa.queue(Task::ChildRekey(ChildRekey::new(inbound_spi)));
+            sa.kick(ctx);
+        });
+    }
+
+    /// Rekeys the IKE SA now (normally done at its soft lifetime).
+    pub fn rekey_ike(&mut self, now: Instant, handle: SaHandle) {
+        let now = self.clock(now);
+        self.with_sa(now, handle, |sa, ctx| {
+            sa.queue(Task::IkeRekey(crate::sa::rekey::IkeRekey::new()));
+            sa.kick(ctx);
+        });
+    }
+
+    /// Deletes one child SA (for example when idle).
+    pub fn delete_child(&mut self, now: Instant, handle: SaHandle, inbound_spi: u32) {
+        let now = self.clock(now);
+        self.with_sa(now, handle, |sa, ctx| {
+            sa.queue(Task::DeleteChild(inbound_spi));
+            sa.kick(ctx);
+        });
+    }
+
+    /// Deletes the IKE SA and its children (INFORMATIONAL with Delete, RFC 7296 1.4.1).
+    pub fn delete(&mut self, now: Instant, handle: SaHandle) {
+        let now = self.clock(now);
+        self.with_sa(now, handle, |sa, ctx| {
+            if sa.core.keys.is_none() {
+                return sa.close(ctx, CloseReason::Local);
+            }
+            sa.core.tm.queue.clear();
+            sa.queue(Task::DeleteIke);
+            sa.kick(ctx);
+        });
+    }
+
+    /// Checks that the peer is alive now (an empty INFORMATIONAL, RFC 7296 2.4).
+    pub fn check_liveness(&mut self, now: Instant, handle: SaHandle) {
+        let now = self.clock(now);
+        self.with_sa(now, handle, |sa, ctx| {
+            sa.queue(Task::Liveness);
+            sa.kick(ctx);
+        });
+    }
+
+    /// Number of IKE SAs (any phase).
+    pub fn sa_count(&self) -> usize {
+        self.sas.len()
+    }
+
+    /// Half-open responder SAs (what the cookie threshold counts).
+    pub fn half_open(&self) -> usize {
+        self.half_open_count()
+    }
+}

@@ -1,0 +1,117 @@
+//! What the engine hands out: datagrams to send and events for the agent.
+
+use std::net::{IpAddr, SocketAddr};
+
+use zeroize::Zeroizing;
+
+use crate::config::Lifetime;
+use crate::crypto::{EncrAlg, IntegAlg};
+use crate::error::Error;
+use crate::wire::{Identity, TrafficSelector};
+
+/// Names one IKE SA (and its successors after IKE SA rekeys) for the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SaHandle(pub u64);
+
+/// A datagram to send from `local` to `remote`. On the NAT-T port it already starts with the
+/// four-byte non-ESP marker (RFC 3948 2.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub contents: Vec<u8>,
+}
+
+/// How the peer proved its identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerAuth {
+    /// A signature verified with a key the agent supplied (RFC 7427 or RFC 7296 method 1).
+    Signature,
+    /// NULL authentication (RFC 7619): anonymous, only the IKE SA's integrity.
+    Null,
+}
+
+/// Events, in the order they happened.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// The exchange is paused until [`crate::Endpoint::supply_peer_keys`] or
+    /// [`crate::Endpoint::refuse_peer_keys`] is called for this SA.
+    NeedPeerKey {
+        identity: Identity,
+        remote: SocketAddr,
+    },
+    /// The engine needs an inbound ESP SPI for a child SA between these addresses (the kernel
+    /// allocates it: XFRM_MSG_ALLOCSPI). Answer with [`crate::Endpoint::supply_spi`].
+    NeedSpi { local: IpAddr, remote: IpAddr },
+    /// The IKE SA is authenticated in both directions.
+    IkeSaEstablished {
+        peer_id: Identity,
+        peer_auth: PeerAuth,
+        nat_local: bool,
+        nat_remote: bool,
+    },
+    /// A child SA's keys and parameters, ready for the kernel. `replaces` is the inbound SPI of
+    /// the child this one rekeys: keep the old one until `ChildSaDeleted` for it.
+    ChildSaReady {
+        child: Box<ChildSa>,
+        replaces: Option<u32>,
+    },
+    /// A child SA could not be created (the IKE SA stays up, RFC 7296 1.2).
+    ChildSaFailed { error: Error },
+    /// The child with this inbound SPI is gone: remove both its SAs and policies.
+    ChildSaDeleted { inbound_spi: u32, outbound_spi: u32 },
+    /// The IKE SA was rekeyed (RFC 7296 2.18); children are unaffected.
+    IkeSaRekeyed,
+    /// The IKE SA is gone; all its children went with it (each reported by `ChildSaDeleted`).
+    Closed { reason: CloseReason },
+}
+
+/// Why an IKE SA ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// We deleted it (`Endpoint::delete`).
+    Local,
+    /// The peer deleted it.
+    PeerDeleted,
+    /// The agent refused the peer's identity or keys.
+    Refused,
+    /// The exchange failed.
+    Failed(Error),
+}
+
+/// Everything the kernel needs for one transport-mode ESP child SA pair.
+#[derive(Debug, Clone)]
+pub struct ChildSa {
+    /// SPI of the SA the peer sends to us (allocated by the agent).
+    pub inbound_spi: u32,
+    /// SPI of the SA we send to the peer (chosen by the peer).
+    pub outbound_spi: u32,
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    /// Negotiated selectors (host-to-host after narrowing).
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
+    pub encr: EncrAlg,
+    pub integ: Option<IntegAlg>,
+    /// Keys from KEYMAT (RFC 7296 2.17); AEAD keys include the 4-byte salt.
+    pub keys: ChildKeys,
+    pub lifetime: Lifetime,
+    /// UDP encapsulation ports (local, remote) when a NAT was detected (RFC 3948).
+    pub encap: Option<(u16, u16)>,
+}
+
+/// Child SA keys, one set per direction.
+#[derive(Clone)]
+pub struct ChildKeys {
+    pub encr_in: Zeroizing<Vec<u8>>,
+    pub integ_in: Zeroizing<Vec<u8>>,
+    pub encr_out: Zeroizing<Vec<u8>>,
+    pub integ_out: Zeroizing<Vec<u8>>,
+}
+
+impl core::fmt::Debug for ChildKeys {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ChildKeys(..)")
+    }
+}

@@ -1,0 +1,285 @@
+//! Building, selecting and checking SA proposals (RFC 7296 2.7, 3.3).
+//!
+//! The responder walks its own preference order and takes the first combination the peer offered
+//! (strongSwan's default); the initiator checks that the single returned proposal is one it made.
+
+use crate::config::{EspProposal, IkeProposal};
+use crate::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
+use crate::wire::{Proposal, ProtocolId, SaPayload, Transform, TransformType};
+
+/// ESN transform values (RFC 7296 3.3.2, Transform Type 5).
+const ESN_NO: u16 = 0;
+/// INTEG "NONE" (id 0), which some peers list next to AEAD ciphers.
+const INTEG_NONE: u16 = 0;
+
+/// The algorithms of an IKE SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IkeAlgs {
+    pub(crate) encr: EncrAlg,
+    pub(crate) integ: Option<IntegAlg>,
+    pub(crate) prf: PrfAlg,
+    pub(crate) group: DhGroup,
+}
+
+/// The algorithms of an ESP child SA (no ESN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EspAlgs {
+    pub(crate) encr: EncrAlg,
+    pub(crate) integ: Option<IntegAlg>,
+}
+
+fn encr_transform(e: EncrAlg) -> Transform {
+    match e.key_bits_attr() {
+        Some(bits) => Transform::with_key_len(TransformType::ENCR, e.iana(), bits),
+        None => Transform::new(TransformType::ENCR, e.iana()),
+    }
+}
+
+fn ike_transforms(
+    encr: EncrAlg,
+    integ: Option<IntegAlg>,
+    prf: PrfAlg,
+    groups: &[DhGroup],
+) -> Vec<Transform> {
+    let mut t = vec![encr_transform(encr)];
+    t.extend(integ.map(|i| Transform::new(TransformType::INTEG, i.iana())));
+    t.push(Transform::new(TransformType::PRF, prf.iana()));
+    t.extend(
+        groups
+            .iter()
+            .map(|g| Transform::new(TransformType::KE, g.iana())),
+    );
+    t
+}
+
+/// Our IKE SA payload. `spi` is empty in IKE_SA_INIT and our new SPI in an IKE rekey (2.18).
+/// With `group` set (rekey, INVALID_KE retry) only that group is offered... first, others follow.
+pub(crate) fn ike_offer(
+    props: &[IkeProposal],
+    spi: &[u8],
+    first_group: Option<DhGroup>,
+) -> SaPayload {
+    let proposals = props
+        .iter()
+        .zip(1u8..)
+        .map(|(p, number)| {
+            let mut groups = p.groups.clone();
+            if let Some(g) = first_group.filter(|g| groups.contains(g)) {
+                groups.retain(|x| *x != g);
+                groups.insert(0, g);
+            }
+            Proposal {
+                number,
+                protocol: ProtocolId::IKE,
+                spi: spi.to_vec(),
+                transforms: ike_transforms(p.encr, p.integ, p.prf, &groups),
+            }
+        })
+        .collect();
+    SaPayload { proposals }
+}
+
+/// Our ESP SA payload with our inbound SPI. With `group` (PFS in a rekey) a KE transform is added.
+pub(crate) fn esp_offer(props: &[EspProposal], spi: u32, group: Option<DhGroup>) -> SaPayload {
+    let proposals = props
+        .iter()
+        .zip(1u8..)
+        .map(|(p, number)| {
+            let mut transforms = vec![encr_transform(p.encr)];
+            transforms.extend(
+                p.integ
+                    .map(|i| Transform::new(TransformType::INTEG, i.iana())),
+            );
+            transforms.extend(group.map(|g| Transform::new(TransformType::KE, g.iana())));
+            transforms.push(Transform::new(TransformType::ESN, ESN_NO));
+            Proposal {
+                number,
+                protocol: ProtocolId::ESP,
+                spi: spi.to_be_bytes().to_vec(),
+                transforms,
+            }
+        })
+        .collect();
+    SaPayload { proposals }
+}
+
+fn has(p: &Proposal, ty: TransformType, id: u16, key_bits: Option<u16>) -> bool {
+    p.transforms
+        .iter()
+        .any(|t| t.ty == ty && t.id == id && t.key_len() == key_bits)
+}
+
+fn has_encr(p: &Proposal, e: EncrAlg) -> bool {
+    has(p, TransformType::ENCR, e.iana(), e.key_bits_attr())
+}
+
+/// AEAD: no integrity transform or only NONE. Otherwise the configured one must be there.
+fn integ_ok(p: &Proposal, integ: Option<IntegAlg>) -> bool {
+    match integ {
+        Some(i) => has(p, TransformType::INTEG, i.iana(), None),
+        None => p
+            .transforms
+            .iter()
+            .filter(|t| t.ty == TransformType::INTEG)
+            .all(|t| t.id == INTEG_NONE),
+    }
+}
+
+/// Responder: picks an IKE proposal. Prefers `ke_group` (the group of the KE payload received)
+/// so that no INVALID_KE_PAYLOAD round trip is needed. Returns the reply proposal too.
+pub(crate) fn select_ike(
+    offer: &SaPayload,
+    ours: &[IkeProposal],
+    ke_group: Option<u16>,
+) -> Option<(Proposal, IkeAlgs)> {
+    for o in ours {
+        for p in offer
+            .proposals
+            .iter()
+            .filter(|p| p.protocol == ProtocolId::IKE)
+        {
+            if !has_encr(p, o.encr)
+                || !integ_ok(p, o.integ)
+                || !has(p, TransformType::PRF, o.prf.iana(), None)
+            {
+                continue;
+            }
+            let offered = |g: &DhGroup| has(p, TransformType::KE, g.iana(), None);
+            let group = o
+                .groups
+                .iter()
+                .copied()
+                .find(|g| Some(g.iana()) == ke_group && offered(g))
+                .or_else(|| o.groups.iter().copied().find(offered));
+            if let Some(group) = group {
+                let algs = IkeAlgs {
+                    encr: o.encr,
+                    integ: o.integ,
+                    prf: o.prf,
+                    group,
+                };
+                let reply = Proposal {
+                    number: p.number,
+                    protocol: ProtocolId::IKE,
+                    spi: p.spi.clone(),
+                    transforms: ike_transforms(o.encr, o.integ, o.prf, &[group]),
+                };
+                return Some((reply, algs));
+            }
+        }
+    }
+    None
+}
+
+/// Responder: picks an ESP proposal; `group` is the PFS group required in a rekey, if any.
+/// Returns the peer's SPI (our outbound) and the algorithms.
+pub(crate) fn select_esp(
+    offer: &SaPayload,
+    ours: &[EspProposal],
+    group: Option<DhGroup>,
+) -> Option<(u32, EspAlgs, u8)> {
+    for o in ours {
+        for p in offer
+            .proposals
+            .iter()
+            .filter(|p| p.protocol == ProtocolId::ESP)
+        {
+            let esn_ok = !p.transforms.iter().any(|t| t.ty == TransformType::ESN)
+                || has(p, TransformType::ESN, ESN_NO, None);
+            let ke_ok = match group {
+                Some(g) => has(p, TransformType::KE, g.iana(), None),
+                None => true,
+            };
+            if has_encr(p, o.encr) && integ_ok(p, o.integ) && esn_ok && ke_ok {
+                let spi = u32::from_be_bytes(p.spi.as_slice().try_into().ok()?);
+                return Some((
+                    spi,
+                    EspAlgs {
+                        encr: o.encr,
+                        integ: o.integ,
+                    },
+                    p.number,
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Our ESP reply proposal.
+pub(crate) fn esp_reply(number: u8, algs: EspAlgs, spi: u32, group: Option<DhGroup>) -> SaPayload {
+    let mut t = esp_offer(
+        &[EspProposal {
+            encr: algs.encr,
+            integ: algs.integ,
+        }],
+        spi,
+        group,
+    );
+    if let Some(p) = t.proposals.first_mut() {
+        p.number = number;
+    }
+    t
+}
+
+/// Exactly one transform of each type that the single accepted proposal must carry.
+fn single(p: &Proposal, ty: TransformType) -> Option<&Transform> {
+    let mut it = p.transforms.iter().filter(|t| t.ty == ty);
+    let first = it.next()?;
+    it.next().is_none().then_some(first)
+}
+
+/// Initiator: checks the responder's IKE choice against what we offered.
+pub(crate) fn check_ike(reply: &SaPayload, ours: &[IkeProposal]) -> Option<IkeAlgs> {
+    let [p] = reply.proposals.as_slice() else {
+        return None;
+    };
+    let e = single(p, TransformType::ENCR)?;
+    let encr = EncrAlg::from_iana(e.id, e.key_len())?;
+    let prf = PrfAlg::from_iana(single(p, TransformType::PRF)?.id)?;
+    let group = DhGroup::from_iana(single(p, TransformType::KE)?.id)?;
+    let integ = match p.transforms.iter().find(|t| t.ty == TransformType::INTEG) {
+        Some(t) if t.id != INTEG_NONE => {
+            Some(IntegAlg::from_iana(single(p, TransformType::INTEG)?.id)?)
+        }
+        _ => None,
+    };
+    let ok = ours
+        .iter()
+        .any(|o| o.encr == encr && o.integ == integ && o.prf == prf && o.groups.contains(&group));
+    ok.then_some(IkeAlgs {
+        encr,
+        integ,
+        prf,
+        group,
+    })
+}
+
+/// Initiator: checks the responder's ESP choice; returns its SPI (our outbound) and algorithms.
+pub(crate) fn check_esp(reply: &SaPayload, ours: &[EspProposal]) -> Option<(u32, EspAlgs)> {
+    let [p] = reply.proposals.as_slice() else {
+        return None;
+    };
+    if p.protocol != ProtocolId::ESP {
+        return None;
+    }
+    let e = single(p, TransformType::ENCR)?;
+    let encr = EncrAlg::from_iana(e.id, e.key_len())?;
+    let integ = match p.transforms.iter().find(|t| t.ty == TransformType::INTEG) {
+        Some(t) if t.id != INTEG_NONE => {
+            Some(IntegAlg::from_iana(single(p, TransformType::INTEG)?.id)?)
+        }
+        _ => None,
+    };
+    if p.transforms
+        .iter()
+        .any(|t| t.ty == TransformType::ESN && t.id != ESN_NO)
+    {
+        return None;
+    }
+    let spi = u32::from_be_bytes(p.spi.as_slice().try_into().ok()?);
+    let algs = EspAlgs { encr, integ };
+    ours.iter()
+        .any(|o| o.encr == encr && o.integ == integ)
+        .then_some((spi, algs))
+}

@@ -1,0 +1,430 @@
+//! IKE_AUTH (RFC 7296 1.2, 2.15) with the first child SA in transport mode (1.3.1, 2.9).
+//!
+//! The peer's AUTH is checked with keys the agent supplies asynchronously: the first time a
+//! signature must be verified the exchange pauses with `Event::NeedPeerKey`.
+
+use std::time::Duration;
+
+use super::init::first;
+use super::tasks::{Outcome, Reply, Step, Task};
+use super::{Child, ChildState, Ctx, IkeSa, PeerKeys, Phase};
+use crate::auth;
+use crate::config::LocalAuth;
+use crate::error::{Error, LocalError, PeerError};
+use crate::event::{ChildSa, CloseReason, Event, PeerAuth};
+use crate::keys::child_keys;
+use crate::proposal::{check_esp, esp_offer, esp_reply, select_esp, EspAlgs};
+use crate::ts::{host_ts, narrow, within};
+use crate::wire::{
+    find_notify, AuthMethodId, AuthPayload, ExchangeType, Identity, NotifyPayload, NotifyType,
+    Payload, TsPayload,
+};
+
+fn our_id(ctx: &Ctx<'_>) -> Identity {
+    match ctx.config.local_auth {
+        LocalAuth::Null => Identity::Null,
+        LocalAuth::Key(_) => ctx.config.local_id.clone(),
+    }
+}
+
+fn notify(ty: NotifyType) -> Payload {
+    Payload::Notify(NotifyPayload::new(ty, Vec::new()))
+}
+
+/// Our AUTH payload: the initiator signs RealMessage1 | Nr | prf(SK_pi, IDi'), the responder
+/// RealMessage2 | Ni | prf(SK_pr, IDr') (2.15).
+fn our_auth(sa: &IkeSa, ctx: &mut Ctx<'_>, id: &Identity) -> Result<AuthPayload, Error> {
+    let keys = sa.core.keys.as_ref().ok_or(LocalError::Config("no keys"))?;
+    let hs = &sa.handshake;
+    let (msg, nonce, sk_p) = if sa.core.initiator {
+        (&hs.init_request, &hs.nr, &keys.sk_pi)
+    } else {
+        (&hs.init_response, &hs.ni, &keys.sk_pr)
+    };
+    let octets = auth::signed_octets(msg, nonce, keys.prf, sk_p, id);
+    auth::build(
+        &ctx.config.local_auth,
+        &sa.peer_hashes,
+        &octets,
+        keys.prf,
+        sk_p,
+        ctx.rng,
+    )
+}
+
+/// Checks the peer's AUTH, or pauses for its keys. `Ok(None)` means paused.
+fn check_peer(
+    sa: &mut IkeSa,
+    ctx: &mut Ctx<'_>,
+    id: &Identity,
+    auth_p: &AuthPayload,
+) -> Result<Option<PeerAuth>, Error> {
+    let keys = sa.core.keys.as_ref().ok_or(LocalError::Config("no keys"))?;
+    let hs = &sa.handshake;
+    let (msg, nonce, sk_p) = if sa.core.initiator {
+        (&hs.init_response, &hs.ni, &keys.sk_pr)
+    } else {
+        (&hs.init_request, &hs.nr, &keys.sk_pi)
+    };
+    let octets = auth::signed_octets(msg, nonce, keys.prf, sk_p, id);
+    if auth_p.method == AuthMethodId::NULL {
+        return auth::verify_null(
+            auth_p,
+            &octets,
+            keys.prf,
+            sk_p,
+            ctx.config.accept_null_peers,
+        )
+        .map(Some);
+    }
+    if *id == Identity::Null {
+        return Err(PeerError::Protocol("ID_NULL with a signature").into());
+    }
+    match &sa.peer_keys {
+        PeerKeys::Supplied(k) => auth::verify_signature(auth_p, k, &octets).map(Some),
+        PeerKeys::Refused => Err(PeerError::IdentityRefused(id.to_string()).into()),
+        PeerKeys::Waiting => Ok(None),
+        PeerKeys::NotAsked => {
+            sa.peer_keys = PeerKeys::Waiting;
+            let (identity, remote) = (id.clone(), sa.remote);
+            sa.emit(ctx, Event::NeedPeerKey { identity, remote });
+            Ok(None)
+        }
+    }
+}
+
+/// Initiator: IDi, AUTH, USE_TRANSPORT_MODE, SA, TSi, TSr. Waits for an inbound SPI first.
+pub(crate) fn build_request(
+    sa: &mut IkeSa,
+    ctx: &mut Ctx<'_>,
+    spi: &mut Option<u32>,
+) -> Result<Step, Error> {
+    if spi.is_none() {
+        *spi = sa.take_spi(ctx);
+    }
+    let Some(spi) = *spi else {
+        return Ok(Step::Wait);
+    };
+    let id = our_id(ctx);
+    let auth_p = our_auth(sa, ctx, &id)?;
+    let payloads = vec![
+        Payload::IdI(id),
+        Payload::Auth(auth_p),
+        notify(NotifyType::USE_TRANSPORT_MODE),
+        Payload::Sa(esp_offer(&ctx.config.esp_proposals, spi, None)),
+        Payload::TsI(TsPayload(vec![host_ts(sa.local.ip())])),
+        Payload::TsR(TsPayload(vec![host_ts(sa.remote.ip())])),
+    ];
+    Ok(Step::Send(ExchangeType::IKE_AUTH, payloads))
+}
+
+/// Initiator: the IKE_AUTH response.
+pub(crate) fn on_response(
+    sa: &mut IkeSa,
+    ctx: &mut Ctx<'_>,
+    spi: Option<u32>,
+    p: Vec<Payload>,
+) -> Result<Outcome, Error> {
+    let idr = first(&p, |x| {
+        if let Payload::IdR(i) = x {
+            Some(i)
+        } else {
+            None
+        }
+    });
+    let auth_p = first(&p, |x| {
+        if let Payload::Auth(a) = x {
+            Some(a)
+        } else {
+            None
+        }
+    });
+    let (Some(idr), Some(auth_p)) = (idr.cloned(), auth_p.cloned()) else {
+        let err = p.iter().find_map(|x| match x {
+            Payload::Notify(n) if n.ty.is_error() => Some(n.ty),
+            _ => None,
+        });
+        return Err(err
+            .map_or(PeerError::MissingPayload("IDr/AUTH"), PeerError::Notified)
+            .into());
+    };
+    let Some(peer_auth) = check_peer(sa, ctx, &idr, &auth_p)? else {
+        return Ok(Outcome::Pause(Task::IkeAuth { spi }, p));
+    };
+    established(sa, ctx, idr, peer_auth);
+    let child = spi
+        .ok_or(LocalError::Config("no SPI"))
+        .map_err(Error::from)
+        .and_then(|spi| initiator_child(sa, ctx, spi, &p));
+    match child {
+        Ok(c) => install_child(sa, ctx, c, None),
+        // 1.2: a failed child does not fail the IKE SA.
+        Err(e) => {
+            sa.spis.extend(spi);
+            sa.emit(ctx, Event::ChildSaFailed { error: e });
+        }
+    }
+    sa.handshake = Default::default();
+    Ok(Outcome::Done)
+}
+
+fn initiator_child(
+    sa: &mut IkeSa,
+    ctx: &mut Ctx<'_>,
+    spi: u32,
+    p: &[Payload],
+) -> Result<ChildSa, Error> {
+    if let Some(n) = p.iter().find_map(|x| match x {
+        Payload::Notify(n) if n.ty.is_error() => Some(n.ty),
+        _ => None,
+    }) {
+        return Err(PeerError::Notified(n).into());
+    }
+    let sa_p = first(p, |x| {
+        if let Payload::Sa(s) = x {
+            Some(s)
+        } else {
+            None
+        }
+    })
+    .ok_or(PeerError::MissingPayload("SA"))?;
+    let (outbound, algs) =
+        check_esp(sa_p, &ctx.config.esp_proposals).ok_or(PeerError::BadProposal)?;
+    if find_notify(p, NotifyType::USE_TRANSPORT_MODE).is_none() {
+        return Err(PeerError::Protocol("responder refused transport mode").into());
+    }
+    let (tsi, tsr) = child_ts(p)?;
+    let (local, remote) = (sa.local.ip(), sa.remote.ip());
+    if !within(&tsi, local) || !within(&tsr, remote) {
+        return Err(PeerError::TrafficSelectors.into());
+    }
+    let (ni, nr) = (sa.handshake.ni.clone(), sa.handshake.nr.clone());
+    make_child(sa, ctx, spi, outbound, algs, (tsi, tsr), &ni, &nr, None)
+}
+
+pub(crate) fn child_ts(
+    p: &[Payload],
+) -> Result<
+    (
+        Vec<crate::wire::TrafficSelector>,
+        Vec<crate::wire::TrafficSelector>,
+    ),
+    Error,
+> {
+    let tsi = first(p, |x| {
+        if let Payload::TsI(t) = x {
+            Some(t)
+        } else {
+            None
+        }
+    })
+    .ok_or(PeerError::MissingPayload("TSi"))?;
+    let tsr = first(p, |x| {
+        if let Payload::TsR(t) = x {
+            Some(t)
+        } else {
+            None
+        }
+    })
+    .ok_or(PeerError::MissingPayload("TSr"))?;
+    Ok((tsi.0.clone(), tsr.0.clone()))
+}
+
+/// Builds a child SA from negotiated parameters. `ts` is (TSi, TSr) as on the wire.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn make_child(
+    sa: &IkeSa,
+    ctx: &Ctx<'_>,
+    inbound: u32,
+    outbound: u32,
+    algs: EspAlgs,
+    ts: (
+        Vec<crate::wire::TrafficSelector>,
+        Vec<crate::wire::TrafficSelector>,
+    ),
+    ni: &[u8],
+    nr: &[u8],
+    shared: Option<&[u8]>,
+) -> Result<ChildSa, Error> {
+    let keys = sa.core.keys.as_ref().ok_or(LocalError::Config("no keys"))?;
+    let ck = child_keys(
+        keys.prf,
+        &keys.sk_d,
+        shared,
+        ni,
+        nr,
+        &algs,
+        sa.core.initiator,
+    )?;
+    let (local_ts, remote_ts) = if sa.core.initiator { ts } else { (ts.1, ts.0) };
+    let encap = (sa.nat.0 || sa.nat.1).then_some((sa.local.port(), sa.remote.port()));
+    Ok(ChildSa {
+        inbound_spi: inbound,
+        outbound_spi: outbound,
+        local: sa.local.ip(),
+        remote: sa.remote.ip(),
+        local_ts,
+        remote_ts,
+        encr: algs.encr,
+        integ: algs.integ,
+        keys: ck,
+        lifetime: ctx.config.child_lifetime,
+        encap,
+    })
+}
+
+/// Records a child, arms its rekey timer and tells the agent.
+pub(crate) fn install_child(
+    sa: &mut IkeSa,
+    ctx: &mut Ctx<'_>,
+    child: ChildSa,
+    replaces: Option<u32>,
+) {
+    let rekey_at = ctx.now + jitter(ctx, ctx.config.child_lifetime.soft);
+    let c = Child {
+        sa: child.clone(),
+        rekey_at,
+        state: ChildState::Installed,
+        collision: None,
+    };
+    sa.children.push(c);
+    sa.emit(
+        ctx,
+        Event::ChildSaReady {
+            child: Box::new(child),
+            replaces,
+        },
+    );
+}
+
+/// Up to 10% earlier, so both peers rarely rekey at the same moment (2.8.1 collisions).
+pub(crate) fn jitter(ctx: &mut Ctx<'_>, d: Duration) -> Duration {
+    let spread = d.as_millis() / 10;
+    let r = u128::from(ctx.rng.next_u32()) % spread.max(1);
+    d.saturating_sub(Duration::from_millis(u64::try_from(r).unwrap_or(0)))
+}
+
+fn established(sa: &mut IkeSa, ctx: &mut Ctx<'_>, peer_id: Identity, peer_auth: PeerAuth) {
+    sa.phase = Phase::Established;
+    sa.peer_id = Some(peer_id.clone());
+    sa.rekey_at = Some(ctx.now + jitter(ctx, ctx.config.ike_lifetime.soft));
+    let (nat_local, nat_remote) = sa.nat;
+    sa.emit(
+        ctx,
+        Event::IkeSaEstablished {
+            peer_id,
+            peer_auth,
+            nat_local,
+            nat_remote,
+        },
+    );
+}
+
+/// Responder: the IKE_AUTH request.
+pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Result<Reply, Error> {
+    if sa.phase != Phase::Connecting || sa.core.initiator {
+        return Err(PeerError::Protocol("IKE_AUTH on an established SA").into());
+    }
+    let idi = first(p, |x| {
+        if let Payload::IdI(i) = x {
+            Some(i)
+        } else {
+            None
+        }
+    })
+    .ok_or(PeerError::MissingPayload("IDi"))?;
+    let auth_p = first(p, |x| {
+        if let Payload::Auth(a) = x {
+            Some(a)
+        } else {
+            None
+        }
+    })
+    .ok_or(PeerError::MissingPayload("AUTH"))?;
+    // Ask for the SPI and the keys at once, so the agent can fetch both in parallel.
+    let spi = sa.take_spi(ctx);
+    let peer_auth = match check_peer(sa, ctx, idi, auth_p) {
+        Ok(Some(a)) => a,
+        Ok(None) => return Ok(Reply::Pause),
+        Err(e) => {
+            let reason = match e {
+                Error::Peer(PeerError::IdentityRefused(_)) => CloseReason::Refused,
+                e => CloseReason::Failed(e),
+            };
+            if let Some(s) = spi {
+                sa.spis.push_front(s);
+            }
+            return Ok(Reply::SendThenClose(
+                vec![notify(NotifyType::AUTHENTICATION_FAILED)],
+                reason,
+            ));
+        }
+    };
+    let Some(spi) = spi else {
+        return Ok(Reply::Pause);
+    };
+    let id = our_id(ctx);
+    let mut out = vec![
+        Payload::IdR(id.clone()),
+        Payload::Auth(our_auth(sa, ctx, &id)?),
+    ];
+    established(sa, ctx, idi.clone(), peer_auth);
+    match responder_child(sa, ctx, spi, p) {
+        Ok((child, reply)) => {
+            out.extend(reply);
+            install_child(sa, ctx, child, None);
+        }
+        Err(ty) => {
+            sa.spis.push_front(spi);
+            out.push(notify(ty));
+        }
+    }
+    sa.handshake = Default::default();
+    Ok(Reply::Send(out))
+}
+
+/// Responder side of child negotiation; an error is the notification to answer with.
+pub(crate) fn responder_child(
+    sa: &IkeSa,
+    ctx: &Ctx<'_>,
+    spi: u32,
+    p: &[Payload],
+) -> Result<(ChildSa, Vec<Payload>), NotifyType> {
+    let sa_p = first(p, |x| {
+        if let Payload::Sa(s) = x {
+            Some(s)
+        } else {
+            None
+        }
+    })
+    .ok_or(NotifyType::NO_PROPOSAL_CHOSEN)?;
+    // We only do transport mode (RFC 7296 1.3.1): without USE_TRANSPORT_MODE the peer wants a tunnel.
+    if find_notify(p, NotifyType::USE_TRANSPORT_MODE).is_none() {
+        return Err(NotifyType::NO_PROPOSAL_CHOSEN);
+    }
+    let (outbound, algs, number) =
+        select_esp(sa_p, &ctx.config.esp_proposals, None).ok_or(NotifyType::NO_PROPOSAL_CHOSEN)?;
+    let (tsi, tsr) = child_ts(p).map_err(|_| NotifyType::TS_UNACCEPTABLE)?;
+    let tsi = narrow(&tsi, sa.remote.ip()).ok_or(NotifyType::TS_UNACCEPTABLE)?;
+    let tsr = narrow(&tsr, sa.local.ip()).ok_or(NotifyType::TS_UNACCEPTABLE)?;
+    let (ni, nr) = (&sa.handshake.ni, &sa.handshake.nr);
+    let child = make_child(
+        sa,
+        ctx,
+        spi,
+        outbound,
+        algs,
+        (vec![tsi], vec![tsr]),
+        ni,
+        nr,
+        None,
+    )
+    .map_err(|_| NotifyType::NO_PROPOSAL_CHOSEN)?;
+    let reply = vec![
+        notify(NotifyType::USE_TRANSPORT_MODE),
+        Payload::Sa(esp_reply(number, algs, spi, None)),
+        Payload::TsI(TsPayload(vec![tsi])),
+        Payload::TsR(TsPayload(vec![tsr])),
+    ];
+    Ok((child, reply))
+}

@@ -1,0 +1,462 @@
+//! The task manager (strongSwan `task_manager_v2.c`): one request in flight with retransmission
+//! and backoff as initiator, in-order requests and a replay cache as responder (RFC 7296 2.1,
+//! 2.2), and the dispatch of decrypted messages to the exchange modules.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use super::{authx, info, init, protect, rekey, Core, Ctx, IkeSa, Phase};
+use crate::error::{Error, LocalError, PeerError};
+use crate::event::CloseReason;
+use crate::wire::{ExchangeType, Header, Message, NotifyPayload, Payload};
+
+/// An exchange we initiate.
+#[derive(Debug)]
+pub(crate) enum Task {
+    IkeInit,
+    IkeAuth { spi: Option<u32> },
+    ChildRekey(rekey::ChildRekey),
+    IkeRekey(rekey::IkeRekey),
+    DeleteChild(u32),
+    DeleteIke,
+    Liveness,
+}
+
+impl Task {
+    fn same_kind(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::ChildRekey(a), Self::ChildRekey(b)) => a.old == b.old,
+            (Self::DeleteChild(a), Self::DeleteChild(b)) => a == b,
+            _ => core::mem::discriminant(self) == core::mem::discriminant(other),
+        }
+    }
+}
+
+/// The request in flight.
+#[derive(Debug)]
+pub(crate) struct Active {
+    pub(crate) task: Task,
+    pub(crate) mid: u32,
+    pub(crate) datagrams: Vec<Vec<u8>>,
+    /// Transmissions so far.
+    pub(crate) sends: u32,
+    /// Next retransmission; None once answered.
+    pub(crate) deadline: Option<Instant>,
+    /// A response that waits for an input from the agent (the peer's keys).
+    pub(crate) answered: Option<Vec<Payload>>,
+}
+
+/// A peer request that waits for an input from the agent (keys or an SPI).
+#[derive(Debug)]
+pub(crate) struct Paused {
+    pub(crate) mid: u32,
+    pub(crate) exchange: ExchangeType,
+    pub(crate) payloads: Vec<Payload>,
+}
+
+/// What building a request gave.
+#[derive(Debug)]
+pub(crate) enum Step {
+    Send(ExchangeType, Vec<Payload>),
+    /// Waiting for the agent (an SPI): keep the task at the head of the queue.
+    Wait,
+    /// The task no longer applies (its child is gone): drop it.
+    Skip,
+}
+
+/// What a responder handler decided.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Send(Vec<Payload>),
+    /// Wait for the agent; the request is kept and re-run on input.
+    Pause,
+    /// Send, then close the IKE SA.
+    SendThenClose(Vec<Payload>, CloseReason),
+    /// Send with the current keys, then switch to a rekeyed IKE SA (RFC 7296 2.18).
+    SendThenSwitch(Vec<Payload>, Box<Core>),
+}
+
+/// What an initiator handler decided about a response.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Done,
+    /// Wait for the agent, then call the handler again with the same payloads.
+    Pause(Task, Vec<Payload>),
+}
+
+/// Message IDs, the queue, the request in flight and the replay cache of one IKE SA.
+#[derive(Debug, Default)]
+pub(crate) struct TaskManager {
+    pub(crate) next_mid: u32,
+    /// The message ID of the next request we expect from the peer.
+    pub(crate) peer_mid: u32,
+    pub(crate) queue: VecDeque<Task>,
+    pub(crate) active: Option<Active>,
+    /// Our last response: its message ID and datagrams (RFC 7296 2.1: replay, don't recompute).
+    pub(crate) cache: Option<(u32, Vec<Vec<u8>>)>,
+    pub(crate) paused: Option<Paused>,
+    pub(crate) reassembly: protect::Reassembly,
+}
+
+impl IkeSa {
+    /// Queues a task unless the same one is already queued or running.
+    pub(crate) fn queue(&mut self, task: Task) {
+        let tm = &mut self.core.tm;
+        let running = tm.active.as_ref().is_some_and(|a| a.task.same_kind(&task));
+        if !running && !tm.queue.iter().any(|t| t.same_kind(&task)) {
+            tm.queue.push_back(task);
+        }
+    }
+
+    /// Starts the next queued task if nothing is in flight.
+    pub(crate) fn kick(&mut self, ctx: &mut Ctx<'_>) {
+        while self.core.tm.active.is_none() && !self.is_closed() {
+            let Some(mut task) = self.core.tm.queue.pop_front() else {
+                return;
+            };
+            match self.build(ctx, &mut task) {
+                Ok(Step::Send(exchange, payloads)) => {
+                    if let Err(e) = self.send_request(ctx, task, exchange, &payloads) {
+                        self.fail(ctx, e);
+                    }
+                }
+                Ok(Step::Wait) => {
+                    self.core.tm.queue.push_front(task);
+                    return;
+                }
+                Ok(Step::Skip) => {}
+                Err(e) => self.fail(ctx, e),
+            }
+        }
+    }
+
+    fn build(&mut self, ctx: &mut Ctx<'_>, task: &mut Task) -> Result<Step, Error> {
+        match task {
+            Task::IkeInit => init::build_request(self, ctx).map(|(x, p)| Step::Send(x, p)),
+            Task::IkeAuth { spi } => authx::build_request(self, ctx, spi),
+            Task::ChildRekey(t) => rekey::build_child(self, ctx, t),
+            Task::IkeRekey(t) => rekey::build_ike(self, ctx, t),
+            Task::DeleteChild(spi) => Ok(info::build_delete_child(self, *spi)),
+            Task::DeleteIke => Ok(info::build_delete_ike(self)),
+            Task::Liveness => Ok(Step::Send(ExchangeType::INFORMATIONAL, Vec::new())),
+        }
+    }
+
+    /// Seals (except IKE_SA_INIT, which `init` encodes itself), sends and arms the timer.
+    fn send_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        task: Task,
+        exchange: ExchangeType,
+        payloads: &[Payload],
+    ) -> Result<(), Error> {
+        let mid = self.core.tm.next_mid;
+        let datagrams = if exchange == ExchangeType::IKE_SA_INIT {
+            vec![self.handshake.init_request.clone()]
+        } else {
+            protect::seal(self, &self.core, ctx, exchange, mid, false, payloads)?
+        };
+        self.transmit_request(ctx, task, mid, datagrams);
+        Ok(())
+    }
+
+    pub(crate) fn transmit_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        task: Task,
+        mid: u32,
+        datagrams: Vec<Vec<u8>>,
+    ) {
+        for d in &datagrams {
+            self.send(ctx, d);
+        }
+        let deadline = Some(ctx.now + ctx.config.retransmit.timeout(0));
+        self.core.tm.active = Some(Active {
+            task,
+            mid,
+            datagrams,
+            sends: 1,
+            deadline,
+            answered: None,
+        });
+    }
+
+    /// Retransmits or gives up (strongSwan: 4 s x 1.8^n, 5 retransmissions).
+    pub(crate) fn retransmit(&mut self, ctx: &mut Ctx<'_>) {
+        let r = ctx.config.retransmit;
+        let due = |core: &Core| {
+            core.tm
+                .active
+                .as_ref()
+                .and_then(|a| a.deadline)
+                .is_some_and(|d| d <= ctx.now)
+        };
+        if self.retiring.as_ref().is_some_and(due) {
+            // The old IKE SA's delete went unanswered: forget it (RFC 7296 2.18 leaves it to expire).
+            self.retiring = None;
+        }
+        if !due(&self.core) {
+            return;
+        }
+        let Some(active) = self.core.tm.active.as_mut() else {
+            return;
+        };
+        if active.sends > r.tries {
+            return self.fail(ctx, LocalError::Timeout.into());
+        }
+        active.deadline = Some(ctx.now + r.timeout(active.sends));
+        active.sends += 1;
+        let datagrams = active.datagrams.clone();
+        for d in &datagrams {
+            self.send(ctx, d);
+        }
+    }
+
+    /// The earliest retransmission deadline.
+    pub(crate) fn retransmit_deadline(&self) -> Option<Instant> {
+        let a = self.core.tm.active.as_ref().and_then(|a| a.deadline);
+        let b = self
+            .retiring
+            .as_ref()
+            .and_then(|c| c.tm.active.as_ref())
+            .and_then(|a| a.deadline);
+        a.into_iter().chain(b).min()
+    }
+
+    /// A decrypted response to our request in flight.
+    pub(crate) fn on_response(&mut self, ctx: &mut Ctx<'_>, payloads: Vec<Payload>) {
+        let Some(active) = self.core.tm.active.take() else {
+            return;
+        };
+        self.core.tm.next_mid = active.mid.wrapping_add(1);
+        self.finish_response(ctx, active.task, active.mid, payloads);
+    }
+
+    fn finish_response(&mut self, ctx: &mut Ctx<'_>, task: Task, mid: u32, payloads: Vec<Payload>) {
+        let result = match task {
+            Task::IkeInit => Ok(Outcome::Done),
+            Task::IkeAuth { spi } => authx::on_response(self, ctx, spi, payloads),
+            Task::ChildRekey(t) => {
+                rekey::on_child_response(self, ctx, t, &payloads).map(|()| Outcome::Done)
+            }
+            Task::IkeRekey(t) => {
+                rekey::on_ike_response(self, ctx, t, &payloads).map(|()| Outcome::Done)
+            }
+            Task::DeleteChild(spi) => {
+                info::on_delete_child_response(self, ctx, spi);
+                Ok(Outcome::Done)
+            }
+            Task::DeleteIke => {
+                self.close(ctx, CloseReason::Local);
+                Ok(Outcome::Done)
+            }
+            Task::Liveness => Ok(Outcome::Done),
+        };
+        match result {
+            Ok(Outcome::Done) => self.kick(ctx),
+            Ok(Outcome::Pause(task, payloads)) => {
+                let answered = Some(payloads);
+                let active = Active {
+                    task,
+                    mid,
+                    datagrams: Vec::new(),
+                    sends: 0,
+                    deadline: None,
+                    answered,
+                };
+                self.core.tm.active = Some(active);
+            }
+            Err(e) => self.fail(ctx, e),
+        }
+    }
+
+    /// A decrypted request from the peer, already checked to carry the expected message ID.
+    pub(crate) fn on_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        mid: u32,
+        exchange: ExchangeType,
+        payloads: Vec<Payload>,
+    ) {
+        let reply = match exchange {
+            ExchangeType::IKE_AUTH => authx::respond(self, ctx, &payloads),
+            ExchangeType::CREATE_CHILD_SA => rekey::respond(self, ctx, &payloads),
+            ExchangeType::INFORMATIONAL => info::respond(self, ctx, &payloads),
+            _ => Err(PeerError::Protocol("unexpected exchange type").into()),
+        };
+        let (out, after) = match reply {
+            Ok(Reply::Pause) => {
+                self.core.tm.paused = Some(Paused {
+                    mid,
+                    exchange,
+                    payloads,
+                });
+                return;
+            }
+            Ok(Reply::Send(p)) => (p, None),
+            Ok(Reply::SendThenClose(p, reason)) => (p, Some(After::Close(reason))),
+            Ok(Reply::SendThenSwitch(p, core)) => (p, Some(After::Switch(core))),
+            Err(e) => {
+                let notify = e
+                    .notify()
+                    .map(|ty| Payload::Notify(NotifyPayload::new(ty, Vec::new())));
+                // A failed IKE_AUTH ends the IKE SA (RFC 7296 2.21.2); other exchanges don't.
+                let after = (exchange == ExchangeType::IKE_AUTH)
+                    .then(|| After::Close(CloseReason::Failed(e)));
+                (notify.into_iter().collect(), after)
+            }
+        };
+        self.send_response(ctx, mid, exchange, &out);
+        match after {
+            Some(After::Close(reason)) => self.close(ctx, reason),
+            Some(After::Switch(core)) => rekey::switch_core(self, ctx, *core),
+            None => {}
+        }
+        self.kick(ctx);
+    }
+
+    /// Seals and sends a response and keeps it for replay.
+    pub(crate) fn send_response(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        mid: u32,
+        exchange: ExchangeType,
+        payloads: &[Payload],
+    ) {
+        match protect::seal(self, &self.core, ctx, exchange, mid, true, payloads) {
+            Ok(datagrams) => {
+                for d in &datagrams {
+                    self.send(ctx, d);
+                }
+                self.core.tm.cache = Some((mid, datagrams));
+                self.core.tm.peer_mid = mid.wrapping_add(1);
+            }
+            Err(e) => self.fail(ctx, e),
+        }
+    }
+
+    /// Re-runs whatever waited for the agent's input.
+    pub(crate) fn resume(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(p) = self.core.tm.paused.take() {
+            self.on_request(ctx, p.mid, p.exchange, p.payloads);
+        }
+        let waiting = self
+            .core
+            .tm
+            .active
+            .as_ref()
+            .is_some_and(|a| a.answered.is_some());
+        if waiting {
+            if let Some(Active {
+                task,
+                mid,
+                answered: Some(payloads),
+                ..
+            }) = self.core.tm.active.take()
+            {
+                self.finish_response(ctx, task, mid, payloads);
+            }
+        }
+        self.kick(ctx);
+    }
+
+    /// Entry point for every datagram routed to this SA (non-ESP marker already removed).
+    pub(crate) fn handle(&mut self, ctx: &mut Ctx<'_>, datagram: &[u8]) {
+        let Ok(msg) = Message::parse(datagram) else {
+            return;
+        };
+        let h = msg.header;
+        if h.exchange == ExchangeType::IKE_SA_INIT {
+            return init::handle(self, ctx, datagram, msg);
+        }
+        if self.retiring.as_ref().is_some_and(|c| matches_core(c, &h)) {
+            return info::handle_retiring(self, ctx, datagram, msg);
+        }
+        if !matches_core(&self.core, &h) || self.core.keys.is_none() {
+            return;
+        }
+        self.dispatch(ctx, datagram, msg);
+    }
+
+    fn dispatch(&mut self, ctx: &mut Ctx<'_>, datagram: &[u8], msg: Message) {
+        let h = msg.header;
+        let tm = &self.core.tm;
+        if h.is_response() {
+            let expected = tm
+                .active
+                .as_ref()
+                .filter(|a| a.deadline.is_some())
+                .map(|a| a.mid);
+            if expected != Some(h.message_id) {
+                return;
+            }
+        } else if h.message_id.wrapping_add(1) == tm.peer_mid {
+            if let Some((mid, datagrams)) = tm.cache.clone() {
+                if mid == h.message_id && is_first_fragment(&msg) {
+                    datagrams.iter().for_each(|d| self.send(ctx, d));
+                }
+            }
+            return;
+        } else if h.message_id != tm.peer_mid || tm.paused.is_some() {
+            return;
+        }
+        let payloads = match protect::open(self, datagram, &msg) {
+            Ok(Some(p)) => p,
+            Ok(None) => return, // more fragments to come
+            Err(Error::Peer(PeerError::Integrity)) => return, // forged or corrupt: drop silently
+            Err(e) => return self.reject(ctx, &h, e),
+        };
+        self.last_heard = ctx.now;
+        if h.is_response() {
+            self.on_response(ctx, payloads);
+        } else {
+            self.on_request(ctx, h.message_id, h.exchange, payloads);
+        }
+    }
+
+    /// An authenticated message whose inner payloads are malformed.
+    fn reject(&mut self, ctx: &mut Ctx<'_>, h: &Header, e: Error) {
+        if h.is_response() {
+            self.core.tm.active = None;
+            return self.fail(ctx, e);
+        }
+        let notify = e.notify().map(|ty| {
+            let data = match &e {
+                Error::Peer(PeerError::Malformed(w)) => w.answer().1,
+                _ => Vec::new(),
+            };
+            Payload::Notify(NotifyPayload::new(ty, data))
+        });
+        self.send_response(
+            ctx,
+            h.message_id,
+            h.exchange,
+            &notify.into_iter().collect::<Vec<_>>(),
+        );
+    }
+
+    /// Whether a live exchange in either direction touches the given phase.
+    pub(crate) fn busy(&self) -> bool {
+        self.core.tm.active.is_some() || self.core.tm.paused.is_some()
+    }
+
+    pub(crate) fn established(&self) -> bool {
+        self.phase == Phase::Established
+    }
+}
+
+enum After {
+    Close(CloseReason),
+    Switch(Box<Core>),
+}
+
+/// Whether a header belongs to this IKE SA: its SPIs, and the I flag says the sender is the
+/// other side (RFC 7296 3.1).
+pub(crate) fn matches_core(core: &Core, h: &Header) -> bool {
+    h.spi_i == core.spi_i && h.spi_r == core.spi_r && h.from_initiator() != core.initiator
+}
+
+/// Replays answer only the first fragment of a retransmitted request (RFC 7383 2.6.1).
+fn is_first_fragment(msg: &Message) -> bool {
+    !matches!(msg.payloads.first(), Some(Payload::Skf(f)) if f.number != 1)
+}

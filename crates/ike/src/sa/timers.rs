@@ -1,0 +1,94 @@
+//! Timers of one IKE SA: retransmission, half-open expiry, liveness, and rekeys at the soft
+//! lifetimes of the children and the IKE SA.
+
+use std::time::Instant;
+
+use super::rekey::{ChildRekey, IkeRekey};
+use super::tasks::Task;
+use super::{ChildState, Ctx, IkeSa, Phase};
+use crate::error::LocalError;
+
+impl IkeSa {
+    /// The earliest instant at which `on_timeout` has something to do.
+    pub(crate) fn next_timeout(&self, ctx_cfg: &crate::config::Config) -> Option<Instant> {
+        if self.is_closed() {
+            return None;
+        }
+        let mut t = self.retransmit_deadline();
+        let mut min = |x: Option<Instant>| {
+            t = match (t, x) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        };
+        if self.phase == Phase::Connecting {
+            min(Some(self.created + ctx_cfg.half_open_timeout));
+            return t;
+        }
+        if self.established() {
+            min(ctx_cfg.liveness_interval.map(|i| self.last_heard + i));
+            min(self.rekey_at);
+            min(self
+                .children
+                .iter()
+                .filter(|c| c.state == ChildState::Installed)
+                .map(|c| c.rekey_at)
+                .min());
+        }
+        t
+    }
+
+    pub(crate) fn on_timeout(&mut self, ctx: &mut Ctx<'_>) {
+        self.retransmit(ctx);
+        if self.is_closed() {
+            return;
+        }
+        let now = ctx.now;
+        // A responder whose peer never finished IKE_AUTH, or an initiator stuck waiting for the
+        // agent, gives up (the initiator's own exchange times out through retransmission).
+        if self.phase == Phase::Connecting
+            && now >= self.created + ctx.config.half_open_timeout
+            && !self.busy_sending()
+        {
+            return self.fail(ctx, LocalError::Timeout.into());
+        }
+        if !self.established() {
+            return;
+        }
+        if ctx
+            .config
+            .liveness_interval
+            .is_some_and(|i| now >= self.last_heard + i)
+            && !self.busy()
+        {
+            self.queue(Task::Liveness);
+            self.last_heard = now;
+        }
+        if self.rekey_at.is_some_and(|t| now >= t) {
+            self.rekey_at = None;
+            self.queue(Task::IkeRekey(IkeRekey::new()));
+        }
+        let due: Vec<u32> = self
+            .children
+            .iter()
+            .filter(|c| c.state == ChildState::Installed && now >= c.rekey_at)
+            .map(|c| c.sa.inbound_spi)
+            .collect();
+        for spi in due {
+            if let Some(c) = self.child_by_inbound(spi) {
+                c.rekey_at = now + ctx.config.child_lifetime.soft;
+            }
+            self.queue(Task::ChildRekey(ChildRekey::new(spi)));
+        }
+        self.kick(ctx);
+    }
+
+    /// An initiator's request is still being retransmitted.
+    fn busy_sending(&self) -> bool {
+        self.core
+            .tm
+            .active
+            .as_ref()
+            .is_some_and(|a| a.deadline.is_some())
+    }
+}

@@ -1,0 +1,61 @@
+//! Host-to-host traffic selectors and narrowing (RFC 7296 2.9).
+
+use std::net::IpAddr;
+
+use crate::wire::TrafficSelector;
+
+/// All protocols and ports of one address.
+pub(crate) fn host_ts(addr: IpAddr) -> TrafficSelector {
+    TrafficSelector::host(addr)
+}
+
+fn contains(ts: &TrafficSelector, addr: IpAddr) -> bool {
+    match (ts.start, ts.end, addr) {
+        (IpAddr::V4(s), IpAddr::V4(e), IpAddr::V4(a)) => s <= a && a <= e,
+        (IpAddr::V6(s), IpAddr::V6(e), IpAddr::V6(a)) => s <= a && a <= e,
+        _ => false,
+    }
+}
+
+/// Responder: narrows the peer's selectors to the one host we talk to, keeping the protocol and
+/// port range of the first selector that covers it (2.9: the responder may narrow to a subset).
+pub(crate) fn narrow(offered: &[TrafficSelector], addr: IpAddr) -> Option<TrafficSelector> {
+    let s = offered
+        .iter()
+        .find(|s| contains(s, addr) && s.start_port <= s.end_port)?;
+    Some(TrafficSelector {
+        start: addr,
+        end: addr,
+        ..*s
+    })
+}
+
+/// Initiator: the responder's selectors must be non-empty host selectors for `addr` (we offered
+/// nothing wider).
+pub(crate) fn within(returned: &[TrafficSelector], addr: IpAddr) -> bool {
+    !returned.is_empty() && returned.iter().all(|s| s.start == addr && s.end == addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn narrows_a_subnet_to_the_host() {
+        let a: IpAddr = "192.0.2.7".parse().unwrap();
+        let subnet = TrafficSelector {
+            ip_proto: 17,
+            start_port: 500,
+            end_port: 500,
+            start: "192.0.2.0".parse().unwrap(),
+            end: "192.0.2.255".parse().unwrap(),
+        };
+        let n = narrow(&[subnet], a).unwrap();
+        assert_eq!((n.start, n.end, n.ip_proto, n.start_port), (a, a, 17, 500));
+        assert!(narrow(&[subnet], "198.51.100.1".parse().unwrap()).is_none());
+        assert!(narrow(&[subnet], "2001:db8::1".parse().unwrap()).is_none());
+        assert!(within(&[n], a));
+        assert!(!within(&[subnet], a));
+        assert!(!within(&[], a));
+    }
+}
