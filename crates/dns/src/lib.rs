@@ -3,6 +3,8 @@
 //! - [`ipseckey`]: the record codec, wire and presentation form; no I/O, total parsing.
 //! - [`LookupTarget`]: a host name (forward lookup) or an address (reverse zone).
 //! - [`Answer`] / [`LookupError`]: the outcomes of a lookup, as types.
+//! - [`Validator`]: the validating lookup (hickory's DNSSEC validator over a work-limiting
+//!   [`guard`](WorkLimits) over hickory's name server pool); [`AnchorSet`]: trust anchors.
 //!
 //! Contract: only a key from a `Secure` answer may authenticate a peer; insecure, absent, bogus
 //! and failed lookups are distinct outcomes the agent's policy acts on. Nothing here decides
@@ -10,14 +12,22 @@
 
 #![forbid(unsafe_code)]
 
+mod anchor;
 mod answer;
 mod classify;
+mod config;
+mod guard;
 pub mod ipseckey;
 mod target;
+mod validator;
 
+pub use anchor::{AnchorError, AnchorSet};
 pub use answer::{
     Absence, Answer, Denial, Failure, KeyRecord, LookupError, SecureKeys, Signature, Unsigned,
 };
 pub use classify::classify;
+pub use config::{parse_server, Upstream, ValidatorConfig};
+pub use guard::{GuardStats, WorkLimits};
 pub use ipseckey::{Gateway, IpsecKey, PublicKey};
 pub use target::{BadTarget, LookupTarget};
+pub use validator::{LookupCost, Validator};

@@ -1,0 +1,246 @@
+//! Work limits against hostile zones (the KeyTrap family, CVE-2023-50387 and CVE-2023-50868),
+//! applied to every response before hickory validates it, and a per-lookup query budget.
+//!
+//! What hickory 0.26.3 enforces by itself (read in `hickory-net/src/dnssec/mod.rs`):
+//! - at most 9 RRSIGs tried per RRset (`MAX_RRSIGS_PER_RRSET = 8`, checked as `i > 8`), but not
+//!   for DNSKEY RRsets, whose RRSIGs are all tried;
+//! - at most 2 DNSKEYs per key tag when verifying an RRSIG, and at most 2 DS per key tag when
+//!   authenticating a DNSKEY (`MAX_KEY_TAG_COLLISIONS = 2`); an RRSIG is only tried with keys
+//!   whose tag and algorithm match it;
+//! - NSEC3 iterations: over 100 -> insecure, over 500 -> bogus (settable);
+//! - validation results cached per RRset (bogus for at most 60 s), recursion depth 26.
+//!
+//! What is added here: a cap on RRSIGs per RRset for every type (DNSKEY included), on DNSKEYs
+//! per RRset and per key tag, on DS records per owner, on NSEC3 records per response; NSEC3
+//! iteration limits lowered to RFC 9276's (100 insecure, 150 bogus); a budget of upstream
+//! queries per lookup (the walk for zone cuts issues one NS query per label); and, in the
+//! validator, a deadline on the whole lookup. A response over a limit is rejected before any
+//! signature is checked, so the lookup ends bogus.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures_util::{stream, StreamExt};
+use hickory_resolver::net::xfer::DnsHandle;
+use hickory_resolver::net::NetError;
+use hickory_resolver::proto::dnssec::rdata::DNSSECRData;
+use hickory_resolver::proto::op::{DnsRequest, DnsResponse, Message};
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
+
+/// Prefix of the error a rejected response turns into.
+pub(crate) const REJECTED: &str = "response rejected by work limits";
+
+/// Limits on what one response or one lookup may make us do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkLimits {
+    /// RRSIGs per RRset (owner, type covered), any type.
+    pub max_rrsigs_per_rrset: usize,
+    /// DNSKEY records per owner.
+    pub max_dnskeys: usize,
+    /// DNSKEY records sharing one key tag.
+    pub max_keys_per_tag: usize,
+    /// DS records per owner.
+    pub max_ds: usize,
+    /// NSEC3 records per response.
+    pub max_nsec3: usize,
+    /// NSEC3 iterations above which a denial is insecure (RFC 9276 section 3.2).
+    pub nsec3_soft_iterations: u16,
+    /// NSEC3 iterations above which a denial is bogus.
+    pub nsec3_hard_iterations: u16,
+    /// Upstream queries one lookup may send, chain of trust included.
+    pub max_queries_per_lookup: usize,
+}
+
+impl Default for WorkLimits {
+    fn default() -> Self {
+        Self {
+            max_rrsigs_per_rrset: 8,
+            max_dnskeys: 16,
+            max_keys_per_tag: 2,
+            max_ds: 16,
+            max_nsec3: 16,
+            nsec3_soft_iterations: 100,
+            nsec3_hard_iterations: 150,
+            max_queries_per_lookup: 64,
+        }
+    }
+}
+
+/// Counters for the status socket.
+#[derive(Debug, Default)]
+pub struct GuardStats {
+    /// Queries sent upstream.
+    pub queries: AtomicU64,
+    /// Responses rejected by a limit.
+    pub rejected: AtomicU64,
+}
+
+/// One lookup's share of work: queries sent so far and the first limit hit.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    queries: AtomicUsize,
+    max: usize,
+    pub(crate) rejection: Mutex<Option<String>>,
+}
+
+impl Budget {
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            queries: AtomicUsize::new(0),
+            max,
+            rejection: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn queries(&self) -> usize {
+        self.queries.load(Ordering::Relaxed)
+    }
+
+    fn note(&self, why: &str) {
+        if let Ok(mut slot) = self.rejection.lock() {
+            slot.get_or_insert_with(|| why.to_owned());
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The budget of the lookup being polled; hickory calls the guard from inside its future.
+    pub(crate) static BUDGET: Arc<Budget>;
+}
+
+/// A `DnsHandle` between hickory's validator and the transport that enforces [`WorkLimits`].
+#[derive(Clone)]
+pub(crate) struct Guard<H> {
+    inner: H,
+    limits: WorkLimits,
+    stats: Arc<GuardStats>,
+}
+
+impl<H> Guard<H> {
+    /// Wraps `inner`.
+    pub(crate) fn new(inner: H, limits: WorkLimits, stats: Arc<GuardStats>) -> Self {
+        Self {
+            inner,
+            limits,
+            stats,
+        }
+    }
+}
+
+impl<H: DnsHandle> DnsHandle for Guard<H> {
+    type Response =
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<DnsResponse, NetError>> + Send>>;
+    type Runtime = H::Runtime;
+
+    fn is_verifying_dnssec(&self) -> bool {
+        self.inner.is_verifying_dnssec()
+    }
+
+    fn send(&self, mut request: DnsRequest) -> Self::Response {
+        self.stats.queries.fetch_add(1, Ordering::Relaxed);
+        let over = BUDGET
+            .try_with(|b| b.queries.fetch_add(1, Ordering::Relaxed) >= b.max)
+            .unwrap_or(false);
+        if over {
+            let why = format!(
+                "{REJECTED}: more than {} queries",
+                self.limits.max_queries_per_lookup
+            );
+            return self.reject(why);
+        }
+        // We validate; with CD set a validating upstream returns what it has, not SERVFAIL.
+        request.metadata.checking_disabled = true;
+        let limits = self.limits;
+        let stats = self.stats.clone();
+        Box::pin(self.inner.send(request).map(move |result| {
+            let response = result?;
+            match check(&limits, &response) {
+                Ok(()) => Ok(response),
+                Err(why) => {
+                    stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    let why = format!("{REJECTED}: {why}");
+                    let _ = BUDGET.try_with(|b| b.note(&why));
+                    Err(NetError::Msg(why))
+                }
+            }
+        }))
+    }
+}
+
+impl<H> Guard<H> {
+    fn reject(&self, why: String) -> <Self as DnsHandle>::Response
+    where
+        H: DnsHandle,
+    {
+        self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        let _ = BUDGET.try_with(|b| b.note(&why));
+        Box::pin(stream::once(async move { Err(NetError::Msg(why)) }))
+    }
+}
+
+/// Checks one response against the limits; the error says which limit.
+pub(crate) fn check(limits: &WorkLimits, msg: &Message) -> Result<(), String> {
+    let mut rrsigs: HashMap<(Name, RecordType), usize> = HashMap::new();
+    let mut dnskeys: HashMap<Name, usize> = HashMap::new();
+    let mut tags: HashMap<(Name, u16), usize> = HashMap::new();
+    let mut ds: HashMap<Name, usize> = HashMap::new();
+    let mut nsec3 = 0usize;
+    let all = msg
+        .answers
+        .iter()
+        .chain(&msg.authorities)
+        .chain(&msg.additionals);
+    for record in all {
+        let owner = record.name.to_lowercase();
+        let RData::DNSSEC(data) = &record.data else {
+            continue;
+        };
+        match data {
+            DNSSECRData::RRSIG(sig) => {
+                let n = bump(&mut rrsigs, (owner.clone(), sig.input().type_covered));
+                if n > limits.max_rrsigs_per_rrset {
+                    return Err(format!(
+                        "more than {} RRSIGs for one RRset at {owner}",
+                        limits.max_rrsigs_per_rrset
+                    ));
+                }
+            }
+            DNSSECRData::DNSKEY(key) => {
+                if bump(&mut dnskeys, owner.clone()) > limits.max_dnskeys {
+                    return Err(format!(
+                        "more than {} DNSKEYs at {owner}",
+                        limits.max_dnskeys
+                    ));
+                }
+                let tag = key.calculate_key_tag().unwrap_or(0);
+                if bump(&mut tags, (owner.clone(), tag)) > limits.max_keys_per_tag {
+                    return Err(format!(
+                        "more than {} DNSKEYs with key tag {tag} at {owner}",
+                        limits.max_keys_per_tag
+                    ));
+                }
+            }
+            DNSSECRData::DS(_) if bump(&mut ds, owner.clone()) > limits.max_ds => {
+                return Err(format!("more than {} DS records at {owner}", limits.max_ds));
+            }
+            DNSSECRData::NSEC3(_) => {
+                nsec3 += 1;
+                if nsec3 > limits.max_nsec3 {
+                    return Err(format!("more than {} NSEC3 records", limits.max_nsec3));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn bump<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: K) -> usize {
+    let n = map.entry(key).or_insert(0);
+    *n += 1;
+    *n
+}
+
+#[cfg(test)]
+mod tests;

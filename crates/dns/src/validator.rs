@@ -1,0 +1,322 @@
+//! The validating lookup: hickory's `DnssecDnsHandle` over our [`Guard`] over hickory's name
+//! server pool. Transport only: it returns typed outcomes and decides nothing.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use hickory_resolver::config::{NameServerConfig, ResolverOpts};
+use hickory_resolver::net::dnssec::DnssecDnsHandle;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::xfer::{DnsHandle, FirstAnswer, RetryDnsHandle};
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::dnssec::rdata::{DNSSECRData, DNSKEY};
+use hickory_resolver::proto::dnssec::Proof;
+use hickory_resolver::proto::op::{DnsRequestOptions, DnsResponse, Query};
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_resolver::{NameServerPool, PoolContext, TlsConfig};
+
+use crate::answer::{Absence, Answer, Denial, Failure, LookupError};
+use crate::classify::classify;
+use crate::config::{Upstream, ValidatorConfig};
+use crate::guard::{Budget, Guard, GuardStats, BUDGET, REJECTED};
+use crate::ipseckey::RECORD_TYPE;
+use crate::target::LookupTarget;
+
+type Transport = Guard<RetryDnsHandle<NameServerPool<TokioRuntimeProvider>>>;
+type Checked = DnssecDnsHandle<Transport>;
+
+/// hickory's validation cache entries (RRset proofs), bounded.
+const VALIDATION_CACHE: usize = 4096;
+/// EDNS payload size (DNS flag day 2020).
+const EDNS_PAYLOAD: u16 = 1232;
+
+/// Looks up IPSECKEY records and validates them from the trust anchors.
+pub struct Validator {
+    transport: Transport,
+    checked: tokio::sync::OnceCell<Checked>,
+    config: ValidatorConfig,
+    stats: Arc<GuardStats>,
+}
+
+impl std::fmt::Debug for Validator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validator")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one lookup cost, for diagnostics and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LookupCost {
+    /// Upstream queries sent, chain of trust included.
+    pub queries: usize,
+}
+
+impl Validator {
+    /// Builds the validator; no query is sent yet. Must be called inside a tokio runtime.
+    pub fn new(config: ValidatorConfig) -> Result<Self, LookupError> {
+        let (servers, mut opts) = name_servers(&config.upstream)?;
+        opts.timeout = config.query_timeout;
+        opts.attempts = config.attempts;
+        opts.edns0 = true;
+        opts.edns_payload_len = EDNS_PAYLOAD;
+        opts.try_tcp_on_error = true;
+        opts.recursion_desired = true;
+        let tls = TlsConfig {
+            config: tls_config(&config.upstream)?,
+        };
+        let cx = Arc::new(PoolContext::new(opts, tls));
+        let pool = NameServerPool::from_config(servers, cx, TokioRuntimeProvider::default());
+        let stats = Arc::new(GuardStats::default());
+        let retry = RetryDnsHandle::new(pool, config.attempts);
+        let transport = Guard::new(retry, config.limits, stats.clone());
+        Ok(Self {
+            transport,
+            checked: tokio::sync::OnceCell::new(),
+            config,
+            stats,
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &ValidatorConfig {
+        &self.config
+    }
+
+    /// Counters of queries and rejected responses.
+    pub fn stats(&self) -> &GuardStats {
+        &self.stats
+    }
+
+    /// Looks up the target's IPSECKEY RRset within the lookup deadline.
+    pub async fn lookup(&self, target: &LookupTarget) -> Result<Answer, LookupError> {
+        self.lookup_with_cost(target).await.0
+    }
+
+    /// Like [`Self::lookup`], also telling what the lookup cost.
+    pub async fn lookup_with_cost(
+        &self,
+        target: &LookupTarget,
+    ) -> (Result<Answer, LookupError>, LookupCost) {
+        let qname = target.query_name();
+        let budget = Arc::new(Budget::new(self.config.limits.max_queries_per_lookup));
+        let work = BUDGET.scope(budget.clone(), self.query(qname.clone()));
+        let outcome = match tokio::time::timeout(self.config.lookup_timeout, work).await {
+            Err(_) => Err(LookupError::Failure(Failure::Timeout(
+                self.config.lookup_timeout,
+            ))),
+            Ok(Ok(response)) => classify(&qname, &response, SystemTime::now()),
+            Ok(Err(error)) => self.map_error(&qname, error),
+        };
+        (
+            with_rejection(outcome, &budget),
+            LookupCost {
+                queries: budget.queries(),
+            },
+        )
+    }
+
+    async fn query(&self, qname: Name) -> Result<DnsResponse, NetError> {
+        let checked = self.checked().await?;
+        let query = Query::query(qname, RecordType::from(RECORD_TYPE));
+        checked
+            .lookup(query, request_options())
+            .first_answer()
+            .await
+    }
+
+    /// The validating handle, built on first use: DS anchors need the DNSKEYs they match.
+    async fn checked(&self) -> Result<&Checked, NetError> {
+        self.checked
+            .get_or_try_init(|| async {
+                let mut anchors = self.config.anchors.trust_anchors();
+                for owner in self.config.anchors.ds_owners() {
+                    let keys = self.fetch_dnskeys(&owner).await?;
+                    if self.config.anchors.resolve_ds(&owner, &keys, &mut anchors) == 0 {
+                        return Err(NetError::Msg(format!(
+                            "{ANCHOR_MISMATCH}: no DNSKEY at {owner} matches the DS trust anchor"
+                        )));
+                    }
+                }
+                let limits = self.config.limits;
+                Ok(
+                    DnssecDnsHandle::with_trust_anchor(self.transport.clone(), Arc::new(anchors))
+                        .nsec3_iteration_limits(
+                            Some(limits.nsec3_soft_iterations),
+                            Some(limits.nsec3_hard_iterations),
+                        )
+                        .validation_cache_size(VALIDATION_CACHE),
+                )
+            })
+            .await
+    }
+
+    async fn fetch_dnskeys(&self, owner: &Name) -> Result<Vec<DNSKEY>, NetError> {
+        let query = Query::query(owner.clone(), RecordType::DNSKEY);
+        let response = self
+            .transport
+            .lookup(query, request_options())
+            .first_answer()
+            .await?;
+        Ok(response
+            .answers
+            .iter()
+            .filter(|r| r.name == *owner)
+            .filter_map(|r| match &r.data {
+                RData::DNSSEC(DNSSECRData::DNSKEY(key)) => Some(key.clone()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn map_error(&self, qname: &Name, error: NetError) -> Result<Answer, LookupError> {
+        let failure = |f| Err(LookupError::Failure(f));
+        match error {
+            NetError::Dns(DnsError::Nsec {
+                response, proof, ..
+            }) => match proof {
+                // NSEC3 iterations over the soft limit: the denial is not authenticated.
+                Proof::Insecure => Ok(Answer::Absent(Absence {
+                    owner: qname.clone(),
+                    nxdomain: response.response_code
+                        == hickory_resolver::proto::op::ResponseCode::NXDomain,
+                    denial: Denial::Unsigned,
+                    valid_until: SystemTime::now() + Duration::from_secs(60),
+                })),
+                _ => Err(LookupError::Bogus(format!(
+                    "the denial of existence (NSEC/NSEC3) for {qname} IPSECKEY does not validate"
+                ))),
+            },
+            NetError::Dns(DnsError::DnssecBogus) => Err(LookupError::Bogus(format!(
+                "{qname} IPSECKEY does not validate"
+            ))),
+            NetError::Dns(DnsError::ResponseCode(code)) => {
+                failure(Failure::Response(code.to_string()))
+            }
+            NetError::Dns(DnsError::NoRecordsFound(no)) => failure(Failure::Response(format!(
+                "unvalidated {}",
+                no.response_code
+            ))),
+            NetError::Msg(m) if m.starts_with(REJECTED) => Err(LookupError::Bogus(m)),
+            NetError::Msg(m) if m.starts_with(ANCHOR_MISMATCH) => Err(LookupError::Bogus(m)),
+            NetError::Message(m) if m.contains("validation depth") => {
+                Err(LookupError::Bogus(format!("{m} for {qname}")))
+            }
+            NetError::Timeout => failure(Failure::Network(format!(
+                "no answer from upstream within {:?} x {}",
+                self.config.query_timeout, self.config.attempts
+            ))),
+            NetError::NoConnections => {
+                failure(Failure::Network("no upstream server reachable".into()))
+            }
+            other => failure(Failure::Network(other.to_string())),
+        }
+    }
+}
+
+const ANCHOR_MISMATCH: &str = "trust anchor";
+
+fn request_options() -> DnsRequestOptions {
+    let mut options = DnsRequestOptions::default();
+    options.use_edns = true;
+    options.edns_set_dnssec_ok = true;
+    options.edns_payload_len = EDNS_PAYLOAD;
+    options.recursion_desired = true;
+    options
+}
+
+/// A bogus outcome caused by a work limit says which limit.
+fn with_rejection(
+    outcome: Result<Answer, LookupError>,
+    budget: &Budget,
+) -> Result<Answer, LookupError> {
+    match outcome {
+        Err(LookupError::Bogus(why)) if !why.starts_with(REJECTED) => {
+            let limit = budget.rejection.lock().ok().and_then(|r| r.clone());
+            Err(LookupError::Bogus(match limit {
+                Some(limit) => format!("{why} ({limit})"),
+                None => why,
+            }))
+        }
+        other => other,
+    }
+}
+
+fn name_servers(upstream: &Upstream) -> Result<(Vec<NameServerConfig>, ResolverOpts), LookupError> {
+    let config_error = |m: String| LookupError::Failure(Failure::Config(m));
+    match upstream {
+        Upstream::System => {
+            let (config, opts) = hickory_resolver::system_conf::read_system_conf()
+                .map_err(|e| config_error(format!("reading resolv.conf: {e}")))?;
+            let (_, _, servers) = config.into_parts();
+            if servers.is_empty() {
+                return Err(config_error("resolv.conf names no server".into()));
+            }
+            Ok((servers, opts))
+        }
+        Upstream::Servers(addrs) => Ok((
+            addrs
+                .iter()
+                .map(|a| with_port(NameServerConfig::udp_and_tcp(a.ip()), a.port()))
+                .collect(),
+            ResolverOpts::default(),
+        )),
+        Upstream::Tls {
+            servers,
+            server_name,
+            ..
+        } => Ok((
+            servers
+                .iter()
+                .map(|a| {
+                    with_port(
+                        NameServerConfig::tls(a.ip(), server_name.as_str().into()),
+                        a.port(),
+                    )
+                })
+                .collect(),
+            ResolverOpts::default(),
+        )),
+    }
+}
+
+fn with_port(mut server: NameServerConfig, port: u16) -> NameServerConfig {
+    for connection in &mut server.connections {
+        connection.port = port;
+    }
+    server
+}
+
+/// Debian's CA bundle, used for DNS-over-TLS when no CA file is given.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+fn tls_config(upstream: &Upstream) -> Result<rustls::ClientConfig, LookupError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::CertificateDer;
+    let config_error = |m: String| LookupError::Failure(Failure::Config(m));
+    let mut roots = rustls::RootCertStore::empty();
+    if let Upstream::Tls { ca_file, .. } = upstream {
+        let path = ca_file.clone().unwrap_or_else(|| SYSTEM_CA_BUNDLE.into());
+        let certs = CertificateDer::pem_file_iter(&path)
+            .map_err(|e| config_error(format!("reading {}: {e}", path.display())))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| config_error(format!("{}: {e}", path.display())))?;
+            roots
+                .add(cert)
+                .map_err(|e| config_error(format!("{}: {e}", path.display())))?;
+        }
+        if roots.is_empty() {
+            return Err(config_error(format!(
+                "{} holds no CA certificate",
+                path.display()
+            )));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| config_error(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
