@@ -29,6 +29,10 @@ pub enum CryptoError {
     /// type (e.g. ECDSA with an RSA key).
     #[error("AUTH signature algorithm does not match the peer's key type")]
     AlgorithmKeyMismatch,
+    /// The AUTH data names a signature algorithm we refuse: SHA-1 based (RFC 7427
+    /// appendix A.1.1, A.3.1, A.4.1, A.4.2) or DSA (RFC 8247 section 3.3).
+    #[error("AUTH signature uses a refused algorithm (SHA-1 or DSA)")]
+    RefusedSignatureAlgorithm,
     /// The peer's public key (as published in DNS) is malformed or too weak.
     #[error("peer's public key is malformed or too weak")]
     InvalidPublicKey,
@@ -70,6 +74,7 @@ impl CryptoError {
                 | Self::BadSignature
                 | Self::MalformedSignature
                 | Self::AlgorithmKeyMismatch
+                | Self::RefusedSignatureAlgorithm
                 | Self::InvalidPublicKey
         )
     }

@@ -6,9 +6,12 @@
 //!
 //! - Key exchange (RFC 7296 section 3.4): [`DhGroup`], [`KeyShare`], [`SharedSecret`].
 
+mod asn1;
+mod auth;
 mod dh;
 mod ecp;
 mod error;
+mod keys;
 mod modp;
 mod prf;
 mod sk;
@@ -16,8 +19,10 @@ mod sk_aead;
 mod sk_cbc;
 mod transforms;
 
+pub use auth::{sign_auth, verify_auth, AuthMethod, SigHash};
 pub use dh::{DhGroup, KeyShare, SharedSecret};
 pub use error::CryptoError;
+pub use keys::{PrivateKey, PublicKey};
 pub use prf::PrfAlg;
 pub use sk::SkCipher;
 pub use transforms::{EncrAlg, IntegAlg};
