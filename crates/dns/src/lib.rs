@@ -30,4 +30,4 @@ pub use config::{parse_server, Upstream, ValidatorConfig};
 pub use guard::{GuardStats, WorkLimits};
 pub use ipseckey::{Gateway, IpsecKey, PublicKey};
 pub use target::{BadTarget, LookupTarget};
-pub use validator::{LookupCost, Validator};
+pub use validator::{lookup_blocking, LookupCost, Validator};

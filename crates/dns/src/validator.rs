@@ -320,3 +320,27 @@ fn tls_config(upstream: &Upstream) -> Result<rustls::ClientConfig, LookupError> 
         .with_root_certificates(roots)
         .with_no_client_auth())
 }
+
+/// Runs one validated lookup on a private current-thread runtime: for command-line tools and
+/// tests that have no runtime of their own.
+pub fn lookup_blocking(
+    config: ValidatorConfig,
+    target: &LookupTarget,
+) -> (Result<Answer, LookupError>, LookupCost) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let failure = Failure::Config(format!("cannot start a runtime: {e}"));
+            return (Err(LookupError::Failure(failure)), LookupCost::default());
+        }
+    };
+    runtime.block_on(async {
+        match Validator::new(config) {
+            Ok(validator) => validator.lookup_with_cost(target).await,
+            Err(e) => (Err(e), LookupCost::default()),
+        }
+    })
+}
