@@ -3,3 +3,5 @@
 //! This crate is the only place with tokio tasks, sockets and policy decisions.
 
 pub mod cli;
+pub mod config;
+pub mod status;

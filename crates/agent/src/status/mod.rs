@@ -1,0 +1,6 @@
+//! The status socket: a Unix socket speaking JSON lines ([`protocol`]), served by the agent ([`server`]) and
+//! used by the CLI ([`client`]). The protocol is documented in `docs/status-protocol.md`.
+
+pub mod client;
+pub mod protocol;
+pub mod server;

@@ -1,0 +1,131 @@
+//! The status socket's server side: accepts connections, reads request lines, asks the agent's core, and
+//! writes answers. A malformed request gets an error answer and never disturbs the agent.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::protocol::{ErrorCode, Request, Response, MAX_REQUEST_LINE};
+
+/// A question for the agent's core, with where to send the answer.
+#[derive(Debug)]
+pub struct Query {
+    pub request: Request,
+    pub reply: oneshot::Sender<Response>,
+}
+
+/// Where connections send their questions and find the event stream.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub queries: mpsc::Sender<Query>,
+    pub events: broadcast::Sender<super::protocol::EventReport>,
+}
+
+/// Creates the socket at `path` (replacing a stale one), with `mode` and optionally owned by `group`.
+pub fn bind(path: &Path, mode: u32, group: Option<&str>) -> std::io::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let listener = UnixListener::bind(path)?;
+    if let Some(name) = group.filter(|g| !g.is_empty()) {
+        let gid = nix::unistd::Group::from_name(name)
+            .map_err(std::io::Error::other)?
+            .ok_or_else(|| std::io::Error::other(format!("no group named {name}")))?
+            .gid;
+        nix::unistd::chown(path, None, Some(gid)).map_err(std::io::Error::other)?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(listener)
+}
+
+/// Serves connections until the listener fails.
+pub async fn serve(listener: UnixListener, backend: Backend) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let backend = backend.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = connection(stream, backend).await {
+                        tracing::debug!("status connection ended: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!("status socket accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn connection(stream: UnixStream, backend: Backend) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = (&mut reader).take(MAX_REQUEST_LINE as u64 + 1).read_until(b'\n', &mut line).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        if line.len() > MAX_REQUEST_LINE {
+            let answer = Response::error(ErrorCode::TooLong, format!("request longer than {MAX_REQUEST_LINE} bytes"));
+            return send(&mut write, &answer).await;
+        }
+        let request = match serde_json::from_slice::<Request>(&line) {
+            Ok(request) => request,
+            Err(e) => {
+                send(&mut write, &Response::error(ErrorCode::BadRequest, e.to_string())).await?;
+                continue;
+            }
+        };
+        let follow = matches!(request, Request::Events { follow: true });
+        // Subscribe before asking for history, so no event falls between the two.
+        let subscription = follow.then(|| backend.events.subscribe());
+        send(&mut write, &ask(&backend, request).await).await?;
+        if let Some(events) = subscription {
+            return stream_events(events, &mut write).await;
+        }
+    }
+}
+
+async fn ask(backend: &Backend, request: Request) -> Response {
+    let (reply, answer) = oneshot::channel();
+    if backend.queries.send(Query { request, reply }).await.is_err() {
+        return Response::error(ErrorCode::Unavailable, "the agent is shutting down");
+    }
+    answer.await.unwrap_or_else(|_| Response::error(ErrorCode::Unavailable, "the agent did not answer"))
+}
+
+async fn stream_events(
+    mut events: broadcast::Receiver<super::protocol::EventReport>,
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+) -> std::io::Result<()> {
+    loop {
+        match events.recv().await {
+            Ok(event) => send(write, &Response::Event { ok: super::protocol::Ok, event }).await?,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::debug!("status event follower lagged by {n} events");
+            }
+            Err(broadcast::error::RecvError::Closed) => return Ok(()),
+        }
+    }
+}
+
+async fn send(write: &mut tokio::net::unix::OwnedWriteHalf, response: &Response) -> std::io::Result<()> {
+    let mut text = serde_json::to_vec(response).map_err(std::io::Error::other)?;
+    text.push(b'\n');
+    write.write_all(&text).await
+}
+
+/// The default socket path's folder, created at start.
+pub fn socket_dir(path: &Path) -> PathBuf {
+    path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
