@@ -191,9 +191,9 @@ fn sign(
 
 /// Verifies the peer's AUTH data against its validated public key.
 ///
-/// Strict: the AlgorithmIdentifier must be one of the exact encodings in
-/// [`super::asn1`] and fit the key type, the signature length must fit the key,
-/// and ECDSA signatures must be canonical DER. Peer faults come back as
+/// Strict: the AlgorithmIdentifier must be byte for byte one of the RFC 7427
+/// appendix A encodings (a fixed table) and fit the key type, the signature
+/// length must fit the key, and ECDSA signatures must be canonical DER. Peer faults come back as
 /// [`CryptoError::MalformedSignature`], [`CryptoError::AlgorithmKeyMismatch`],
 /// [`CryptoError::RefusedSignatureAlgorithm`] or [`CryptoError::BadSignature`];
 /// a key that is not well formed as [`CryptoError::InvalidPublicKey`].
