@@ -180,3 +180,21 @@ fn gateway_types_and_lifetimes() {
     assert!(s.usable_until <= s.signature.expiration);
     assert_eq!(s.signature.signer.to_string(), "ed.example.");
 }
+
+/// hickory 0.26.3 reports this NSEC-signed wildcard answer bogus (upstream PR #3812 adds the
+/// failing test); oe-dns re-checks RFC 4035 section 5.3.4 on the validated records.
+#[test]
+fn nsec_wildcard_one_label_below_is_secure() {
+    let bed = bed();
+    let answer = bed.lookup(names::WILDCARD_HOST);
+    assert!(matches!(secure_key(&answer), PublicKey::Ed25519(_)));
+    let Ok(Answer::Secure(s)) = &answer else {
+        unreachable!()
+    };
+    assert_eq!(s.owner.to_string(), names::WILDCARD_HOST);
+    // A name that is not under the wildcard stays absent.
+    assert!(matches!(
+        bed.lookup("nothing.ed.example."),
+        Ok(Answer::Absent(_))
+    ));
+}

@@ -20,6 +20,7 @@ mod guard;
 pub mod ipseckey;
 mod target;
 mod validator;
+mod wildcard;
 
 pub use anchor::{AnchorError, AnchorSet};
 pub use answer::{

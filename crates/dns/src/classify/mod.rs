@@ -42,7 +42,11 @@ pub fn classify(qname: &Name, msg: &Message, now: SystemTime) -> Result<Answer, 
     }
     let mut records: Vec<KeyRecord> = keys.iter().map(|r| key_record(r)).collect();
     // Lowest precedence first (RFC 4025 section 2.2); malformed records last.
-    records.sort_by_key(|r| r.data.as_ref().map_or(u16::MAX, |k| u16::from(k.precedence)));
+    records.sort_by_key(|r| {
+        r.data
+            .as_ref()
+            .map_or(u16::MAX, |k| u16::from(k.precedence))
+    });
     let ttl = path.iter().map(|r| r.ttl).min().unwrap_or(0);
     if path.iter().any(|r| r.proof == Proof::Insecure) {
         let valid_until = now + Duration::from_secs(ttl.into());
