@@ -198,3 +198,38 @@ fn nsec_wildcard_one_label_below_is_secure() {
         Ok(Answer::Absent(_))
     ));
 }
+
+/// Fifty requests for one host at once (a burst of ACQUIREs): one validated lookup, one answer.
+#[test]
+fn cache_coalesces_a_burst_into_one_lookup() {
+    use oe_dns::{CacheConfig, KeyCache, Validator};
+    let bed = bed();
+    let config = bed.config(bed.fixture.trust_anchor_dnskey());
+    let (secure, snapshot) = bed.ns.run(move || {
+        let rt = oe_dns::current_thread_runtime().unwrap();
+        rt.block_on(async move {
+            let cache = KeyCache::new(Validator::new(config).unwrap(), CacheConfig::default());
+            let target: LookupTarget = names::ED_HOST.parse().unwrap();
+            let burst: Vec<_> = (0..50)
+                .map(|_| {
+                    let (cache, target) = (cache.clone(), target.clone());
+                    std::thread::spawn(move || {
+                        let rt = oe_dns::current_thread_runtime().unwrap();
+                        rt.block_on(async move { cache.get(&target).await })
+                    })
+                })
+                .collect();
+            let outcomes: Vec<_> = burst.into_iter().map(|t| t.join().unwrap()).collect();
+            let secure = outcomes
+                .iter()
+                .filter(|o| matches!(o.as_ref(), Ok(Answer::Secure(_))))
+                .count();
+            (secure, cache.snapshot())
+        })
+    });
+    assert_eq!(secure, 50);
+    assert_eq!(snapshot.counters.misses, 1, "{snapshot:?}");
+    assert_eq!(snapshot.counters.coalesced + snapshot.counters.hits, 49);
+    assert_eq!(snapshot.entries.len(), 1);
+    assert_eq!(snapshot.entries[0].state, "secure");
+}

@@ -5,6 +5,8 @@
 //! - [`Answer`] / [`LookupError`]: the outcomes of a lookup, as types.
 //! - [`Validator`]: the validating lookup (hickory's DNSSEC validator over a work-limiting
 //!   [`guard`](WorkLimits) over hickory's name server pool); [`AnchorSet`]: trust anchors.
+//! - [`KeyCache`]: outcomes cached for their validated lifetime, concurrent lookups of one name
+//!   coalesced, bounded, with a [`CacheSnapshot`] for the status socket.
 //!
 //! Contract: only a key from a `Secure` answer may authenticate a peer; insecure, absent, bogus
 //! and failed lookups are distinct outcomes the agent's policy acts on. Nothing here decides
@@ -14,6 +16,7 @@
 
 mod anchor;
 mod answer;
+mod cache;
 mod classify;
 mod config;
 mod guard;
@@ -26,9 +29,10 @@ pub use anchor::{AnchorError, AnchorSet};
 pub use answer::{
     Absence, Answer, Denial, Failure, KeyRecord, LookupError, SecureKeys, Signature, Unsigned,
 };
+pub use cache::{CacheConfig, CacheSnapshot, Counters, EntrySnapshot, KeyCache, Lookup, Outcome};
 pub use classify::classify;
 pub use config::{parse_server, Upstream, ValidatorConfig};
 pub use guard::{GuardStats, WorkLimits};
 pub use ipseckey::{Gateway, IpsecKey, PublicKey};
 pub use target::{BadTarget, LookupTarget};
-pub use validator::{lookup_blocking, LookupCost, Validator};
+pub use validator::{current_thread_runtime, lookup_blocking, LookupCost, Validator};

@@ -349,3 +349,10 @@ pub fn lookup_blocking(
         }
     })
 }
+
+/// A current-thread tokio runtime with I/O and timers, for callers without one.
+pub fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}

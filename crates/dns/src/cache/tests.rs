@@ -1,0 +1,247 @@
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hickory_proto::rr::Name;
+use tokio::sync::Semaphore;
+
+use super::{CacheConfig, KeyCache, Lookup};
+use crate::answer::{Absence, Answer, Denial, Failure, LookupError, SecureKeys, Signature};
+use crate::target::LookupTarget;
+
+/// Answers by target name: `secure*` secure for 300 s, `absent*` absent for 600 s, `bogus*`
+/// bogus, anything else a failure. Holds each lookup until the gate gives a permit.
+struct Fake {
+    calls: Arc<AtomicUsize>,
+    gate: Arc<Semaphore>,
+    now: Arc<AtomicU64>,
+}
+
+impl Lookup for Fake {
+    async fn lookup(&self, target: &LookupTarget) -> Result<Answer, LookupError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.gate.acquire().await.unwrap().forget();
+        let now = UNIX_EPOCH + Duration::from_secs(self.now.load(Ordering::SeqCst));
+        let owner = target.query_name();
+        let label = owner.to_string();
+        if label.starts_with("secure") {
+            let signature = Signature {
+                signer: Name::root(),
+                key_tag: 1,
+                algorithm: "ED25519".into(),
+                inception: now,
+                expiration: now + Duration::from_secs(10_000),
+            };
+            let usable_until = now + Duration::from_secs(300);
+            Ok(Answer::Secure(SecureKeys {
+                owner,
+                records: vec![],
+                signature,
+                ttl: 300,
+                usable_until,
+            }))
+        } else if label.starts_with("absent") {
+            let valid_until = now + Duration::from_secs(600);
+            Ok(Answer::Absent(Absence {
+                owner,
+                nxdomain: true,
+                denial: Denial::Nsec,
+                valid_until,
+            }))
+        } else if label.starts_with("bogus") {
+            Err(LookupError::Bogus("tampered".into()))
+        } else {
+            Err(LookupError::Failure(Failure::Network("down".into())))
+        }
+    }
+}
+
+struct Bed {
+    cache: KeyCache<Fake>,
+    calls: Arc<AtomicUsize>,
+    gate: Arc<Semaphore>,
+    now: Arc<AtomicU64>,
+}
+
+fn bed(config: CacheConfig) -> Bed {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(Semaphore::new(0));
+    let now = Arc::new(AtomicU64::new(1_800_000_000));
+    let fake = Fake {
+        calls: calls.clone(),
+        gate: gate.clone(),
+        now: now.clone(),
+    };
+    let clock_now = now.clone();
+    let clock =
+        Arc::new(move || UNIX_EPOCH + Duration::from_secs(clock_now.load(Ordering::SeqCst)));
+    let cache = KeyCache::with_clock(fake, config, clock);
+    Bed {
+        cache,
+        calls,
+        gate,
+        now,
+    }
+}
+
+fn target(s: &str) -> LookupTarget {
+    s.parse().unwrap()
+}
+
+impl Bed {
+    fn advance(&self, secs: u64) {
+        self.now.fetch_add(secs, Ordering::SeqCst);
+    }
+
+    async fn get_now(&self, name: &str) -> super::Outcome {
+        self.gate.add_permits(1);
+        self.cache.get(&target(name)).await
+    }
+}
+
+#[tokio::test]
+async fn many_requests_for_one_host_make_one_lookup() {
+    let bed = bed(CacheConfig::default());
+    let waiters: Vec<_> = (0..100)
+        .map(|_| {
+            let cache = bed.cache.clone();
+            tokio::spawn(async move { cache.get(&target("secure.example.")).await })
+        })
+        .collect();
+    while bed.cache.snapshot().counters.coalesced + bed.cache.snapshot().counters.misses < 100 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        bed.cache.snapshot().in_flight,
+        vec!["secure.example.".to_owned()]
+    );
+    bed.gate.add_permits(1);
+    let outcomes: Vec<_> = futures_util::future::join_all(waiters).await;
+    assert_eq!(bed.calls.load(Ordering::SeqCst), 1);
+    let first = outcomes[0].as_ref().unwrap();
+    assert!(outcomes
+        .iter()
+        .all(|o| Arc::ptr_eq(o.as_ref().unwrap(), first)));
+    let counters = bed.cache.snapshot().counters;
+    assert_eq!((counters.misses, counters.coalesced), (1, 99));
+}
+
+#[tokio::test]
+async fn lifetimes_per_outcome() {
+    let bed = bed(CacheConfig::default());
+    for name in [
+        "secure.example.",
+        "absent.example.",
+        "bogus.example.",
+        "down.example.",
+    ] {
+        bed.get_now(name).await;
+    }
+    assert_eq!(bed.calls.load(Ordering::SeqCst), 4);
+    let again = |bed: &Bed| {
+        let cache = bed.cache.clone();
+        async move {
+            for name in [
+                "secure.example.",
+                "absent.example.",
+                "bogus.example.",
+                "down.example.",
+            ] {
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(50), cache.get(&target(name))).await;
+            }
+        }
+    };
+    // 4 s later: all cached.
+    bed.advance(4);
+    again(&bed).await;
+    assert_eq!(bed.calls.load(Ordering::SeqCst), 4);
+    // 6 s: the failure (5 s) is looked up again.
+    bed.advance(2);
+    bed.gate.add_permits(10);
+    again(&bed).await;
+    assert_eq!(bed.calls.load(Ordering::SeqCst), 5);
+    // 61 s: bogus (60 s) too; 301 s: the secure answer (its 300 s); 601 s: the absence.
+    bed.advance(55);
+    again(&bed).await;
+    assert_eq!(bed.calls.load(Ordering::SeqCst), 7);
+    bed.advance(240);
+    again(&bed).await;
+    assert_eq!(bed.calls.load(Ordering::SeqCst), 10);
+    bed.advance(300);
+    again(&bed).await;
+    assert_eq!(bed.calls.load(Ordering::SeqCst), 14);
+}
+
+#[tokio::test]
+async fn negative_lifetime_is_capped() {
+    let config = CacheConfig {
+        max_negative: Duration::from_secs(30),
+        ..CacheConfig::default()
+    };
+    let bed = bed(config);
+    bed.get_now("absent.example.").await;
+    let snap = bed.cache.snapshot();
+    assert_eq!(snap.entries[0].expires - snap.entries[0].fetched, 30);
+    assert_eq!(snap.entries[0].state, "absent");
+}
+
+#[tokio::test]
+async fn bounded_entries_evict_the_soonest_to_expire() {
+    let config = CacheConfig {
+        max_entries: 3,
+        ..CacheConfig::default()
+    };
+    let bed = bed(config);
+    bed.get_now("down.example.").await; // expires in 5 s
+    for name in ["secure1.example.", "secure2.example.", "secure3.example."] {
+        bed.get_now(name).await;
+    }
+    let snap = bed.cache.snapshot();
+    assert_eq!(snap.entries.len(), 3);
+    assert!(snap.entries.iter().all(|e| e.state == "secure"));
+    assert_eq!(snap.counters.evictions, 1);
+}
+
+#[tokio::test]
+async fn too_many_in_flight_is_shed() {
+    let config = CacheConfig {
+        max_in_flight: 1,
+        ..CacheConfig::default()
+    };
+    let bed = bed(config);
+    let cache = bed.cache.clone();
+    let held = tokio::spawn(async move { cache.get(&target("secure.example.")).await });
+    while bed.cache.snapshot().in_flight.is_empty() {
+        tokio::task::yield_now().await;
+    }
+    let shed = bed.cache.get(&target("secure2.example.")).await;
+    assert!(matches!(
+        shed.as_ref(),
+        Err(LookupError::Failure(Failure::Overloaded))
+    ));
+    bed.gate.add_permits(1);
+    assert!(held.await.unwrap().is_ok());
+    assert_eq!(bed.cache.snapshot().counters.shed, 1);
+    // Shedding is not cached.
+    assert!(bed.get_now("secure2.example.").await.is_ok());
+}
+
+#[tokio::test]
+async fn snapshot_serializes_for_the_status_socket() {
+    let bed = bed(CacheConfig::default());
+    bed.get_now("192.0.2.7").await;
+    bed.get_now("bogus.example.").await;
+    let json = serde_json::to_value(bed.cache.snapshot()).unwrap();
+    let entries = json["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert!(entries
+        .iter()
+        .any(|e| e["target"] == "192.0.2.7" && e["query"] == "7.2.0.192.in-addr.arpa."));
+    assert!(entries
+        .iter()
+        .any(|e| e["state"] == "bogus" && e["detail"] == "tampered"));
+    bed.cache.invalidate(&target("bogus.example."));
+    assert_eq!(bed.cache.snapshot().entries.len(), 1);
+    let _ = SystemTime::now();
+}
