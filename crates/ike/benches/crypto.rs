@@ -5,7 +5,9 @@
 //! - `sign/<key>`, `verify/<key>`: RFC 7427 AUTH data over 364 signed octets;
 //! - `prf+/...`: SKEYSEED + the IKE SA keys, and a child SA's KEYMAT;
 //! - `sk/<cipher>/{seal,open}`: an SK payload with 1 kB of inner payloads;
-//! - `floor/<dh>+<auth>`: one side's whole handshake crypto ([`oe_ike::crypto::floor`]).
+//! - `floor/<dh>+<auth>`: one side's whole handshake crypto ([`oe_ike::crypto::floor`]);
+//! - `ring-baseline/...`: ring doing what we do with other crates (ECDH and ECDSA
+//!   signing, where ring cannot take the injected generator), for same-run ratios.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -141,6 +143,41 @@ fn handshake_floor(c: &mut Criterion) {
     });
 }
 
+/// ring's own ECDH and ECDSA signing: the speed we give up for injected randomness.
+fn ring_baseline(c: &mut Criterion) {
+    use ring::{agreement, rand::SystemRandom, signature};
+    let sys = SystemRandom::new();
+    let curves = [
+        ("X25519", &agreement::X25519),
+        ("P-256", &agreement::ECDH_P256),
+        ("P-384", &agreement::ECDH_P384),
+    ];
+    for (name, alg) in curves {
+        let peer = agreement::EphemeralPrivateKey::generate(alg, &sys).unwrap();
+        let peer = peer.compute_public_key().unwrap();
+        c.bench_function(&format!("ring-baseline/ecdh-{name}/keygen+agree"), |b| {
+            b.iter(|| {
+                let ours = agreement::EphemeralPrivateKey::generate(alg, &sys).unwrap();
+                let peer = agreement::UnparsedPublicKey::new(alg, peer.as_ref());
+                agreement::agree_ephemeral(ours, &peer, |k| k.len()).unwrap()
+            })
+        });
+    }
+    let pkcs8 =
+        signature::EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &sys)
+            .unwrap();
+    let key = signature::EcdsaKeyPair::from_pkcs8(
+        &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        pkcs8.as_ref(),
+        &sys,
+    )
+    .unwrap();
+    let octets = vec![0x5a; 364];
+    c.bench_function("ring-baseline/sign-ecdsa-p256", |b| {
+        b.iter(|| key.sign(&sys, &octets).unwrap())
+    });
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -151,6 +188,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = key_exchange, signatures, prf_plus, sk_payload, handshake_floor
+    targets = key_exchange, signatures, prf_plus, sk_payload, handshake_floor, ring_baseline
 }
 criterion_main!(benches);
