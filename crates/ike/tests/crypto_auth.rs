@@ -623,3 +623,39 @@ fn iana_numbers() {
     }
     assert_eq!(AuthMethod::from_iana(2), None);
 }
+
+#[test]
+fn random_auth_data_never_panics_or_verifies() {
+    use rand_chacha::rand_core::RngCore;
+    let mut rng = seeded(60);
+    let msg = message();
+    let prefixes: Vec<Vec<u8>> = [
+        ("pkcs1", "sha256"),
+        ("pss", "sha384"),
+        ("ecdsa", "sha256"),
+        ("ed25519", "identity"),
+    ]
+    .iter()
+    .map(|(s, h)| {
+        let id = rfc7427_alg_id(s, h);
+        [&[id.len() as u8][..], &id].concat()
+    })
+    .chain([vec![], vec![0x30]])
+    .collect();
+    for file in ["ed25519.pem", "p256.pem", "p384.pem", "rsa2048.pem"] {
+        let public = load(file).public_key();
+        for i in 0..300 {
+            let mut tail = vec![0u8; (rng.next_u32() % 300) as usize];
+            rng.fill_bytes(&mut tail);
+            if i % 3 == 0 && tail.len() > 2 {
+                tail[0] = 0x30; // a DER SEQUENCE header with a plausible length
+                tail[1] = (tail.len() - 2).min(0x7f) as u8;
+            }
+            let data = [&prefixes[i % prefixes.len()][..], &tail].concat();
+            for method in [AuthMethod::DigitalSignature, AuthMethod::RsaSig] {
+                let err = verify_auth(&public, method, &data, &msg).unwrap_err();
+                assert!(err.is_peer_fault(), "{file}: {err:?}");
+            }
+        }
+    }
+}

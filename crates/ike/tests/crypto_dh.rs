@@ -251,3 +251,31 @@ fn debug_output_hides_secrets() {
         "{text}"
     );
 }
+
+#[test]
+fn random_peer_values_never_panic() {
+    use rand_chacha::rand_core::RngCore;
+    let mut rng = seeded(62);
+    for group in DhGroup::ALL {
+        for i in 0..40 {
+            let len = if i % 2 == 0 {
+                group.public_len()
+            } else {
+                (rng.next_u32() % 300) as usize
+            };
+            let mut peer = vec![0u8; len];
+            rng.fill_bytes(&mut peer);
+            let share = KeyShare::generate(group, &mut rng).unwrap();
+            // Random bytes of the right length are a valid X25519 or MODP value
+            // (almost surely), and almost never an ECP point.
+            match (group, share.agree(&peer)) {
+                (_, Err(e)) => assert_eq!(e, CryptoError::InvalidPeerPublicKey),
+                (DhGroup::Ecp256 | DhGroup::Ecp384, Ok(_)) => panic!("random bytes made a point"),
+                (_, Ok(s)) => assert_eq!(
+                    s.as_bytes().len(),
+                    if group == DhGroup::Modp2048 { 256 } else { 32 }
+                ),
+            }
+        }
+    }
+}

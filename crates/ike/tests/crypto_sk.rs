@@ -303,3 +303,20 @@ fn ivs_come_from_the_injected_generator() {
         assert_ne!(a[..encr.iv_len()], c[..encr.iv_len()]);
     }
 }
+
+#[test]
+fn random_bodies_never_panic_or_open() {
+    use rand_chacha::rand_core::RngCore;
+    let mut rng = seeded(61);
+    for (encr, integ) in all_ciphers() {
+        let sk = cipher(encr, integ);
+        for _ in 0..500 {
+            let mut body = vec![0u8; (rng.next_u32() % 200) as usize];
+            rng.fill_bytes(&mut body);
+            assert_eq!(
+                sk.open(PREFIX, &body).unwrap_err(),
+                CryptoError::DecryptFailed
+            );
+        }
+    }
+}
