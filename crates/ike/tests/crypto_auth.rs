@@ -659,3 +659,33 @@ fn random_auth_data_never_panics_or_verifies() {
         }
     }
 }
+
+#[test]
+fn strongswan_encodings_and_signatures_verify() {
+    let v = vectors("strongswan_sigs.txt");
+    assert_eq!(v.len(), 5);
+    for s in &v {
+        let public = match s.text("kind") {
+            "rsa" => PublicKey::Rsa {
+                n: s.hex("n"),
+                e: s.hex("e"),
+            },
+            "p256" => PublicKey::EcdsaP256(s.hex("xy")),
+            _ => PublicKey::Ed25519(s.hex("ed25519").try_into().unwrap()),
+        };
+        let data = auth_data(&s.hex("alg_id"), &s.hex("sig"));
+        let mut tbs = s.hex("tbs");
+        let method = AuthMethod::DigitalSignature;
+        assert_eq!(
+            verify_auth(&public, method, &data, &tbs),
+            Ok(()),
+            "[{}]",
+            s.name
+        );
+        tbs[10] ^= 1;
+        assert_eq!(
+            verify_auth(&public, method, &data, &tbs),
+            Err(CryptoError::BadSignature)
+        );
+    }
+}
