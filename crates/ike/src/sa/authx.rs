@@ -345,7 +345,11 @@ pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Resul
     let spi = sa.take_spi(ctx);
     let peer_auth = match check_peer(sa, ctx, idi, auth_p) {
         Ok(Some(a)) => a,
-        Ok(None) => return Ok(Reply::Pause),
+        Ok(None) => {
+            // Keep the SPI for when the keys arrive.
+            sa.spis.extend(spi);
+            return Ok(Reply::Pause);
+        }
         Err(e) => {
             let reason = match e {
                 Error::Peer(PeerError::IdentityRefused(_)) => CloseReason::Refused,

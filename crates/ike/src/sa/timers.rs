@@ -22,7 +22,9 @@ impl IkeSa {
             }
         };
         if self.phase == Phase::Connecting {
-            min(Some(self.created + ctx_cfg.half_open_timeout));
+            if !self.busy_sending() {
+                min(Some(self.created + ctx_cfg.half_open_timeout));
+            }
             return t;
         }
         if self.established() {

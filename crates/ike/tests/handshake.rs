@@ -1,0 +1,432 @@
+//! Whole IKE_SA_INIT + IKE_AUTH exchanges between two in-memory peers.
+
+mod util;
+
+use std::time::Duration;
+
+use oe_ike::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
+use oe_ike::wire::{Identity, Message, NotifyType, Payload};
+use oe_ike::{
+    CloseReason, Error, EspProposal, Event, IkeProposal, LocalError, PeerAuth, PeerError,
+};
+use util::*;
+
+fn established_pair(a: oe_ike::Config, b: oe_ike::Config) -> Pair {
+    let mut p = Pair::new(a, b);
+    p.connect();
+    p.drive();
+    assert!(p.a.established(), "A events: {:?}", p.a.events);
+    assert!(p.b.established(), "B events: {:?}", p.b.events);
+    p
+}
+
+#[test]
+fn ed25519_both_sides() {
+    let p = established_pair(
+        config("a", Some("ed25519_a")),
+        config("b", Some("ed25519_b")),
+    );
+    let (ca, cb) = (p.a.children(), p.b.children());
+    assert_eq!((ca.len(), cb.len()), (1, 1));
+    assert_paired(ca[0], cb[0]);
+    let peer = |peer: &Peer| {
+        peer.events.iter().find_map(|(_, e)| match e {
+            Event::IkeSaEstablished {
+                peer_id, peer_auth, ..
+            } => Some((peer_id.clone(), *peer_auth)),
+            _ => None,
+        })
+    };
+    assert_eq!(
+        peer(&p.a),
+        Some((Identity::Fqdn("b.example".into()), PeerAuth::Signature))
+    );
+    assert_eq!(
+        peer(&p.b),
+        Some((Identity::Fqdn("a.example".into()), PeerAuth::Signature))
+    );
+    // Host-to-host transport selectors.
+    assert_eq!(ca[0].local_ts[0].start, p.a.addr.ip());
+    assert_eq!(ca[0].remote_ts[0].end, p.b.addr.ip());
+    // Two round trips, nothing retransmitted.
+    assert_eq!(p.log.len(), 4);
+    // Each side asked for the peer's key exactly once.
+    assert_eq!(p.a.count(|e| matches!(e, Event::NeedPeerKey { .. })), 1);
+    assert_eq!(p.b.count(|e| matches!(e, Event::NeedPeerKey { .. })), 1);
+}
+
+#[test]
+fn null_auth_client_to_authenticated_server() {
+    let mut b = config("b", Some("ed25519_b"));
+    b.accept_null_peers = true;
+    let p = established_pair(config("a", None), b);
+    assert_paired(p.a.children()[0], p.b.children()[0]);
+    let b_view = p.b.events.iter().find_map(|(_, e)| match e {
+        Event::IkeSaEstablished {
+            peer_id, peer_auth, ..
+        } => Some((peer_id.clone(), *peer_auth)),
+        _ => None,
+    });
+    assert_eq!(b_view, Some((Identity::Null, PeerAuth::Null)));
+    // The server never asked for a key for an anonymous client.
+    assert_eq!(p.b.count(|e| matches!(e, Event::NeedPeerKey { .. })), 0);
+}
+
+#[test]
+fn null_auth_refused_by_policy() {
+    let mut p = Pair::new(config("a", None), config("b", Some("ed25519_b")));
+    p.connect();
+    p.drive();
+    assert_eq!(
+        p.b.closed(),
+        Some(&CloseReason::Failed(Error::Peer(
+            PeerError::AuthMethodRefused
+        )))
+    );
+    assert_eq!(
+        p.a.closed(),
+        Some(&CloseReason::Failed(Error::Peer(PeerError::Notified(
+            NotifyType::AUTHENTICATION_FAILED
+        ))))
+    );
+    assert!(p.a.children().is_empty() && p.b.children().is_empty());
+}
+
+#[test]
+fn agent_refusing_the_key_fails_the_exchange() {
+    let mut p = Pair::new(
+        config("a", Some("ed25519_a")),
+        config("b", Some("ed25519_b")),
+    );
+    p.b.peer_keys = None; // B's agent finds no secure key for A
+    p.connect();
+    p.drive();
+    assert_eq!(p.b.closed(), Some(&CloseReason::Refused));
+    assert_eq!(
+        p.a.closed(),
+        Some(&CloseReason::Failed(Error::Peer(PeerError::Notified(
+            NotifyType::AUTHENTICATION_FAILED
+        ))))
+    );
+}
+
+#[test]
+fn wrong_key_is_an_authentication_failure() {
+    let mut p = Pair::new(
+        config("a", Some("ed25519_a")),
+        config("b", Some("ed25519_b")),
+    );
+    p.a.peer_keys = Some(vec![key("ed25519_a").public_key()]); // not B's key
+    p.connect();
+    p.drive();
+    assert_eq!(
+        p.a.closed(),
+        Some(&CloseReason::Failed(Error::Peer(
+            PeerError::AuthenticationFailed
+        )))
+    );
+    assert!(p.a.children().is_empty());
+}
+
+#[test]
+fn exchange_waits_for_the_agent() {
+    let mut p = Pair::new(
+        config("a", Some("ed25519_a")),
+        config("b", Some("ed25519_b")),
+    );
+    p.b.auto = false;
+    p.connect();
+    p.drive_for(Duration::from_secs(3));
+    // B asked for an SPI and the key and answers nothing meanwhile; A retransmits IKE_AUTH.
+    assert!(!p.a.established());
+    p.drive_for(Duration::from_secs(10));
+    let sent_before = p.log.len();
+    let h = p.b.pending_keys[0];
+    let now = p.now;
+    p.b.ep.supply_spi(now, h, 0xdead_beef);
+    let k = p.b.peer_keys.clone().unwrap();
+    p.b.ep.supply_peer_keys(now, h, k);
+    p.b.auto = true;
+    p.drive();
+    assert!(p.a.established() && p.b.established());
+    assert_eq!(p.b.children()[0].inbound_spi, 0xdead_beef);
+    assert!(p.log.len() > sent_before);
+}
+
+fn one_ike(
+    encr: EncrAlg,
+    integ: Option<IntegAlg>,
+    prf: PrfAlg,
+    group: DhGroup,
+) -> Vec<IkeProposal> {
+    vec![IkeProposal {
+        encr,
+        integ,
+        prf,
+        groups: vec![group],
+    }]
+}
+
+#[test]
+fn every_ike_algorithm_combination() {
+    let encrs = [
+        (EncrAlg::AesGcm16 { key_bits: 128 }, None),
+        (EncrAlg::AesGcm16 { key_bits: 256 }, None),
+        (EncrAlg::ChaCha20Poly1305, None),
+        (
+            EncrAlg::AesCbc { key_bits: 128 },
+            Some(IntegAlg::HmacSha2_256_128),
+        ),
+        (
+            EncrAlg::AesCbc { key_bits: 256 },
+            Some(IntegAlg::HmacSha2_256_128),
+        ),
+    ];
+    let prfs = [PrfAlg::HmacSha256, PrfAlg::HmacSha384, PrfAlg::HmacSha512];
+    let groups = [
+        DhGroup::Curve25519,
+        DhGroup::Ecp256,
+        DhGroup::Ecp384,
+        DhGroup::Modp2048,
+    ];
+    for (encr, integ) in encrs {
+        for prf in prfs {
+            for group in groups {
+                // MODP is slow in debug builds: one PRF is enough to cover it.
+                if group == DhGroup::Modp2048 && prf != PrfAlg::HmacSha256 {
+                    continue;
+                }
+                let mut a = config("a", Some("ed25519_a"));
+                let mut b = config("b", Some("ed25519_b"));
+                a.ike_proposals = one_ike(encr, integ, prf, group);
+                b.ike_proposals = a.ike_proposals.clone();
+                let p = established_pair(a, b);
+                assert_paired(p.a.children()[0], p.b.children()[0]);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_esp_algorithm() {
+    for esp in oe_ike::config::default_esp_proposals() {
+        let mut a = config("a", Some("ed25519_a"));
+        let mut b = config("b", Some("ed25519_b"));
+        a.esp_proposals = vec![esp];
+        b.esp_proposals = vec![esp];
+        let p = established_pair(a, b);
+        let (x, y) = (p.a.children()[0], p.b.children()[0]);
+        assert_paired(x, y);
+        assert_eq!(x.encr, esp.encr);
+        assert_eq!(x.keys.encr_out.len(), esp.encr.key_material_len());
+        assert_eq!(x.keys.integ_out.len(), esp.integ.map_or(0, |i| i.key_len()));
+    }
+}
+
+#[test]
+fn responder_preference_wins_among_common_proposals() {
+    let mut a = config("a", Some("ed25519_a"));
+    let mut b = config("b", Some("ed25519_b"));
+    a.esp_proposals = oe_ike::config::default_esp_proposals();
+    b.esp_proposals = vec![EspProposal {
+        encr: EncrAlg::ChaCha20Poly1305,
+        integ: None,
+    }];
+    let p = established_pair(a, b);
+    assert_eq!(p.a.children()[0].encr, EncrAlg::ChaCha20Poly1305);
+}
+
+#[test]
+fn no_common_ike_proposal() {
+    let mut a = config("a", Some("ed25519_a"));
+    let mut b = config("b", Some("ed25519_b"));
+    a.ike_proposals = one_ike(
+        EncrAlg::ChaCha20Poly1305,
+        None,
+        PrfAlg::HmacSha256,
+        DhGroup::Curve25519,
+    );
+    b.ike_proposals = one_ike(
+        EncrAlg::AesGcm16 { key_bits: 256 },
+        None,
+        PrfAlg::HmacSha256,
+        DhGroup::Curve25519,
+    );
+    let mut p = Pair::new(a, b);
+    p.connect();
+    p.drive();
+    assert_eq!(
+        p.a.closed(),
+        Some(&CloseReason::Failed(Error::Local(
+            LocalError::NoProposalChosen
+        )))
+    );
+    assert_eq!(p.b.ep.sa_count(), 0, "responder keeps no state");
+}
+
+#[test]
+fn invalid_ke_payload_retry_with_the_responders_group() {
+    let mut a = config("a", Some("ed25519_a"));
+    let mut b = config("b", Some("ed25519_b"));
+    a.ike_proposals[0].groups = vec![DhGroup::Curve25519, DhGroup::Ecp256];
+    a.ike_proposals.truncate(1);
+    b.ike_proposals = a.ike_proposals.clone();
+    b.ike_proposals[0].groups = vec![DhGroup::Ecp256];
+    let p = established_pair(a, b);
+    let inits: Vec<_> = p
+        .sent_by_a()
+        .into_iter()
+        .filter_map(|d| Message::parse(d).ok())
+        .filter(|m| m.header.message_id == 0)
+        .collect();
+    assert_eq!(inits.len(), 2, "one retry");
+    let ke_group = |m: &Message| {
+        m.payloads.iter().find_map(|x| {
+            if let Payload::Ke(k) = x {
+                Some(k.group)
+            } else {
+                None
+            }
+        })
+    };
+    assert_eq!(
+        (ke_group(&inits[0]), ke_group(&inits[1])),
+        (Some(31), Some(19))
+    );
+    assert_paired(p.a.children()[0], p.b.children()[0]);
+}
+
+#[test]
+fn cookies_past_the_half_open_threshold() {
+    let mut b = config("b", Some("ed25519_b"));
+    b.cookie_threshold = 0; // every IKE_SA_INIT needs a cookie
+    let p = established_pair(config("a", Some("ed25519_a")), b);
+    let inits: Vec<_> = p
+        .sent_by_a()
+        .into_iter()
+        .filter_map(|d| Message::parse(d).ok())
+        .filter(|m| m.header.message_id == 0)
+        .collect();
+    assert_eq!(inits.len(), 2);
+    let Payload::Notify(n) = &inits[1].payloads[0] else {
+        panic!("cookie must come first")
+    };
+    assert_eq!(n.ty, NotifyType::COOKIE);
+    assert_eq!(n.data.len(), 33);
+}
+
+#[test]
+fn forged_cookie_is_answered_with_a_fresh_one_and_no_state() {
+    let mut b = config("b", Some("ed25519_b"));
+    b.cookie_threshold = 0;
+    let mut p = Pair::new(config("a", Some("ed25519_a")), b);
+    p.connect();
+    p.step(); // A's first IKE_SA_INIT reaches B, which answers with a cookie and keeps nothing
+    assert_eq!(p.b.ep.sa_count(), 0);
+    assert_eq!(p.b.ep.half_open(), 0);
+}
+
+#[test]
+fn retransmission_backoff_and_recovery() {
+    let mut p = Pair::new(
+        config("a", Some("ed25519_a")),
+        config("b", Some("ed25519_b")),
+    );
+    // Lose A's first IKE_SA_INIT and B's first IKE_AUTH response.
+    p.wire = Wire::DropSeq(&[0, 4]);
+    p.connect();
+    p.drive();
+    assert!(p.a.established() && p.b.established());
+    let times: Vec<_> = p
+        .log
+        .iter()
+        .filter(|(_, ab, _)| *ab)
+        .map(|(t, _, _)| t.as_millis())
+        .collect();
+    // IKE_SA_INIT at 0 and 4 s; IKE_AUTH at 4 s, retransmitted 4 s later.
+    assert_eq!(times, [0, 4000, 4000, 8000]);
+    // B answered the retransmitted IKE_AUTH from its replay cache: the same bytes.
+    let from_b: Vec<_> = p
+        .log
+        .iter()
+        .filter(|(_, ab, _)| !*ab)
+        .map(|(_, _, d)| d.clone())
+        .collect();
+    assert_eq!(from_b.len(), 3);
+    assert_eq!(from_b[1], from_b[2]);
+    assert_eq!(
+        p.b.children().len(),
+        1,
+        "the replayed request created nothing new"
+    );
+}
+
+#[test]
+fn gives_up_after_the_configured_tries() {
+    let mut p = Pair::new(
+        config("a", Some("ed25519_a")),
+        config("b", Some("ed25519_b")),
+    );
+    p.wire = Wire::Blackhole;
+    p.connect();
+    p.drive_for(Duration::from_secs(600));
+    assert_eq!(
+        p.a.closed(),
+        Some(&CloseReason::Failed(Error::Local(LocalError::Timeout)))
+    );
+    let times: Vec<_> = p.log.iter().map(|(t, _, _)| t.as_secs_f64()).collect();
+    // 4 s x 1.8^n: sends at 0, 4, 11.2, 24.16, 47.49, 89.47; failure 75.6 s after the last.
+    assert_eq!(times.len(), 6);
+    let expected = [0.0, 4.0, 11.2, 24.16, 47.488, 89.4784];
+    for (t, e) in times.iter().zip(expected) {
+        assert!((t - e).abs() < 0.01, "{times:?}");
+    }
+}
+
+#[test]
+fn fragmented_ike_auth_in_any_order() {
+    for wire in [Wire::Perfect, Wire::Reverse] {
+        let mut a = config("a", Some("ed25519_a"));
+        let mut b = config("b", Some("ed25519_b"));
+        a.fragment_size = 160;
+        b.fragment_size = 160;
+        let mut p = Pair::new(a, b);
+        p.wire = wire;
+        p.connect();
+        p.drive();
+        assert!(
+            p.a.established() && p.b.established(),
+            "{wire:?}: {:?}",
+            p.a.events
+        );
+        assert_paired(p.a.children()[0], p.b.children()[0]);
+        let frags = p
+            .log
+            .iter()
+            .filter(|(_, _, d)| {
+                matches!(
+                    Message::parse(d).map(|m| m.payloads.into_iter().next()),
+                    Ok(Some(Payload::Skf(_)))
+                )
+            })
+            .count();
+        assert!(frags >= 4, "{frags} fragments");
+        assert!(p
+            .log
+            .iter()
+            .all(|(_, _, d)| d.len() <= 160 || Message::parse(d).unwrap().header.message_id == 0));
+    }
+}
+
+#[test]
+fn no_fragmentation_when_the_peer_does_not_offer_it() {
+    let mut a = config("a", Some("ed25519_a"));
+    let mut b = config("b", Some("ed25519_b"));
+    a.fragment_size = 200;
+    b.fragmentation = false;
+    let p = established_pair(a, b);
+    assert!(p.log.iter().all(|(_, _, d)| !matches!(
+        Message::parse(d).unwrap().payloads.first(),
+        Some(Payload::Skf(_))
+    )));
+}
