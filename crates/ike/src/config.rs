@@ -81,6 +81,9 @@ pub struct Config {
     pub liveness_interval: Option<Duration>,
     /// Half-open SAs (responder, before IKE_AUTH) are dropped after this long.
     pub half_open_timeout: Duration,
+    /// Announce SIGNATURE_HASH_ALGORITHMS (RFC 7427 4). Only turned off to imitate peers that
+    /// lack RFC 7427, which then get RSA signatures with method 1.
+    pub signature_hashes: bool,
     /// Local UDP port that carries NAT-T (RFC 3948): datagrams there start with a non-ESP marker.
     pub nat_t_port: u16,
 }
@@ -112,6 +115,7 @@ impl Config {
             fragmentation: true,
             liveness_interval: Some(Duration::from_secs(30)),
             half_open_timeout: Duration::from_secs(30),
+            signature_hashes: true,
             nat_t_port: 4500,
         }
     }

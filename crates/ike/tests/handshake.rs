@@ -430,3 +430,48 @@ fn no_fragmentation_when_the_peer_does_not_offer_it() {
         Some(Payload::Skf(_))
     )));
 }
+
+#[test]
+fn every_signature_key_type() {
+    for (ka, kb) in [
+        ("p256_a", "p256_b"),
+        ("rsa2048_a", "rsa2048_b"),
+        ("ed25519_a", "rsa2048_b"),
+        ("p256_a", "ed25519_b"),
+    ] {
+        let p = established_pair(config("a", Some(ka)), config("b", Some(kb)));
+        assert_paired(p.a.children()[0], p.b.children()[0]);
+    }
+}
+
+/// The crypto module verifies method 1 (PKCS#1 v1.5 with SHA-1) but cannot sign it (ring signs
+/// RSA only with SHA-2): towards a peer without RFC 7427 we fail locally, not with a bad AUTH.
+#[test]
+fn rsa_towards_a_peer_lacking_rfc_7427_fails_locally() {
+    let a = config("a", Some("rsa2048_a"));
+    let mut b = config("b", Some("rsa2048_b"));
+    b.signature_hashes = false;
+    let mut p = Pair::new(a, b);
+    p.connect();
+    p.drive();
+    assert!(
+        matches!(p.a.closed(), Some(CloseReason::Failed(Error::Local(_)))),
+        "{:?}",
+        p.a.events
+    );
+}
+
+#[test]
+fn ed25519_cannot_sign_for_a_peer_lacking_rfc_7427() {
+    let a = config("a", Some("ed25519_a"));
+    let mut b = config("b", Some("ed25519_b"));
+    b.signature_hashes = false;
+    let mut p = Pair::new(a, b);
+    p.connect();
+    p.drive();
+    assert!(
+        matches!(p.a.closed(), Some(CloseReason::Failed(Error::Local(_)))),
+        "{:?}",
+        p.a.events
+    );
+}

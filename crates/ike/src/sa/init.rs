@@ -69,10 +69,12 @@ fn capability_notifies(sa: &IkeSa, ctx: &Ctx<'_>, responder: bool) -> Vec<Payloa
             Vec::new(),
         ));
     }
-    out.push(notify(
-        NotifyType::SIGNATURE_HASH_ALGORITHMS,
-        u16_list_data(&OUR_HASHES),
-    ));
+    if ctx.config.signature_hashes {
+        out.push(notify(
+            NotifyType::SIGNATURE_HASH_ALGORITHMS,
+            u16_list_data(&OUR_HASHES),
+        ));
+    }
     out
 }
 
