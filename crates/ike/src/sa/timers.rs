@@ -28,7 +28,9 @@ impl IkeSa {
             return t;
         }
         if self.established() {
-            min(ctx_cfg.liveness_interval.map(|i| self.last_heard + i));
+            if !self.busy() {
+                min(ctx_cfg.liveness_interval.map(|i| self.last_heard + i));
+            }
             min(self.rekey_at);
             min(self
                 .children

@@ -1,0 +1,262 @@
+//! After IKE_AUTH: child and IKE SA rekeys (with simultaneous-rekey collisions, RFC 7296 2.8),
+//! deletes, liveness, replay of retransmitted requests.
+
+mod util;
+
+use std::time::Duration;
+
+use oe_ike::wire::Message;
+use oe_ike::{CloseReason, Error, Event, LocalError};
+use util::*;
+
+fn up() -> (Pair, oe_ike::SaHandle, oe_ike::SaHandle) {
+    let mut p = Pair::new(
+        config("a", Some("ed25519_a")),
+        config("b", Some("ed25519_b")),
+    );
+    let ha = p.connect();
+    p.drive_for(Duration::from_secs(1));
+    assert!(p.a.established() && p.b.established());
+    let hb = p.b_handle();
+    (p, ha, hb)
+}
+
+/// Both sides agree on the live children, and each live child pairs with one on the other side.
+fn assert_consistent(p: &Pair) {
+    let (la, lb) = (p.a.live_children(), p.b.live_children());
+    assert_eq!(la.len(), lb.len(), "A {la:x?} B {lb:x?}");
+    for spi in la {
+        let x =
+            p.a.children()
+                .into_iter()
+                .find(|c| c.inbound_spi == spi)
+                .unwrap();
+        let y =
+            p.b.children()
+                .into_iter()
+                .find(|c| c.outbound_spi == spi)
+                .unwrap();
+        assert!(lb.contains(&y.inbound_spi));
+        assert_paired(x, y);
+    }
+}
+
+#[test]
+fn child_rekey_by_either_side() {
+    for by_a in [true, false] {
+        let (mut p, ha, hb) = up();
+        let now = p.now;
+        if by_a {
+            let old = p.a.live_children()[0];
+            p.a.ep.rekey_child(now, ha, old);
+        } else {
+            let old = p.b.live_children()[0];
+            p.b.ep.rekey_child(now, hb, old);
+        }
+        p.drive_for(Duration::from_secs(1));
+        assert_eq!(p.a.children().len(), 2);
+        assert_eq!(p.a.live_children().len(), 1);
+        assert_eq!(p.a.deleted_children().len(), 1);
+        assert_consistent(&p);
+        let replaced = p.a.events.iter().find_map(|(_, e)| match e {
+            Event::ChildSaReady {
+                replaces: Some(r), ..
+            } => Some(*r),
+            _ => None,
+        });
+        assert_eq!(replaced, Some(p.a.deleted_children()[0]));
+        // New keys differ from the old ones.
+        let c = p.a.children();
+        assert_ne!(*c[0].keys.encr_out, *c[1].keys.encr_out);
+    }
+}
+
+#[test]
+fn child_rekey_at_the_soft_lifetime() {
+    let mut a = config("a", Some("ed25519_a"));
+    a.child_lifetime.soft = Duration::from_secs(100);
+    let mut p = Pair::new(a, config("b", Some("ed25519_b")));
+    p.connect();
+    p.drive_for(Duration::from_secs(95));
+    assert_eq!(
+        p.a.children().len(),
+        1,
+        "not before 90% of the soft lifetime"
+    );
+    p.drive_for(Duration::from_secs(10));
+    assert_eq!(p.a.children().len(), 2);
+    assert_consistent(&p);
+}
+
+/// RFC 7296 2.8.1: both peers rekey the same child at once. Each answers the other's request;
+/// the child made with the lowest nonce is deleted by its creator, the old one by the other.
+#[test]
+fn simultaneous_child_rekey() {
+    for seed_case in 0..6 {
+        let (mut p, ha, hb) = up();
+        // Vary the nonces (and so who wins) by letting liveness-free exchanges consume RNG.
+        for _ in 0..seed_case {
+            let now = p.now;
+            p.a.ep.check_liveness(now, ha);
+            p.drive_for(Duration::from_secs(1));
+        }
+        let now = p.now;
+        let (ca, cb) = (p.a.live_children()[0], p.b.live_children()[0]);
+        p.a.ep.rekey_child(now, ha, ca);
+        p.b.ep.rekey_child(now, hb, cb);
+        p.drive_for(Duration::from_secs(30));
+        assert_eq!(
+            p.a.live_children().len(),
+            1,
+            "case {seed_case}: {:?}",
+            p.a.events
+        );
+        assert_eq!(p.a.children().len(), 3, "the old and two new");
+        assert_consistent(&p);
+        assert!(p.a.closed().is_none() && p.b.closed().is_none());
+    }
+}
+
+#[test]
+fn ike_rekey_keeps_children_and_later_exchanges_work() {
+    for by_a in [true, false] {
+        let (mut p, ha, hb) = up();
+        let now = p.now;
+        if by_a {
+            p.a.ep.rekey_ike(now, ha);
+        } else {
+            p.b.ep.rekey_ike(now, hb);
+        }
+        p.drive_for(Duration::from_secs(1));
+        assert_eq!(p.a.count(|e| matches!(e, Event::IkeSaRekeyed)), 1);
+        assert_eq!(p.b.count(|e| matches!(e, Event::IkeSaRekeyed)), 1);
+        assert_eq!(p.a.live_children().len(), 1);
+        // The rekeyed IKE SA carries a child rekey and a delete.
+        let now = p.now;
+        let old = p.a.live_children()[0];
+        p.a.ep.rekey_child(now, ha, old);
+        p.drive_for(Duration::from_secs(1));
+        assert_consistent(&p);
+        // New SPIs on the wire after the rekey.
+        let spis: std::collections::HashSet<_> = p
+            .log
+            .iter()
+            .filter_map(|(_, _, d)| Message::parse(d).ok())
+            .map(|m| m.header.spi_i)
+            .collect();
+        assert_eq!(spis.len(), 2);
+        let now = p.now;
+        p.b.ep.delete(now, hb);
+        p.drive_for(Duration::from_secs(1));
+        assert_eq!(p.a.closed(), Some(&CloseReason::PeerDeleted));
+        assert_eq!(p.b.closed(), Some(&CloseReason::Local));
+        assert_eq!(p.a.ep.sa_count() + p.b.ep.sa_count(), 0);
+    }
+}
+
+#[test]
+fn simultaneous_ike_rekey_resolves() {
+    let (mut p, ha, hb) = up();
+    let now = p.now;
+    p.a.ep.rekey_ike(now, ha);
+    p.b.ep.rekey_ike(now, hb);
+    p.drive_for(Duration::from_secs(30));
+    // Both got TEMPORARY_FAILURE, retried after different random delays, and one rekey won.
+    assert!(p.a.count(|e| matches!(e, Event::IkeSaRekeyed)) >= 1);
+    assert_eq!(
+        p.a.count(|e| matches!(e, Event::IkeSaRekeyed)),
+        p.b.count(|e| matches!(e, Event::IkeSaRekeyed))
+    );
+    assert!(p.a.closed().is_none() && p.b.closed().is_none());
+    let now = p.now;
+    p.a.ep.check_liveness(now, ha);
+    p.drive_for(Duration::from_secs(1));
+    assert!(p.a.closed().is_none());
+    assert_consistent(&p);
+}
+
+#[test]
+fn delete_child_and_ike_sa() {
+    let (mut p, ha, _hb) = up();
+    let now = p.now;
+    let c = p.a.live_children()[0];
+    p.a.ep.delete_child(now, ha, c);
+    p.drive_for(Duration::from_secs(1));
+    assert!(p.a.live_children().is_empty() && p.b.live_children().is_empty());
+    let now = p.now;
+    p.a.ep.delete(now, ha);
+    p.drive_for(Duration::from_secs(1));
+    assert_eq!(p.a.closed(), Some(&CloseReason::Local));
+    assert_eq!(p.b.closed(), Some(&CloseReason::PeerDeleted));
+}
+
+#[test]
+fn deleting_the_ike_sa_reports_its_children() {
+    let (mut p, ha, _) = up();
+    let now = p.now;
+    p.a.ep.delete(now, ha);
+    p.drive_for(Duration::from_secs(1));
+    assert_eq!(p.a.deleted_children().len(), 1);
+    assert_eq!(p.b.deleted_children().len(), 1);
+}
+
+#[test]
+fn liveness_detects_a_dead_peer() {
+    let mut a = config("a", Some("ed25519_a"));
+    a.liveness_interval = Some(Duration::from_secs(30));
+    let mut p = Pair::new(a, config("b", Some("ed25519_b")));
+    p.connect();
+    p.drive_for(Duration::from_secs(100));
+    assert!(
+        p.a.closed().is_none(),
+        "a live peer answers: {:?}",
+        p.a.events
+    );
+    let before = p.log.len();
+    assert!(before > 4, "liveness checks were sent");
+    p.wire = Wire::Blackhole;
+    p.drive_for(Duration::from_secs(400));
+    assert_eq!(
+        p.a.closed(),
+        Some(&CloseReason::Failed(Error::Local(LocalError::Timeout)))
+    );
+    assert_eq!(p.a.deleted_children().len(), 1);
+}
+
+#[test]
+fn replayed_request_gets_the_cached_response() {
+    let (mut p, ha, _) = up();
+    let now = p.now;
+    p.a.ep.check_liveness(now, ha);
+    let t = p.a.ep.poll_transmit().unwrap();
+    p.b.ep.handle_datagram(now, t.local, t.remote, &t.contents);
+    p.b.ep.handle_datagram(now, t.local, t.remote, &t.contents);
+    let r1 = p.b.ep.poll_transmit().unwrap();
+    let r2 = p.b.ep.poll_transmit().unwrap();
+    assert_eq!(r1.contents, r2.contents);
+    p.a.ep
+        .handle_datagram(now, r1.local, r1.remote, &r1.contents);
+    p.a.ep
+        .handle_datagram(now, r2.local, r2.remote, &r2.contents); // duplicate response: ignored
+    p.drive_for(Duration::from_secs(1));
+    assert!(p.a.closed().is_none());
+}
+
+#[test]
+fn garbage_and_forgeries_are_dropped() {
+    let (mut p, ha, _) = up();
+    let now = p.now;
+    p.a.ep.check_liveness(now, ha);
+    let t = p.a.ep.poll_transmit().unwrap();
+    for i in 28..t.contents.len() {
+        let mut bad = t.contents.clone();
+        bad[i] ^= 0x40;
+        p.b.ep.handle_datagram(now, t.local, t.remote, &bad);
+    }
+    assert!(
+        p.b.ep.poll_transmit().is_none(),
+        "no answer to any forged request"
+    );
+    p.b.ep.handle_datagram(now, t.local, t.remote, &t.contents);
+    assert!(p.b.ep.poll_transmit().is_some());
+}
