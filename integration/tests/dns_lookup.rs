@@ -233,3 +233,152 @@ fn cache_coalesces_a_burst_into_one_lookup() {
     assert_eq!(snapshot.entries.len(), 1);
     assert_eq!(snapshot.entries[0].state, "secure");
 }
+
+/// `oe lookup` as a user runs it: the state it prints and its exit status, for every case.
+#[test]
+fn oe_lookup_command_states_and_exit_codes() {
+    let bed = bed();
+    let oe = oe_binary();
+    let anchor = bed.fixture.trust_anchor_dnskey();
+    let server = bed.fixture.resolver().to_string();
+    let run = |target: &str, extra: &[&str]| {
+        let out = bed
+            .ns
+            .cmd(oe.to_str().unwrap())
+            .args(["lookup", target, "--server", &server, "--trust-anchor"])
+            .arg(&anchor)
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let cases: &[(&str, i32, &str)] = &[
+        (names::RSA_HOST, 0, "IPSECKEY: SECURE\n"),
+        (names::ECDSA_HOST, 0, "IPSECKEY: SECURE\n"),
+        (names::ED_HOST, 0, "IPSECKEY: SECURE\n"),
+        (names::NSEC3_HOST, 0, "IPSECKEY: SECURE\n"),
+        (names::WILDCARD_HOST, 0, "IPSECKEY: SECURE\n"),
+        (
+            "192.0.2.20",
+            0,
+            "20.2.0.192.in-addr.arpa.) IPSECKEY: SECURE\n",
+        ),
+        ("2001:db8::30", 0, "ip6.arpa.) IPSECKEY: SECURE\n"),
+        (names::INSECURE_HOST, 4, "IPSECKEY: INSECURE\n"),
+        (names::NSEC_NOKEY, 5, "proven by validated NSEC records"),
+        (
+            names::NSEC3_NXDOMAIN,
+            5,
+            "NXDOMAIN), proven by validated NSEC3 records",
+        ),
+        (names::EXPIRED_HOST, 6, "IPSECKEY: BOGUS\n"),
+        (names::TAMPERED_HOST, 6, "IPSECKEY: BOGUS\n"),
+    ];
+    for (target, code, expect) in cases {
+        let (status, text) = run(target, &[]);
+        println!("$ oe lookup {target}  (exit {status:?})\n{text}");
+        assert_eq!(status, Some(*code), "{target}: {text}");
+        assert!(
+            text.contains(expect),
+            "{target}: want {expect:?} in\n{text}"
+        );
+    }
+    // Secure output names the chain and the key.
+    let (_, text) = run(names::ED_HOST, &[]);
+    assert!(text.contains("signed by ed.example. (ED25519"), "{text}");
+    assert!(
+        text.contains("Ed25519 (255 bits)") && text.contains(", usable\n"),
+        "{text}"
+    );
+    // JSON for scripts.
+    let (status, text) = run(names::RSA_HOST, &["--json"]);
+    assert_eq!(status, Some(0));
+    let v: serde_like::Json = serde_like::parse(&text);
+    assert!(
+        v.has("\"state\":\"secure\"") && v.has("\"key_type\":\"RSA\"") && v.has("\"usable\":true"),
+        "{text}"
+    );
+    let (status, text) = run(names::EXPIRED_HOST, &["--json"]);
+    assert_eq!(status, Some(6));
+    assert!(
+        serde_like::parse(&text).has("\"state\":\"bogus\""),
+        "{text}"
+    );
+    // A resolver that does not answer: lookup failure.
+    let out = bed
+        .ns
+        .cmd(oe.to_str().unwrap())
+        .args([
+            "lookup",
+            names::ED_HOST,
+            "--server",
+            "127.0.0.9",
+            "--timeout",
+            "2",
+            "--trust-anchor",
+        ])
+        .arg(&anchor)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Bad input.
+    let (status, _) = run("not a name!", &[]);
+    assert_eq!(status, Some(1));
+    // The exit codes are documented in --help.
+    let help = bed
+        .ns
+        .cmd(oe.to_str().unwrap())
+        .args(["lookup", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for line in [
+        "0  secure",
+        "4  insecure",
+        "5  absent",
+        "6  bogus",
+        "7  lookup failed",
+    ] {
+        assert!(help.contains(line), "{help}");
+    }
+}
+
+/// The `oe` binary next to this test's executable (built by `cargo build --workspace`).
+fn oe_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let oe = dir.join("oe");
+    assert!(
+        oe.exists(),
+        "{} is missing: run `cargo build -p oe-agent` first",
+        oe.display()
+    );
+    oe
+}
+
+/// JSON checks without a JSON dependency: compact the text and look for members.
+mod serde_like {
+    pub(crate) struct Json(String);
+
+    pub(crate) fn parse(text: &str) -> Json {
+        let compact: String = text.split_whitespace().collect();
+        assert!(
+            compact.starts_with('{') && compact.ends_with('}'),
+            "not a JSON object: {text}"
+        );
+        Json(compact)
+    }
+
+    impl Json {
+        pub(crate) fn has(&self, member: &str) -> bool {
+            self.0.contains(member)
+        }
+    }
+}
