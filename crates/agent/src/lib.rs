@@ -5,4 +5,5 @@
 pub mod cli;
 pub mod config;
 pub mod keys;
+pub mod service;
 pub mod status;
