@@ -1,1 +1,63 @@
-//! placeholder
+//! oe-kernel: the agent's only way to touch the kernel's IPsec state, through XFRM
+//! netlink (`netlink-packet-xfrm` for the message layouts).
+//!
+//! Thin by design: typed requests in, typed events out, no protocol or policy logic.
+//! The agent decides *what* to install; this crate says *how*, and reports what the
+//! kernel says.
+//!
+//! # Contract
+//! - **Requests** ([`Request`]) are built and checked without I/O, then executed by an
+//!   [`Xfrm`] client (tokio). Each call sends one netlink message and waits for its
+//!   acknowledgement; the kernel handles XFRM requests synchronously, so calls take
+//!   microseconds. Kernel refusals come back as [`Error::Kernel`] with errno and the
+//!   kernel's reason; requests we built wrongly as [`Error::Invalid`].
+//! - **Events** ([`Event`]) come from an [`EventSocket`] joined to the ACQUIRE, EXPIRE
+//!   (SA soft/hard and POLEXPIRE) and MAPPING groups. A malformed kernel message is
+//!   logged and skipped, never a panic; a receive-buffer overflow is [`Event::Lost`].
+//! - **Parsing** of everything the kernel sends is checked ([`wire`]): lengths are
+//!   verified before `netlink-packet-xfrm` sees the bytes (its 0.5 parsers panic on
+//!   short ACQUIRE, EXPIRE, NEWSA and POLEXPIRE bodies), and only the message types
+//!   this crate needs are decoded at all.
+//! - **SPIs** are numbers as `ip xfrm` prints them ([`Spi`]); the netlink encoding puts
+//!   them in network byte order (`netlink-packet-xfrm` swaps; we never swap again).
+//! - **Ownership** ([`Ownership`]): everything installed carries a reqid from oe's range
+//!   and a priority from oe's band; [`Xfrm::flush_owned`] and [`Xfrm::list_owned`]
+//!   touch nothing else.
+//! - **Priorities** ([`priority`]): a more specific prefix wins; a host policy beats
+//!   any group policy; foreign policies beat ours.
+//! - **Socket bypass** ([`socket::bypass_ipsec`]): the agent's IKE and DNS sockets skip IPsec policy.
+//! - **Capabilities** ([`probe`]): whether this kernel can install ESP SAs at all, per
+//!   family and algorithm, as a typed answer.
+//!
+//! Everything is scoped to the network namespace the socket was opened in.
+
+pub mod alg;
+#[cfg(feature = "tokio")]
+mod client;
+mod error;
+pub mod event;
+#[cfg(feature = "tokio")]
+mod events;
+pub mod ownership;
+pub mod policy;
+pub mod priority;
+#[cfg(feature = "tokio")]
+pub mod probe;
+pub mod sa;
+pub mod socket;
+pub mod types;
+pub mod wire;
+
+pub use alg::{AlgorithmKind, EspAlgorithm, Key};
+#[cfg(feature = "tokio")]
+pub use client::{Flushed, Owned, Xfrm};
+pub use error::Error;
+pub use event::{Acquire, Event, Flow, Mapping, PolicyExpire, SaExpire};
+#[cfg(feature = "tokio")]
+pub use events::EventSocket;
+pub use ownership::Ownership;
+pub use policy::{PolicyAction, PolicyInfo, PolicyKey, PolicySpec, Shunt};
+pub use sa::{Counters, Lifetime, Limits, Replay, SaId, SaInfo, SaSpec, UdpEncap};
+pub use types::{Direction, Family, InvalidRequest, Prefix, Reqid, Spi, TrafficSelector};
+pub use wire::request::{Exchange, Request, Step};
+pub use wire::ParseError;

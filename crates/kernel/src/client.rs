@@ -1,0 +1,256 @@
+//! The async XFRM client: one netlink socket, one request in flight at a time.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use netlink_sys::{protocols::NETLINK_XFRM, Socket, SocketAddr};
+use tokio::io::unix::AsyncFd;
+
+use crate::error::Error;
+use crate::ownership::Ownership;
+use crate::policy::{PolicyInfo, PolicyKey, PolicySpec};
+use crate::sa::{SaId, SaInfo, SaSpec};
+use crate::types::{Reqid, Spi};
+use crate::wire::request::{Request, Step};
+
+/// Receive buffer: the kernel caps dump datagrams at 32 KiB.
+const RECV_BUF: usize = 64 * 1024;
+/// How long a request may take before [`Error::Timeout`]. XFRM requests are handled
+/// synchronously inside `sendmsg`, so this only fires if something is badly wrong.
+const TIMEOUT: Duration = Duration::from_secs(5);
+/// Dumps interrupted by concurrent changes are retried this many times.
+const DUMP_TRIES: usize = 4;
+
+/// A connection to the kernel's XFRM netlink interface, in the network namespace of
+/// the thread that opened it. Needs `CAP_NET_ADMIN` for anything but reading.
+///
+/// Cancel-safe: a request abandoned mid-way leaves replies that the next request
+/// recognises by sequence number and skips.
+#[derive(Debug)]
+pub struct Xfrm {
+    fd: AsyncFd<Socket>,
+    seq: u32,
+    buf: Vec<u8>,
+    ownership: Ownership,
+}
+
+/// What [`Xfrm::flush_owned`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flushed {
+    /// Policies removed.
+    pub policies: usize,
+    /// SAs (including larval ones) removed.
+    pub sas: usize,
+}
+
+/// Our own entries, as found in the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Owned {
+    /// Our policies.
+    pub policies: Vec<PolicyInfo>,
+    /// Our SAs.
+    pub sas: Vec<SaInfo>,
+}
+
+impl Xfrm {
+    /// Opens a socket. Must be called inside a tokio runtime with I/O enabled.
+    pub fn open(ownership: Ownership) -> Result<Self, Error> {
+        let mut socket = Socket::new(NETLINK_XFRM)?;
+        socket.bind_auto()?;
+        // Extended acks give the kernel's reason; capped acks keep it from echoing
+        // requests (and their keys) back. Both are optional (Linux 4.12+).
+        let _ = socket.set_ext_ack(true);
+        let _ = socket.set_cap_ack(true);
+        socket.set_non_blocking(true)?;
+        Ok(Self {
+            fd: crate::socket::register(socket)?,
+            seq: initial_seq(),
+            buf: Vec::new(),
+            ownership,
+        })
+    }
+
+    /// The ownership marks this client installs with.
+    pub fn ownership(&self) -> &Ownership {
+        &self.ownership
+    }
+
+    /// Sends a request and waits for its answer.
+    pub async fn execute<T>(&mut self, request: Request<T>) -> Result<T, Error> {
+        let op = request.op();
+        tokio::time::timeout(TIMEOUT, self.exchange(request))
+            .await
+            .map_err(|_| Error::Timeout { op })?
+    }
+
+    async fn exchange<T>(&mut self, request: Request<T>) -> Result<T, Error> {
+        self.seq = self.seq.wrapping_add(1);
+        let (bytes, mut exchange) = request.start(self.seq);
+        self.send(&bytes).await?;
+        loop {
+            let len = self.recv().await?;
+            let datagram = self.buf.get(..len).unwrap_or_default();
+            if let Step::Done(result) = exchange.on_datagram(datagram) {
+                return result;
+            }
+        }
+    }
+
+    async fn send(&self, bytes: &[u8]) -> Result<(), Error> {
+        let kernel = SocketAddr::new(0, 0);
+        loop {
+            let mut guard = self.fd.writable().await?;
+            if let Ok(sent) = guard.try_io(|s| s.get_ref().send_to(bytes, &kernel, 0)) {
+                sent?;
+                return Ok(());
+            }
+        }
+    }
+
+    async fn recv(&mut self) -> Result<usize, Error> {
+        let Self { fd, buf, .. } = self;
+        loop {
+            let mut guard = fd.readable().await?;
+            buf.clear();
+            buf.reserve(RECV_BUF);
+            let capacity = buf.capacity();
+            if let Ok(got) = guard.try_io(|s| s.get_ref().recv(buf, libc::MSG_TRUNC)) {
+                let len = got?;
+                if len > capacity {
+                    return Err(Error::Io(std::io::Error::other(
+                        "netlink datagram truncated",
+                    )));
+                }
+                return Ok(len);
+            }
+        }
+    }
+
+    /// Installs an SA (`XFRM_MSG_NEWSA`).
+    pub async fn add_sa(&mut self, spec: &SaSpec) -> Result<(), Error> {
+        let request = Request::add_sa(spec, &self.ownership)?;
+        self.execute(request).await
+    }
+
+    /// Installs an SA over an allocated SPI's larval state (`XFRM_MSG_UPDSA`).
+    pub async fn update_sa(&mut self, spec: &SaSpec) -> Result<(), Error> {
+        let request = Request::update_sa(spec, &self.ownership)?;
+        self.execute(request).await
+    }
+
+    /// Removes an SA.
+    pub async fn delete_sa(&mut self, id: SaId) -> Result<(), Error> {
+        self.execute(Request::delete_sa(id)).await
+    }
+
+    /// Reads one SA's counters and last-use time.
+    pub async fn get_sa(&mut self, id: SaId) -> Result<SaInfo, Error> {
+        self.execute(Request::get_sa(id)).await
+    }
+
+    /// Reserves an SPI for the inbound SA from `peer` to `local`.
+    pub async fn alloc_spi(
+        &mut self,
+        local: IpAddr,
+        peer: IpAddr,
+        reqid: Reqid,
+    ) -> Result<Spi, Error> {
+        let request = Request::alloc_spi(local, peer, reqid, &self.ownership)?;
+        Ok(self.execute(request).await?.id.spi)
+    }
+
+    /// Every SA in the namespace.
+    pub async fn dump_sas(&mut self) -> Result<Vec<SaInfo>, Error> {
+        self.dump(Request::dump_sas).await
+    }
+
+    /// Installs a policy (`XFRM_MSG_NEWPOLICY`).
+    pub async fn add_policy(&mut self, spec: &PolicySpec) -> Result<(), Error> {
+        let request = Request::add_policy(spec, &self.ownership)?;
+        self.execute(request).await
+    }
+
+    /// Installs or replaces a policy (`XFRM_MSG_UPDPOLICY`).
+    pub async fn update_policy(&mut self, spec: &PolicySpec) -> Result<(), Error> {
+        let request = Request::update_policy(spec, &self.ownership)?;
+        self.execute(request).await
+    }
+
+    /// Removes a policy.
+    pub async fn delete_policy(&mut self, key: &PolicyKey) -> Result<(), Error> {
+        self.execute(Request::delete_policy(key)).await
+    }
+
+    /// Reads one policy.
+    pub async fn get_policy(&mut self, key: &PolicyKey) -> Result<PolicyInfo, Error> {
+        self.execute(Request::get_policy(key)).await
+    }
+
+    /// Every policy in the namespace.
+    pub async fn dump_policies(&mut self) -> Result<Vec<PolicyInfo>, Error> {
+        self.dump(Request::dump_policies).await
+    }
+
+    async fn dump<T>(&mut self, make: fn() -> Request<Vec<T>>) -> Result<Vec<T>, Error> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.execute(make()).await {
+                Err(Error::DumpInterrupted { .. }) if tries < DUMP_TRIES => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Our policies and SAs (for reconciling after a restart).
+    pub async fn list_owned(&mut self) -> Result<Owned, Error> {
+        let o = self.ownership;
+        let policies = self
+            .dump_policies()
+            .await?
+            .into_iter()
+            .filter(|p| o.owns_policy(p))
+            .collect();
+        let sas = self
+            .dump_sas()
+            .await?
+            .into_iter()
+            .filter(|s| o.owns_sa(s))
+            .collect();
+        Ok(Owned { policies, sas })
+    }
+
+    /// Removes every policy and SA that is ours, and nothing else. Entries that vanish
+    /// meanwhile (expired) are not errors.
+    pub async fn flush_owned(&mut self) -> Result<Flushed, Error> {
+        let owned = self.list_owned().await?;
+        let mut flushed = Flushed::default();
+        for policy in &owned.policies {
+            flushed.policies += usize::from(gone(self.delete_policy(&policy.key).await)?);
+        }
+        for sa in &owned.sas {
+            flushed.sas += usize::from(gone(self.delete_sa(sa.id).await)?);
+        }
+        Ok(flushed)
+    }
+}
+
+/// `Ok(true)` if deleted, `Ok(false)` if it was already gone.
+fn gone(result: Result<(), Error>) -> Result<bool, Error> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Start sequence numbers somewhere unpredictable-enough that a restarted agent does
+/// not match a predecessor's stale replies (there are none on a fresh socket, but
+/// this costs nothing).
+fn initial_seq() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(1);
+    nanos | 1
+}

@@ -1,0 +1,353 @@
+//! Policies: traps, shunts and per-host SA policies, and what the kernel reports back.
+
+use std::net::IpAddr;
+
+use netlink_packet_xfrm::{
+    Address, Id, LifetimeConfig, Selector, UserPolicyInfo, UserTemplate, XfrmAttrs, IPPROTO_ESP,
+    XFRM_MODE_TRANSPORT, XFRM_POLICY_ALLOW, XFRM_POLICY_BLOCK,
+};
+
+use crate::ownership::Ownership;
+use crate::priority::{self, Class, Rank};
+use crate::types::{Direction, InvalidRequest, Reqid, TrafficSelector};
+
+/// What a shunt does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shunt {
+    /// Let the traffic through in clear.
+    Pass,
+    /// Drop it.
+    Block,
+}
+
+/// What a policy does with matching traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyAction {
+    /// Require ESP transport mode with an SA of this reqid; with no SA the kernel
+    /// raises an ACQUIRE (a trap).
+    Protect(Reqid),
+    /// Plain allow.
+    Pass,
+    /// Plain block.
+    Block,
+}
+
+/// A policy to install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicySpec {
+    /// Traffic it matches.
+    pub selector: TrafficSelector,
+    /// Direction.
+    pub dir: Direction,
+    /// What it does.
+    pub action: PolicyAction,
+    /// Its place in the priority scheme.
+    pub class: Class,
+    /// Hard lifetime in seconds since installation: the kernel removes the policy and
+    /// raises a POLEXPIRE event. `None` = until removed.
+    pub expires: Option<u64>,
+}
+
+impl PolicySpec {
+    /// A trap: outbound traffic matching `selector` needs an ESP transport SA with
+    /// `reqid`; with none, the kernel raises an ACQUIRE.
+    pub fn trap(selector: TrafficSelector, reqid: Reqid) -> Self {
+        Self {
+            selector,
+            dir: Direction::Out,
+            action: PolicyAction::Protect(reqid),
+            class: Class::Group,
+            expires: None,
+        }
+    }
+
+    /// A pass or block shunt for a configured prefix (a `clear` or `block` group).
+    pub fn group_shunt(selector: TrafficSelector, dir: Direction, shunt: Shunt) -> Self {
+        Self {
+            selector,
+            dir,
+            action: shunt.into(),
+            class: Class::Group,
+            expires: None,
+        }
+    }
+
+    /// A pass or block shunt for one peer (negotiation or failure shunt), removed by the
+    /// kernel after `seconds` if given.
+    pub fn host_shunt(
+        selector: TrafficSelector,
+        dir: Direction,
+        shunt: Shunt,
+        seconds: Option<u64>,
+    ) -> Self {
+        Self {
+            selector,
+            dir,
+            action: shunt.into(),
+            class: Class::HostShunt,
+            expires: seconds,
+        }
+    }
+
+    /// The outbound and inbound policies of an SA pair with `peer` (all traffic between
+    /// the two hosts, transport mode, `reqid` of both SAs).
+    pub fn host_sa_pair(
+        local: IpAddr,
+        peer: IpAddr,
+        reqid: Reqid,
+    ) -> Result<[Self; 2], InvalidRequest> {
+        let out = TrafficSelector::hosts(local, peer)?;
+        let half = |selector, dir| Self {
+            selector,
+            dir,
+            action: PolicyAction::Protect(reqid),
+            class: Class::HostSa,
+            expires: None,
+        };
+        Ok([
+            half(out, Direction::Out),
+            half(out.reversed(), Direction::In),
+        ])
+    }
+
+    /// Sets an expiry (hard add-expire lifetime) in seconds.
+    pub fn expiring(mut self, seconds: u64) -> Self {
+        self.expires = Some(seconds);
+        self
+    }
+
+    /// The key the kernel identifies this policy by.
+    pub fn key(&self) -> PolicyKey {
+        PolicyKey::new(self.selector, self.dir)
+    }
+
+    /// The priority this policy gets under `ownership`.
+    pub fn priority(&self, ownership: &Ownership) -> u32 {
+        let rank = match self.action {
+            PolicyAction::Block => Rank::Block,
+            PolicyAction::Pass => Rank::Pass,
+            PolicyAction::Protect(_) => Rank::Protect,
+        };
+        ownership.priority_base() + priority::offset(self.class, &self.selector, rank)
+    }
+
+    /// Checks the request against `ownership` (reqids must be ours).
+    pub fn validate(&self, ownership: &Ownership) -> Result<(), InvalidRequest> {
+        match self.action {
+            PolicyAction::Protect(reqid) if !ownership.owns_reqid(reqid) => {
+                Err(InvalidRequest::ForeignReqid(reqid.0))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn info(&self, ownership: &Ownership) -> UserPolicyInfo {
+        let lifetime_cfg = LifetimeConfig {
+            hard_add_expires_seconds: self.expires.unwrap_or(0),
+            ..LifetimeConfig::default()
+        };
+        UserPolicyInfo {
+            selector: self.selector.to_xfrm(),
+            lifetime_cfg,
+            priority: self.priority(ownership),
+            direction: self.dir.to_xfrm(),
+            action: match self.action {
+                PolicyAction::Block => XFRM_POLICY_BLOCK,
+                _ => XFRM_POLICY_ALLOW,
+            },
+            ..UserPolicyInfo::default()
+        }
+    }
+
+    pub(crate) fn attrs(&self) -> Vec<XfrmAttrs> {
+        match self.action {
+            PolicyAction::Protect(reqid) => {
+                vec![XfrmAttrs::Template(vec![esp_transport(
+                    self.selector.family().af(),
+                    reqid,
+                )])]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl From<Shunt> for PolicyAction {
+    fn from(s: Shunt) -> Self {
+        match s {
+            Shunt::Pass => Self::Pass,
+            Shunt::Block => Self::Block,
+        }
+    }
+}
+
+/// A template that accepts any ESP transport SA of `reqid` between the flow's
+/// addresses (transport mode takes the addresses from the packet).
+fn esp_transport(family: u16, reqid: Reqid) -> UserTemplate {
+    UserTemplate {
+        id: Id {
+            daddr: Address::default(),
+            spi: 0,
+            proto: IPPROTO_ESP,
+        },
+        family,
+        saddr: Address::default(),
+        reqid: reqid.0,
+        mode: XFRM_MODE_TRANSPORT,
+        share: 0,
+        optional: 0,
+        aalgos: u32::MAX,
+        ealgos: u32::MAX,
+        calgos: u32::MAX,
+    }
+}
+
+/// How the kernel identifies a policy: direction plus the exact selector bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyKey {
+    pub(crate) dir: Direction,
+    pub(crate) selector: Selector,
+}
+
+impl PolicyKey {
+    /// The key of a policy for `selector` in `dir`.
+    pub fn new(selector: TrafficSelector, dir: Direction) -> Self {
+        Self {
+            dir,
+            selector: selector.to_xfrm(),
+        }
+    }
+
+    /// Direction.
+    pub fn dir(&self) -> Direction {
+        self.dir
+    }
+
+    /// The selector, if this crate can express it.
+    pub fn selector(&self) -> Option<TrafficSelector> {
+        TrafficSelector::from_xfrm(&self.selector)
+    }
+}
+
+/// One template of a reported policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemplateInfo {
+    /// IPsec protocol (50 = ESP).
+    pub proto: u8,
+    /// `XFRM_MODE_*` (0 = transport).
+    pub mode: u8,
+    /// Request id.
+    pub reqid: Reqid,
+    /// Whether the template is optional.
+    pub optional: bool,
+}
+
+impl TemplateInfo {
+    /// ESP in transport mode.
+    pub fn is_esp(&self) -> bool {
+        self.proto == IPPROTO_ESP && self.mode == XFRM_MODE_TRANSPORT
+    }
+}
+
+/// A policy as the kernel reports it (dumps, GETPOLICY, POLEXPIRE, ACQUIRE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyInfo {
+    /// Direction and selector.
+    pub key: PolicyKey,
+    /// Kernel-assigned index.
+    pub index: u32,
+    /// Priority (lower wins).
+    pub priority: u32,
+    /// Whether the action is block (`false` = allow, with or without templates).
+    pub block: bool,
+    /// Templates (empty for pass/block).
+    pub templates: Vec<TemplateInfo>,
+    /// Hard add-expire lifetime in seconds, if any.
+    pub expires: Option<u64>,
+    /// Installation time (seconds since the epoch).
+    pub add_time: u64,
+    /// Last use (seconds since the epoch), 0 if never used.
+    pub use_time: u64,
+    /// Whether it carries a mark, interface id or security context (ours never do).
+    pub has_mark_or_context: bool,
+    /// Whether it is of the main policy type (ours always are).
+    pub main_type: bool,
+}
+
+impl PolicyInfo {
+    /// Direction.
+    pub fn dir(&self) -> Direction {
+        self.key.dir
+    }
+
+    /// Selector, if this crate can express it.
+    pub fn selector(&self) -> Option<TrafficSelector> {
+        self.key.selector()
+    }
+
+    /// The reqid of its first template, if any.
+    pub fn reqid(&self) -> Option<Reqid> {
+        self.templates.first().map(|t| t.reqid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Prefix;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn trap_is_outbound_esp_transport_template() {
+        let o = Ownership::default();
+        let sel = TrafficSelector::to(Prefix::new(ip("198.51.100.0"), 24).unwrap());
+        let trap = PolicySpec::trap(sel, o.reqid(1).unwrap());
+        let info = trap.info(&o);
+        assert_eq!((info.direction, info.action), (1, XFRM_POLICY_ALLOW));
+        assert!(o.owns_priority(info.priority));
+        let attrs = trap.attrs();
+        let [XfrmAttrs::Template(t)] = attrs.as_slice() else {
+            panic!("{attrs:?}")
+        };
+        assert_eq!((t[0].id.proto, t[0].mode, t[0].reqid), (50, 0, 0x6f65_0001));
+    }
+
+    #[test]
+    fn shunt_expiry_is_a_hard_add_lifetime() {
+        let o = Ownership::default();
+        let sel = TrafficSelector::to(Prefix::host(ip("192.0.2.9")));
+        let s = PolicySpec::host_shunt(sel, Direction::Out, Shunt::Block, Some(15));
+        let info = s.info(&o);
+        assert_eq!(info.lifetime_cfg.hard_add_expires_seconds, 15);
+        assert_eq!(info.action, XFRM_POLICY_BLOCK);
+        assert!(s.attrs().is_empty());
+    }
+
+    #[test]
+    fn host_pair_directions_and_priorities() {
+        let o = Ownership::default();
+        let [out, inb] =
+            PolicySpec::host_sa_pair(ip("192.0.2.1"), ip("192.0.2.2"), Reqid(0x6f65_0009)).unwrap();
+        assert_eq!(out.dir, Direction::Out);
+        assert_eq!(inb.dir, Direction::In);
+        assert_eq!(inb.selector.src().addr(), ip("192.0.2.2"));
+        let trap = PolicySpec::trap(
+            TrafficSelector::to(Prefix::host(ip("192.0.2.2"))),
+            Reqid(0x6f65_0000),
+        );
+        assert!(out.priority(&o) < trap.priority(&o));
+    }
+
+    #[test]
+    fn foreign_reqid_refused() {
+        let o = Ownership::default();
+        let sel = TrafficSelector::to(Prefix::host(ip("192.0.2.2")));
+        assert_eq!(
+            PolicySpec::trap(sel, Reqid(5)).validate(&o),
+            Err(InvalidRequest::ForeignReqid(5))
+        );
+    }
+}
