@@ -1,3 +1,5 @@
 //! Command-line front end: one module per subcommand.
 
+pub mod ipseckey;
+pub mod keygen;
 pub mod lookup;
