@@ -3,3 +3,4 @@
 pub mod ipseckey;
 pub mod keygen;
 pub mod lookup;
+pub mod show;
