@@ -64,6 +64,14 @@ impl EventSocket {
         }
     }
 
+    /// The next event, or `None` if none arrives within `wait`.
+    pub async fn next_within(&mut self, wait: std::time::Duration) -> Result<Option<Event>, Error> {
+        match tokio::time::timeout(wait, self.next()).await {
+            Ok(event) => event.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
     fn absorb(&mut self, len: usize) {
         if len > self.buf.len() {
             self.malformed += 1;

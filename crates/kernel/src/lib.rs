@@ -61,3 +61,14 @@ pub use sa::{Counters, Lifetime, Limits, Replay, SaId, SaInfo, SaSpec, UdpEncap}
 pub use types::{Direction, Family, InvalidRequest, Prefix, Reqid, Spi, TrafficSelector};
 pub use wire::request::{Exchange, Request, Step};
 pub use wire::ParseError;
+
+/// Runs `future` to completion on a fresh single-threaded tokio runtime, for callers
+/// without one (tests, command-line tools, the bench). Sockets opened inside belong
+/// to the calling thread's network namespace.
+#[cfg(feature = "tokio")]
+pub fn block_on<F: std::future::Future>(future: F) -> std::io::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(future))
+}
