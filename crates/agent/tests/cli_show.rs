@@ -140,7 +140,7 @@ fn explain_sends_the_host_and_prints_the_verdict() {
         "{text}"
     );
     assert!(
-        text.contains("    group:   private-or-clear (entry \"0.0.0.0/0\")\n"),
+        text.contains("    group:   private-or-clear\n    matched: 0.0.0.0/0\n"),
         "{text}"
     );
 }

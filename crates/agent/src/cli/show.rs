@@ -343,7 +343,7 @@ pub fn render_peers(peers: &[PeerReport]) -> String {
             p.role.clone(),
             dash(p.identity.as_deref()),
             dash(p.authentication.as_deref()),
-            dash(ike.map(|i| i.proposal.as_str())),
+            dash(ike.map(|i| i.proposal.as_str()).filter(|p| !p.is_empty())),
             ike.map_or_else(|| "-".into(), |i| duration(i.established_secs_ago)),
             ike.map_or_else(|| "-".into(), |i| duration(i.rekey_in_secs)),
         ]);
@@ -434,10 +434,10 @@ pub fn render_explain(report: &ExplainReport) -> String {
     }
     for a in &report.addresses {
         let _ = writeln!(text, "  {}", a.address);
-        let mut rows = vec![(
-            "group",
-            format!("{} (entry {:?})", a.group, a.matched_entry),
-        )];
+        let mut rows = vec![
+            ("group", a.group.clone()),
+            ("matched", a.matched_entry.clone()),
+        ];
         if a.dns.is_empty() {
             rows.push(("DNS", "no lookup".into()));
         }
@@ -801,7 +801,8 @@ PEER       ESP             SPI IN    SPI OUT   SELECTORS                BYTES IN
         let expected = "\
 server.example.org
   192.0.2.2
-    group:   private-or-clear (entry \"0.0.0.0/0\")
+    group:   private-or-clear
+    matched: 0.0.0.0/0
     DNS:     2.2.0.192.in-addr.arpa.: bogus (RRSIG expired)
     IKE:     no negotiation
     now:     failure shunt: pass, 14m left
