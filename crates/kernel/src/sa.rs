@@ -332,7 +332,10 @@ pub struct SaInfo {
     pub current: Counters,
     /// Error counters.
     pub stats: SaStats,
-    /// Last time a packet used the SA (seconds since the epoch), if ever.
+    /// Last time a packet used the SA (seconds since the epoch), if the kernel reports
+    /// it. Linux updates it for every packet only since "xfrm: update x->lastused for
+    /// every packet" (not in 6.1, where transport-mode SAs report none): compare
+    /// [`Counters`] between two reads to detect idleness portably.
     pub last_used: Option<u64>,
     /// Names of the kernel algorithms (`rfc4106(gcm(aes))`, ...).
     pub algorithms: Vec<String>,
