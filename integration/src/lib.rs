@@ -9,7 +9,11 @@
 //!
 //! Everything here needs root and Debian packages (see `.ci/debian-packages`). A test that cannot get what it
 //! needs fails with a message naming it ([`require`]); nothing is skipped silently.
+//!
+//! Panicking with a clear message is this crate's error handling: it only ever runs inside tests.
+#![allow(clippy::panic)]
 
+pub mod agent;
 pub mod capture;
 pub mod dns;
 pub mod ike_probe;

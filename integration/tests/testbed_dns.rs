@@ -1,5 +1,6 @@
 //! The signed DNS fixture serves what it promises: `delv` with the private root anchor reports secure,
 //! insecure, bogus and proven-absent answers for the matching names, and a validating unbound agrees.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)] // test code
 
 use oe_integration::dns::{names, DnsFixture, VALIDATOR};
 use oe_integration::netns::Netns;

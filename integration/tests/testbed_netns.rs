@@ -1,5 +1,6 @@
 //! The namespace harness: hosts reach each other over IPv4 and IPv6, closures run inside a namespace, and
 //! namespaces are deleted on drop, even when the test panics.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)] // test code
 
 use std::net::UdpSocket;
 use std::path::Path;

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod keys;
 pub mod service;
 pub mod status;

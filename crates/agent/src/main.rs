@@ -31,6 +31,8 @@ enum Command {
     Keygen(cli::keygen::KeygenArgs),
     /// Print the IPSECKEY records that publish this host's key, for its names and addresses.
     Ipseckey(cli::ipseckey::IpseckeyArgs),
+    /// Run the agent: trap traffic to new hosts, fetch their DNSSEC-proven keys, negotiate IKEv2, install ESP.
+    Run(cli::run::RunArgs),
     /// Look up a host's IPSECKEY records and show whether DNSSEC proves them.
     Lookup(cli::lookup::LookupArgs),
 }
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => cli::show::explain(&args),
         Command::Keygen(args) => cli::keygen::run(&args),
         Command::Ipseckey(args) => cli::ipseckey::run(&args),
+        Command::Run(args) => cli::run::run(&args),
         Command::Lookup(args) => cli::lookup::run(&args),
     }
 }

@@ -51,6 +51,9 @@ mod sa;
 mod ts;
 pub mod wire;
 
+/// The RNG traits [`Endpoint::new`] takes (re-exported so callers need no matching dependency).
+pub use rand_core;
+
 pub use config::{Config, EspProposal, IkeProposal, Lifetime, LocalAuth, Retransmit};
 pub use endpoint::Endpoint;
 pub use error::{Error, LocalError, PeerError};

@@ -1,6 +1,8 @@
 //! After IKE_AUTH: child and IKE SA rekeys (with simultaneous-rekey collisions, RFC 7296 2.8),
 //! deletes, liveness, replay of retransmitted requests.
 
+#![allow(clippy::unwrap_used)]
+
 mod util;
 
 use std::time::Duration;

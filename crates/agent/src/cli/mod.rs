@@ -3,4 +3,5 @@
 pub mod ipseckey;
 pub mod keygen;
 pub mod lookup;
+pub mod run;
 pub mod show;

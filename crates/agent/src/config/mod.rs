@@ -27,7 +27,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -177,9 +177,9 @@ impl Default for Groups {
 impl Default for Shunts {
     fn default() -> Self {
         Self {
-            negotiation: NegotiationShunt::Pass,
+            negotiation: NegotiationShunt::Hold,
             failure_lifetime: Duration::from_secs(15 * 60),
-            negotiation_timeout: Duration::from_secs(30),
+            negotiation_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -234,21 +234,6 @@ impl Default for Status {
 impl Default for Log {
     fn default() -> Self {
         Self { format: LogFormat::Text, level: "info".into() }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            identity: Identity::default(),
-            groups: Groups::default(),
-            shunts: Shunts::default(),
-            ike: Ike::default(),
-            dns: Dns::default(),
-            kernel: Kernel::default(),
-            status: Status::default(),
-            log: Log::default(),
-        }
     }
 }
 
@@ -312,8 +297,8 @@ mod tests {
 
     #[test]
     fn a_partial_file_keeps_other_defaults() {
-        let c = Config::parse("[shunts]\nnegotiation = \"hold\"\n", Path::new("t")).unwrap();
-        assert_eq!(c.shunts.negotiation, NegotiationShunt::Hold);
+        let c = Config::parse("[shunts]\nnegotiation = \"pass\"\n", Path::new("t")).unwrap();
+        assert_eq!(c.shunts.negotiation, NegotiationShunt::Pass);
         assert_eq!(c.shunts.failure_lifetime, Duration::from_secs(900));
         assert_eq!(c.groups, Groups::default());
     }

@@ -44,6 +44,7 @@ impl Client {
     }
 
     /// Reads the next line the agent sends (for followed events).
+    #[allow(clippy::should_implement_trait)] // not an iterator: each read can fail
     pub fn next(&mut self) -> Result<Response, ClientError> {
         let mut line = String::new();
         if self.reader.read_line(&mut line)? == 0 {

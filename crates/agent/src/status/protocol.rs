@@ -108,6 +108,7 @@ pub struct ErrorReport {
 /// A successful answer's body, by request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
+#[allow(clippy::large_enum_variant)] // built once per request; boxing would only add noise
 pub enum Report {
     Status(StatusReport),
     Peers { peers: Vec<PeerReport> },
