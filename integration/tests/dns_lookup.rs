@@ -112,6 +112,12 @@ fn verdicts_against_the_signed_tree() {
         }
     }
 
+    // No record in an unsigned zone: absent, and not proven.
+    match bed.lookup("nothing.insecure.example.") {
+        Ok(Answer::Absent(a)) => assert_eq!(a.denial, Denial::Unsigned, "{a:?}"),
+        other => panic!("absent in unsigned zone: {other:?}"),
+    }
+
     // Provably unsigned: records shown, never usable.
     match bed.lookup(names::INSECURE_HOST) {
         Ok(a @ Answer::Insecure(_)) => assert!(a.usable_keys().is_empty()),
@@ -381,4 +387,80 @@ mod serde_like {
             self.0.contains(member)
         }
     }
+}
+
+/// DNS-over-TLS: an unbound speaking TLS on port 853 in front of the fixture's resolver, with a
+/// certificate from a test CA; a wrong server name is refused.
+#[test]
+fn dns_over_tls_upstream() {
+    use oe_integration::process::Daemon;
+    let bed = bed();
+    let dir = bed.fixture.dir().join("dot");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sh = |script: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sh(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+        -out ca.pem -subj /CN=oe-test-ca -days 2 -addext basicConstraints=critical,CA:TRUE \
+        -addext keyUsage=critical,keyCertSign 2>/dev/null",
+    );
+    sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout dot.key -out dot.csr \
+        -subj /CN=dot.test 2>/dev/null && printf 'subjectAltName=DNS:dot.test\\nextendedKeyUsage=serverAuth\\n' > ext \
+        && openssl x509 -req -in dot.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out dot.pem \
+        -days 2 -extfile ext 2>/dev/null");
+    let conf = format!(
+        "server:\n  interface: 127.0.0.77@853\n  tls-port: 853\n  tls-service-key: \"{d}/dot.key\"\n  \
+         tls-service-pem: \"{d}/dot.pem\"\n  do-ip6: no\n  do-not-query-localhost: no\n  \
+         access-control: 127.0.0.0/8 allow\n  username: \"\"\n  chroot: \"\"\n  directory: \"{d}\"\n  \
+         pidfile: \"{d}/unbound.pid\"\n  use-syslog: no\n  module-config: \"iterator\"\n  \
+         local-zone: \"example.\" nodefault\n\
+         forward-zone:\n  name: \".\"\n  forward-addr: {r}\nremote-control:\n  control-enable: no\n",
+        d = dir.display(),
+        r = bed.fixture.resolver().ip()
+    );
+    std::fs::write(dir.join("unbound.conf"), conf).unwrap();
+    bed.ns.ip(&["addr", "add", "127.0.0.77/8", "dev", "lo"]);
+    let mut cmd = bed.ns.cmd("unbound");
+    cmd.args(["-d", "-c"]).arg(dir.join("unbound.conf"));
+    let _dot = Daemon::spawn("unbound-dot", cmd, &dir.join("unbound.log")).unwrap();
+    let ready = oe_integration::process::wait_until(Duration::from_secs(10), || {
+        bed.ns
+            .cmd("sh")
+            .args(["-c", "ss -ltn | grep -q 127.0.0.77:853"])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    assert!(
+        ready,
+        "unbound did not listen on 853: {}",
+        std::fs::read_to_string(dir.join("unbound.log")).unwrap_or_default()
+    );
+    let tls = |name: &str| {
+        let mut config = bed.config(bed.fixture.trust_anchor_dnskey());
+        config.upstream = Upstream::Tls {
+            servers: vec!["127.0.0.77:853".parse().unwrap()],
+            server_name: name.into(),
+            ca_file: Some(dir.join("ca.pem")),
+        };
+        config.lookup_timeout = Duration::from_secs(5);
+        let target: LookupTarget = names::ED_HOST.parse().unwrap();
+        bed.ns.run(move || lookup_blocking(config, &target).0)
+    };
+    assert!(matches!(
+        secure_key(&tls("dot.test")),
+        PublicKey::Ed25519(_)
+    ));
+    let wrong = tls("other.test");
+    assert!(matches!(wrong, Err(LookupError::Failure(_))), "{wrong:?}");
 }

@@ -10,7 +10,17 @@
 //!
 //! Contract: only a key from a `Secure` answer may authenticate a peer; insecure, absent, bogus
 //! and failed lookups are distinct outcomes the agent's policy acts on. Nothing here decides
-//! policy.
+//! policy. A key is usable until min(now + TTL, RRSIG expiration) ([`SecureKeys::usable_until`]).
+//!
+//! Bounded work: every lookup has a deadline ([`ValidatorConfig::lookup_timeout`]); responses
+//! over the [`WorkLimits`] (RRSIGs per RRset, DNSKEYs per owner and per key tag, DS per owner,
+//! NSEC3 per response, upstream queries per lookup) are rejected before any signature is
+//! checked; NSEC3 iterations follow RFC 9276 (over 100 insecure, over 150 bogus). The module
+//! docs of `guard` list what hickory 0.26.3 enforces itself and what is added here.
+//!
+//! Known gap of hickory 0.26.3 and its workaround: an NSEC-signed wildcard answering one label
+//! below comes back bogus from hickory; the validator re-checks such answers against RFC 4035
+//! section 5.3.4 on the records hickory validated (module `wildcard`).
 
 #![forbid(unsafe_code)]
 
