@@ -2,6 +2,9 @@
 //! every verdict the agent's policy depends on, forward and reverse, and `oe lookup` as a user
 //! runs it.
 
+// Test helpers outside #[test] functions: failing loudly is their job.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 
