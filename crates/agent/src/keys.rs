@@ -137,6 +137,8 @@ pub fn write_private_key(path: &Path, pem: &str, force: bool) -> Result<(), KeyE
         .create(dir)
         .map_err(io)?;
     let temp = temp_name(path);
+    // A leftover of an earlier run that had our process id and died mid-write.
+    let _ = std::fs::remove_file(&temp);
     let result = write_new(&temp, pem).and_then(|()| {
         if force {
             std::fs::rename(&temp, path)

@@ -15,8 +15,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use super::keygen::config_or_defaults;
 use crate::status::client::{Client, ClientError};
 use crate::status::protocol::{
-    ChildSaReport, DnsCacheEntry, EventReport, ExplainReport, PeerReport, Report, Request,
-    Response, ShuntReport, StatusReport,
+    ChildSaReport, DnsCacheEntry, ErrorReport, EventReport, ExplainReport, PeerReport, Report,
+    Request, Response, ShuntReport, StatusReport,
 };
 
 const EXIT_HELP: &str = "\
@@ -121,9 +121,7 @@ pub fn events(args: &EventsArgs) -> ExitCode {
     loop {
         match client.next() {
             Ok(Response::Event { event, .. }) => print_event(&event, args.show.json),
-            Ok(Response::Err { error, .. }) => {
-                return Failure::Agent(format!("{:?}: {}", error.code, error.message)).report()
-            }
+            Ok(Response::Err { error, .. }) => return Failure::Agent(error_text(&error)).report(),
             Ok(Response::Ok { .. }) => {}
             Err(ClientError::Closed) => {
                 return Failure::Other("the agent closed the event stream (stopped?)".into())
@@ -231,15 +229,18 @@ fn ask_in_time(mut client: Client, request: Request) -> Result<Response, Failure
 fn expect_report(response: Response) -> Result<Report, Failure> {
     match response {
         Response::Ok { result, .. } => Ok(result),
-        Response::Err { error, .. } => {
-            let code = serde_json::to_value(error.code).ok();
-            let code = code.as_ref().and_then(|c| c.as_str()).unwrap_or("error");
-            Err(Failure::Agent(format!("{code}: {}", error.message)))
-        }
+        Response::Err { error, .. } => Err(Failure::Agent(error_text(&error))),
         Response::Event { .. } => Err(Failure::Other(
             "the agent sent an event, not an answer".into(),
         )),
     }
+}
+
+/// `code: message`, with the code as the protocol writes it (`bad-request`).
+fn error_text(error: &ErrorReport) -> String {
+    let code = serde_json::to_value(error.code).ok();
+    let code = code.as_ref().and_then(|c| c.as_str()).unwrap_or("error");
+    format!("{code}: {}", error.message)
 }
 
 /// Any report as text.
