@@ -401,3 +401,44 @@ fn bypassed_sockets_skip_blocks_and_traps() {
         assert_eq!((&buf[..len], from.ip()), (expected, ip(Pair::A4)));
     }
 }
+
+#[test]
+fn overflowing_event_socket_reports_lost_events() {
+    let pair = Pair::new();
+    pair.a.run(|| {
+        block_on(async {
+            let mut x = Xfrm::open(Ownership::default()).unwrap();
+            // The smallest buffer the kernel allows holds only a few ACQUIREs.
+            let mut events = EventSocket::with_receive_buffer(0).unwrap();
+            let trap = PolicySpec::trap(
+                TrafficSelector::to(prefix("192.0.2.0", 24)),
+                x.ownership().reqid(1).unwrap(),
+            );
+            x.add_policy(&trap).await.unwrap();
+            // Each destination is its own flow, so its own ACQUIRE.
+            for host in 3..=120 {
+                let _ = send(Pair::A4, &format!("192.0.2.{host}"));
+            }
+            let mut seen = Vec::new();
+            while let Some(event) = events
+                .next_within(Duration::from_millis(500))
+                .await
+                .unwrap()
+            {
+                seen.push(event);
+            }
+            assert!(
+                seen.contains(&Event::Lost),
+                "{} events, none Lost",
+                seen.len()
+            );
+            assert!(
+                seen.len() < 118,
+                "all {} ACQUIREs fitted: nothing was lost",
+                seen.len()
+            );
+            assert_eq!(events.malformed(), 0);
+        })
+        .unwrap()
+    });
+}

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use netlink_sys::{protocols::NETLINK_XFRM, Socket, SocketAddr};
 use tokio::io::unix::AsyncFd;
+use zeroize::Zeroize;
 
 use crate::error::Error;
 use crate::ownership::Ownership;
@@ -89,8 +90,11 @@ impl Xfrm {
         self.send(&bytes).await?;
         loop {
             let len = self.recv().await?;
-            let datagram = self.buf.get(..len).unwrap_or_default();
-            if let Step::Done(result) = exchange.on_datagram(datagram) {
+            let datagram = self.buf.get_mut(..len).unwrap_or_default();
+            let step = exchange.on_datagram(datagram);
+            // GETSA replies and SA dumps carry keys: leave none in the buffer.
+            datagram.zeroize();
+            if let Step::Done(result) = step {
                 return result;
             }
         }

@@ -27,15 +27,21 @@ pub struct EventSocket {
 }
 
 impl EventSocket {
-    /// Opens the socket and joins the ACQUIRE, EXPIRE and MAPPING groups. Must be
-    /// called inside a tokio runtime with I/O enabled; needs `CAP_NET_ADMIN`.
+    /// Opens the socket and joins the ACQUIRE, EXPIRE and MAPPING groups, with a 4 MiB
+    /// receive buffer (the kernel caps it at `net.core.rmem_max` unless privileged).
+    /// Must be called inside a tokio runtime with I/O enabled; needs `CAP_NET_ADMIN`.
     pub fn open() -> Result<Self, Error> {
+        Self::with_receive_buffer(RCVBUF)
+    }
+
+    /// Like [`EventSocket::open`] with a receive buffer of `bytes`.
+    pub fn with_receive_buffer(bytes: usize) -> Result<Self, Error> {
         let mut socket = Socket::new(NETLINK_XFRM)?;
         socket.bind_auto()?;
         for group in GROUPS {
             socket.add_membership(group)?;
         }
-        let _ = socket.set_rx_buf_sz(RCVBUF);
+        let _ = socket.set_rx_buf_sz(bytes);
         socket.set_non_blocking(true)?;
         Ok(Self {
             fd: crate::socket::register(socket)?,

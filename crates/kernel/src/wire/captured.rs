@@ -524,3 +524,50 @@ fn soft_expires_then_hard_expires() {
         );
     }
 }
+
+#[test]
+fn interrupted_dump_is_reported() {
+    let mut first = host!("getpolicy_dump.reply.0").to_vec();
+    let flags = u16::from_ne_bytes([first[6], first[7]]) | 0x10; // NLM_F_DUMP_INTR
+    first[6..8].copy_from_slice(&flags.to_ne_bytes());
+    let result = replay(
+        Request::dump_policies(),
+        host!("getpolicy_dump.req"),
+        &[&first, host!("getpolicy_dump.reply.1")],
+    );
+    assert!(
+        matches!(result, Err(Error::DumpInterrupted { .. })),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn malformed_dump_entries_are_skipped_not_fatal() {
+    // Rebuild the first dump datagram with the first policy's body cut to 84 bytes
+    // (well framed, but shorter than xfrm_userpolicy_info): that entry is skipped.
+    use super::frame::{align4, Frames};
+    let mut rebuilt = Vec::new();
+    for (n, frame) in Frames::new(host!("getpolicy_dump.reply.0")).enumerate() {
+        let (mut header, body) = frame.unwrap();
+        let body = if n == 0 { &body[..84] } else { body };
+        header.len = u32::try_from(HEADER_LEN + body.len()).unwrap();
+        header.write(&mut rebuilt);
+        rebuilt.extend_from_slice(body);
+        rebuilt.resize(align4(rebuilt.len()), 0);
+    }
+    let result = replay(
+        Request::dump_policies(),
+        host!("getpolicy_dump.req"),
+        &[&rebuilt, host!("getpolicy_dump.reply.1")],
+    );
+    assert_eq!(result.unwrap().len(), 2);
+    // A framing error, by contrast, ends the exchange: nothing after it can be trusted.
+    let mut lying = host!("getpolicy_dump.reply.0").to_vec();
+    lying[..4].copy_from_slice(&100u32.to_ne_bytes());
+    let result = replay(
+        Request::dump_policies(),
+        host!("getpolicy_dump.req"),
+        &[&lying],
+    );
+    assert!(matches!(result, Err(Error::Malformed { .. })), "{result:?}");
+}
