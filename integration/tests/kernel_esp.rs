@@ -465,3 +465,22 @@ fn udp_encapsulated_esp_and_mapping_event() {
     assert_eq!((mapping.old.ip(), mapping.old.port()), (ip(Pair::A4), 4500));
     assert_eq!((mapping.new.ip(), mapping.new.port()), (ip(Pair::A4), 4501));
 }
+
+#[test]
+fn capability_probe_finds_every_algorithm() {
+    if !uml::in_guest() {
+        return uml::rerun_in_guest("capability_probe_finds_every_algorithm");
+    }
+    let ns = Netns::new("probe");
+    kernel(&ns, |mut x| async move {
+        let caps = oe_kernel::probe::probe(&mut x).await.unwrap();
+        for family in [oe_kernel::Family::V4, oe_kernel::Family::V6] {
+            assert_eq!(caps.esp(family), Ok(()), "{caps:?}");
+            assert_eq!(caps.algorithms(family), AlgorithmKind::ALL, "{caps:?}");
+        }
+        assert!(
+            x.dump_sas().await.unwrap().is_empty(),
+            "the probe left SAs behind"
+        );
+    });
+}

@@ -442,3 +442,36 @@ fn overflowing_event_socket_reports_lost_events() {
         .unwrap()
     });
 }
+
+#[test]
+fn update_policy_turns_a_trap_into_a_shunt_in_place() {
+    let pair = Pair::new();
+    pair.a.run(|| {
+        block_on(async {
+            let (mut x, mut events) = open();
+            let sel = TrafficSelector::to(prefix("192.0.2.0", 24));
+            let trap = PolicySpec::trap(sel, x.ownership().reqid(1).unwrap());
+            x.add_policy(&trap).await.unwrap();
+            // Same selector and direction: NEWPOLICY refuses, UPDPOLICY replaces.
+            let block = PolicySpec::group_shunt(sel, Direction::Out, Shunt::Block);
+            assert!(x.add_policy(&block).await.unwrap_err().is_exists());
+            x.update_policy(&block).await.unwrap();
+            let now = x.get_policy(&trap.key()).await.unwrap();
+            assert!(now.block && now.templates.is_empty());
+            assert_eq!(now.priority, block.priority(x.ownership()));
+            assert!(blocked(send(Pair::A4, Pair::B4)));
+            assert_eq!(
+                events
+                    .next_within(Duration::from_millis(300))
+                    .await
+                    .unwrap(),
+                None
+            );
+            x.update_policy(&trap).await.unwrap();
+            send(Pair::A4, Pair::B4).unwrap();
+            assert_eq!(next_acquire(&mut events).await.policy.key, trap.key());
+            assert_eq!(x.dump_policies().await.unwrap().len(), 1);
+        })
+        .unwrap()
+    });
+}

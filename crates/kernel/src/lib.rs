@@ -30,6 +30,30 @@
 //!   family and algorithm, as a typed answer.
 //!
 //! Everything is scoped to the network namespace the socket was opened in.
+//!
+//! # Example
+//! ```no_run
+//! use oe_kernel::{probe, Event, EventSocket, Family, Ownership, PolicySpec, Prefix, TrafficSelector, Xfrm};
+//! # async fn agent() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut xfrm = Xfrm::open(Ownership::default())?;
+//! xfrm.flush_owned().await?; // leftovers of a crashed predecessor, ours only
+//! if let Err(why) = probe::probe(&mut xfrm).await?.esp(Family::V4) {
+//!     eprintln!("not installing traps: {why}");
+//!     return Ok(());
+//! }
+//! let mut events = EventSocket::open()?;
+//! let group = TrafficSelector::to(Prefix::new("198.51.100.0".parse()?, 24)?);
+//! let trap_reqid = xfrm.ownership().reqid(0).ok_or("no reqid")?;
+//! xfrm.add_policy(&PolicySpec::trap(group, trap_reqid)).await?;
+//! while let Ok(event) = events.next().await {
+//!     if let Event::Acquire(acquire) = event {
+//!         // negotiate with acquire.flow.dst, then add_sa / update_sa with
+//!         // acquire_seq = Some(acquire.seq) and PolicySpec::host_sa_pair(...)
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod alg;
 #[cfg(feature = "tokio")]
@@ -71,4 +95,17 @@ pub fn block_on<F: std::future::Future>(future: F) -> std::io::Result<F::Output>
         .enable_all()
         .build()?;
     Ok(runtime.block_on(future))
+}
+
+#[cfg(all(test, feature = "tokio"))]
+mod send_tests {
+    fn send<T: Send>() {}
+
+    #[test]
+    fn clients_can_move_between_tasks() {
+        send::<crate::Xfrm>();
+        send::<crate::EventSocket>();
+        send::<crate::Request<Vec<crate::SaInfo>>>();
+        send::<crate::Event>();
+    }
 }

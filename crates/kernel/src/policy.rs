@@ -203,7 +203,7 @@ fn esp_transport(family: u16, reqid: Reqid) -> UserTemplate {
 }
 
 /// How the kernel identifies a policy: direction plus the exact selector bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PolicyKey {
     pub(crate) dir: Direction,
     pub(crate) selector: Selector,
@@ -226,6 +226,15 @@ impl PolicyKey {
     /// The selector, if this crate can express it.
     pub fn selector(&self) -> Option<TrafficSelector> {
         TrafficSelector::from_xfrm(&self.selector)
+    }
+}
+
+impl std::fmt::Debug for PolicyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.selector() {
+            Some(sel) => write!(f, "PolicyKey({:?}, {sel})", self.dir),
+            None => write!(f, "PolicyKey({:?}, {:?})", self.dir, self.selector),
+        }
     }
 }
 
@@ -339,6 +348,19 @@ mod tests {
             Reqid(0x6f65_0000),
         );
         assert!(out.priority(&o) < trap.priority(&o));
+    }
+
+    #[test]
+    fn key_debug_is_readable() {
+        let key = PolicySpec::trap(
+            TrafficSelector::to(Prefix::new(ip("192.0.2.0"), 24).unwrap()),
+            Reqid(1),
+        )
+        .key();
+        assert_eq!(
+            format!("{key:?}"),
+            "PolicyKey(Out, 0.0.0.0/0 -> 192.0.2.0/24)"
+        );
     }
 
     #[test]
