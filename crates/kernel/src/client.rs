@@ -23,7 +23,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 const DUMP_TRIES: usize = 4;
 
 /// A connection to the kernel's XFRM netlink interface, in the network namespace of
-/// the thread that opened it. Needs `CAP_NET_ADMIN` for anything but reading.
+/// the thread that opened it. Every XFRM request, reads included, needs `CAP_NET_ADMIN`.
 ///
 /// Cancel-safe: a request abandoned mid-way leaves replies that the next request
 /// recognises by sequence number and skips.
