@@ -1,0 +1,354 @@
+//! Interop over real UDP between namespaces: the engine, driven by a small socket loop, against
+//! strongSwan's charon 5.9.8 and Libreswan's pluto 4.10, each side initiating.
+//!
+//! On the host kernel (no ESP) only the IKE SA can complete: the peers fail their child SA
+//! install. The `_in_the_guest` tests run inside the UML kernel, where the peer installs its
+//! child SA and reports it. Assertions use both views: the peer's status output and our events.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oe_ike::crypto::{PrivateKey, PublicKey};
+use oe_ike::wire::Identity;
+use oe_ike::{Config, Endpoint, Event, LocalAuth, PeerAuth};
+use oe_integration::netns::Pair;
+use oe_integration::peers::{Charon, CharonSetup, Pluto, PlutoSetup, CKAID};
+use oe_integration::{keys_dir, test_key_ipseckey, uml};
+use rand_chacha::rand_core::SeedableRng;
+
+fn pem(name: &str) -> String {
+    std::fs::read_to_string(keys_dir().join(name)).unwrap()
+}
+
+fn private(name: &str) -> PrivateKey {
+    PrivateKey::from_pem(&pem(name)).unwrap()
+}
+
+fn addr(ip: &str) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), 500)
+}
+
+/// Our engine bound to one UDP socket; answers NeedSpi and NeedPeerKey as the agent would.
+struct Driver {
+    ep: Endpoint,
+    sock: UdpSocket,
+    local: SocketAddr,
+    peer_key: PublicKey,
+    next_spi: u32,
+    events: Vec<Event>,
+}
+
+impl Driver {
+    fn new(local: &str, key: &str, peer_key: PublicKey) -> Self {
+        let auth = LocalAuth::Key(Arc::new(private(key)));
+        let ip: IpAddr = local.parse().unwrap();
+        let id = match ip {
+            IpAddr::V4(a) => Identity::Ipv4(a),
+            IpAddr::V6(a) => Identity::Ipv6(a),
+        };
+        let mut config = Config::new(id, auth);
+        config.liveness_interval = None;
+        let rng = rand_chacha::ChaCha20Rng::seed_from_u64(u64::from(std::process::id()));
+        let local = addr(local);
+        let sock = UdpSocket::bind(local).unwrap();
+        Self {
+            ep: Endpoint::new(config, Box::new(rng)),
+            sock,
+            local,
+            peer_key,
+            next_spi: 0xc100_0000,
+            events: Vec::new(),
+        }
+    }
+
+    /// Runs the socket loop until `done` holds for the events seen, or `limit` passes.
+    fn run(&mut self, limit: Duration, done: impl Fn(&[Event]) -> bool) -> bool {
+        let end = Instant::now() + limit;
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let now = Instant::now();
+            while let Some(t) = self.ep.poll_transmit() {
+                self.sock.send_to(&t.contents, t.remote).unwrap();
+            }
+            while let Some((h, e)) = self.ep.poll_event() {
+                match &e {
+                    Event::NeedSpi { .. } => {
+                        self.next_spi += 1;
+                        self.ep.supply_spi(now, h, self.next_spi);
+                    }
+                    Event::NeedPeerKey { .. } => {
+                        self.ep
+                            .supply_peer_keys(now, h, vec![self.peer_key.clone()])
+                    }
+                    _ => {}
+                }
+                self.events.push(e);
+            }
+            if self.ep.poll_transmit().is_none() && done(&self.events) {
+                return true;
+            }
+            if now >= end {
+                return false;
+            }
+            let wake = self.ep.poll_timeout().map_or(end, |t| t.min(end));
+            let wait = wake
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1));
+            self.sock.set_read_timeout(Some(wait)).unwrap();
+            match self.sock.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    self.ep
+                        .handle_datagram(Instant::now(), from, self.local, &buf[..n])
+                }
+                Err(_) => self.ep.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    /// Deletes the IKE SA (INFORMATIONAL Delete) and waits for the peer's answer.
+    fn delete(&mut self, h: oe_ike::SaHandle) -> bool {
+        self.ep.delete(Instant::now(), h);
+        self.run(Duration::from_secs(10), failed)
+    }
+
+    fn established(&self) -> Option<(Identity, PeerAuth)> {
+        self.events.iter().find_map(|e| match e {
+            Event::IkeSaEstablished {
+                peer_id, peer_auth, ..
+            } => Some((peer_id.clone(), *peer_auth)),
+            _ => None,
+        })
+    }
+
+    fn child_ready(&self) -> bool {
+        self.events
+            .iter()
+            .any(|e| matches!(e, Event::ChildSaReady { .. }))
+    }
+}
+
+fn up(events: &[Event]) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, Event::IkeSaEstablished { .. }))
+        && events
+            .iter()
+            .any(|e| matches!(e, Event::ChildSaReady { .. } | Event::ChildSaFailed { .. }))
+}
+
+fn failed(events: &[Event]) -> bool {
+    events.iter().any(|e| matches!(e, Event::Closed { .. }))
+}
+
+/// charon at B with raw keys, expecting A (us) to authenticate with `our_pub`.
+fn charon_setup(charon_key: &str, our_pub: &str) -> CharonSetup {
+    let (local, remote) = (Pair::B4, Pair::A4);
+    CharonSetup {
+        swanctl_conf: format!(
+            "connections {{ peer {{ version = 2\n mobike = no\n local_addrs = {local}\n remote_addrs = {remote}\n\
+             proposals = aes256gcm16-prfsha256-x25519,aes128gcm16-prfsha256-ecp256\n\
+             local {{ auth = pubkey\n id = {local}\n pubkeys = self.pub }}\n\
+             remote {{ auth = pubkey\n id = {remote}\n pubkeys = peer.pub }}\n\
+             children {{ t {{ mode = transport\n esp_proposals = aes128gcm16,aes256gcm16 }} }} }} }}\n"
+        ),
+        private_keys: vec![("self.pem".into(), pem(&format!("{charon_key}.pem")))],
+        public_keys: vec![
+            ("self.pub".into(), pem(&format!("{charon_key}.pub.pem"))),
+            ("peer.pub".into(), pem(&format!("{our_pub}.pub.pem"))),
+        ],
+        ..CharonSetup::default()
+    }
+}
+
+/// We initiate to charon, then charon initiates to us; returns charon's status after each.
+fn with_charon(our_key: &str, charon_key: &str, expect_child: bool) {
+    let pair = Pair::new();
+    let charon = Charon::start(&pair.b, &charon_setup(charon_key, our_key));
+    let charon_pub = private(&format!("{charon_key}.pem")).public_key();
+
+    // The engine initiates.
+    let d = pair.a.run(|| {
+        let mut d = Driver::new(Pair::A4, &format!("{our_key}.pem"), charon_pub.clone());
+        let h = d.ep.connect(Instant::now(), addr(Pair::A4), addr(Pair::B4));
+        let ok = d.run(Duration::from_secs(20), |e| up(e) || failed(e));
+        assert!(ok, "no outcome: {:?}", d.events);
+        let status = charon.list_sas();
+        assert!(d.delete(h), "delete answered");
+        (d.established(), d.child_ready(), status, charon.list_sas())
+    });
+    let status = d.2;
+    assert!(
+        !d.3.contains("ESTABLISHED"),
+        "charon removed the IKE SA on our delete: {}",
+        d.3
+    );
+    assert_eq!(
+        d.0,
+        Some((
+            Identity::Ipv4(Pair::B4.parse().unwrap()),
+            PeerAuth::Signature
+        )),
+        "charon log:\n{}",
+        charon.log()
+    );
+    assert!(status.contains("ESTABLISHED"), "charon: {status}");
+    assert!(status.contains(Pair::A4));
+    if expect_child {
+        assert!(d.1, "child SA from charon");
+        assert!(status.contains("INSTALLED, TRANSPORT"), "charon: {status}");
+    }
+
+    // charon initiates.
+    let events = std::thread::scope(|s| {
+        let engine = s.spawn(|| {
+            pair.a.run(|| {
+                let mut d = Driver::new(Pair::A4, &format!("{our_key}.pem"), charon_pub.clone());
+                d.run(Duration::from_secs(20), |e| up(e) || failed(e));
+                (d.established(), d.child_ready())
+            })
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let out = charon.swanctl(&[
+            "--initiate",
+            "--child",
+            "t",
+            "--ike",
+            "peer",
+            "--timeout",
+            "15",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (engine.join().unwrap(), text)
+    });
+    let status = charon.list_sas();
+    assert_eq!(
+        events.0 .0,
+        Some((
+            Identity::Ipv4(Pair::B4.parse().unwrap()),
+            PeerAuth::Signature
+        )),
+        "initiate: {}\n{}",
+        events.1,
+        charon.log()
+    );
+    assert!(events.0 .1, "we answer with a child SA");
+    assert!(status.contains("ESTABLISHED"), "charon: {status}");
+    if expect_child {
+        assert!(
+            events.1.contains("initiate completed successfully"),
+            "{}",
+            events.1
+        );
+    }
+}
+
+#[test]
+fn charon_ed25519_ike_sa() {
+    with_charon("host-ed25519", "ws-ed25519", false);
+}
+
+#[test]
+fn charon_rsa_and_ecdsa_ike_sa() {
+    with_charon("host-rsa2048", "host-p256", false);
+}
+
+#[test]
+fn charon_ed25519_child_sa_in_the_guest() {
+    if !uml::in_guest() {
+        return uml::rerun_in_guest("charon_ed25519_child_sa_in_the_guest");
+    }
+    with_charon("host-ed25519", "ws-ed25519", true);
+}
+
+/// pluto at B with the RSA-3072 key, expecting us to sign with RSA-2048.
+fn pluto_setup() -> PlutoSetup {
+    let (local, remote) = (Pair::B4, Pair::A4);
+    PlutoSetup {
+        conns: format!(
+            "conn peer\n    authby=rsasig\n    type=transport\n    left={local}\n    leftid={local}\n    \
+             leftckaid={CKAID}\n    right={remote}\n    rightid={remote}\n    rightrsasigkey=0s{rsa}\n    \
+             ike=aes_gcm256-sha2_256;dh31\n    esp=aes_gcm128-null\n    leftupdown=%disabled\n    auto=add\n",
+            rsa = test_key_ipseckey("host-rsa2048"),
+        ),
+        rsa_key_pem: Some(pem("host-rsa3072.pem")),
+        ..PlutoSetup::default()
+    }
+}
+
+fn with_pluto(expect_child: bool) {
+    let pair = Pair::new();
+    let pluto = Pluto::start(&pair.b, &pluto_setup());
+    let pluto_pub = private("host-rsa3072.pem").public_key();
+    let d = pair.a.run(|| {
+        let mut d = Driver::new(Pair::A4, "host-rsa2048.pem", pluto_pub.clone());
+        let h = d.ep.connect(Instant::now(), addr(Pair::A4), addr(Pair::B4));
+        let ok = d.run(Duration::from_secs(20), |e| up(e) || failed(e));
+        assert!(ok, "no outcome: {:?}", d.events);
+        let status = pluto.traffic_status();
+        assert!(d.delete(h), "delete answered");
+        (d.established(), d.child_ready(), status)
+    });
+    assert_eq!(
+        d.0,
+        Some((
+            Identity::Ipv4(Pair::B4.parse().unwrap()),
+            PeerAuth::Signature
+        )),
+        "pluto log:\n{}",
+        pluto.log()
+    );
+    if expect_child {
+        assert!(d.1);
+        assert!(d.2.contains("peer"), "pluto: {}", d.2);
+    }
+    let log = pluto.log();
+    assert!(
+        log.contains("established IKE SA") || log.contains("IKE SA established"),
+        "pluto log:\n{log}"
+    );
+
+    // pluto initiates.
+    let events = std::thread::scope(|s| {
+        let engine = s.spawn(|| {
+            pair.a.run(|| {
+                let mut d = Driver::new(Pair::A4, "host-rsa2048.pem", pluto_pub.clone());
+                d.run(Duration::from_secs(20), |e| up(e) || failed(e));
+                (d.established(), d.child_ready())
+            })
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let out = pluto.whack(&["--initiate", "--name", "peer"]);
+        (
+            engine.join().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    });
+    assert_eq!(
+        events.0 .0,
+        Some((
+            Identity::Ipv4(Pair::B4.parse().unwrap()),
+            PeerAuth::Signature
+        )),
+        "whack: {}\n{}",
+        events.1,
+        pluto.log()
+    );
+    if expect_child {
+        assert!(events.1.contains("established Child SA"), "{}", events.1);
+    }
+}
+
+#[test]
+fn pluto_rsa_ike_sa() {
+    with_pluto(false);
+}
+
+#[test]
+fn pluto_rsa_child_sa_in_the_guest() {
+    if !uml::in_guest() {
+        return uml::rerun_in_guest("pluto_rsa_child_sa_in_the_guest");
+    }
+    with_pluto(true);
+}
