@@ -8,14 +8,22 @@ use crate::config::Config;
 /// Arguments of `oe run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Configuration file (TOML); without it the built-in defaults (config/oe.toml) apply.
+    /// Configuration file (TOML). Default: /etc/oe/oe.toml if it exists, else the built-in defaults
+    /// (the text of config/oe.toml).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
 }
 
+/// Where `oe run` looks for its configuration when none is named.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/oe/oe.toml";
+
 /// Runs the agent until SIGTERM/SIGINT; exit status 1 when it cannot start.
 pub fn run(args: &RunArgs) -> ExitCode {
-    let config = match &args.config {
+    let path = args.config.clone().or_else(|| {
+        let default = PathBuf::from(DEFAULT_CONFIG_PATH);
+        default.exists().then_some(default)
+    });
+    let config = match &path {
         Some(path) => match Config::load(path) {
             Ok(config) => config,
             Err(e) => {
@@ -33,7 +41,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(crate::daemon::run(config, args.config.clone())) {
+    match runtime.block_on(crate::daemon::run(config, path)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

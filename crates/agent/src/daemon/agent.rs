@@ -19,6 +19,22 @@ use super::Input;
 use crate::config::{Config, GroupTable};
 use crate::status::protocol::{Counters, EventReport};
 
+/// Reqids 1..=TRAP_REQIDS of our range are for trap policies, one picked per run.
+pub(crate) const TRAP_REQIDS: u32 = 1024;
+
+/// A trap reqid for this run, different from the last run's.
+///
+/// An ACQUIRE leaves a larval state (SPI 0, the trap's reqid) that suppresses further ACQUIREs for the flow
+/// for `xfrm_acq_expires` (30 s) and cannot be deleted by DELSA. If the agent dies mid-negotiation and the
+/// restarted agent reused the same trap reqid, the kernel would match that larval state and stay silent:
+/// the flow would hang until it expired. With a fresh reqid the next packet raises a fresh ACQUIRE.
+pub(crate) fn trap_reqid_for_this_run(ownership: &Ownership) -> Reqid {
+    let mut seed = [0u8; 4];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+    let n = 1 + u32::from_le_bytes(seed) % TRAP_REQIDS;
+    ownership.reqid(n).unwrap_or_else(|| ownership.probe_reqid())
+}
+
 /// How many events `oe events` shows from history.
 const EVENT_HISTORY: usize = 200;
 
@@ -59,6 +75,8 @@ pub(crate) struct Agent {
     pub(crate) counters: Counters,
     pub(crate) started: Instant,
     pub(crate) next_reqid: u32,
+    /// The reqid of this run's trap policies, fresh per start (see [`trap_reqid_for_this_run`]).
+    pub(crate) trap_reqid: Reqid,
     pub(crate) stopping: bool,
     pub(crate) tx: mpsc::Sender<Input>,
 }
@@ -70,21 +88,21 @@ impl std::fmt::Debug for Agent {
 }
 
 impl Agent {
-    /// The reqid the trap policies carry (the first of our range).
+    /// The reqid the trap policies carry.
     pub(crate) fn trap_reqid(&self) -> Reqid {
-        self.ownership.probe_reqid()
+        self.trap_reqid
     }
 
-    /// A fresh reqid for one peer's SAs and host policies.
+    /// A fresh reqid for one peer's SAs and host policies (above the trap reqids).
     pub(crate) fn alloc_reqid(&mut self) -> Reqid {
         loop {
-            self.next_reqid = self.next_reqid.wrapping_add(1).max(2);
+            self.next_reqid = self.next_reqid.wrapping_add(1).max(TRAP_REQIDS + 1);
             if let Some(reqid) = self.ownership.reqid(self.next_reqid) {
-                if self.peers.values().all(|p| p.reqid != reqid) {
+                if self.peers.values().all(|p| p.reqid != reqid) && reqid != self.ownership.probe_reqid() {
                     return reqid;
                 }
             } else {
-                self.next_reqid = 1;
+                self.next_reqid = TRAP_REQIDS;
             }
         }
     }

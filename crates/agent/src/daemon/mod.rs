@@ -104,7 +104,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Run
         history: VecDeque::new(),
         counters: Counters::default(),
         started: Instant::now(),
-        next_reqid: 1,
+        next_reqid: agent::TRAP_REQIDS,
+        trap_reqid: agent::trap_reqid_for_this_run(&ownership),
         stopping: false,
         tx: tx.clone(),
     };
