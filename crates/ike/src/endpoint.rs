@@ -161,7 +161,7 @@ impl Endpoint {
         };
         self.with_sa(now, handle, |sa, ctx| {
             if sa.remote.ip() == remote.ip() {
-                sa.handle(ctx, data);
+                sa.handle(ctx, (remote, local), data);
             }
         });
     }
@@ -179,7 +179,7 @@ impl Endpoint {
         spi_i: u64,
     ) {
         if let Some(&h) = self.half_open.get(&(remote, spi_i)) {
-            return self.with_sa(now, h, |sa, ctx| sa.handle(ctx, data));
+            return self.with_sa(now, h, |sa, ctx| sa.handle(ctx, (remote, local), data));
         }
         let Ok(msg) = Message::parse(data) else {
             return;

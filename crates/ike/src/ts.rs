@@ -36,6 +36,60 @@ pub(crate) fn within(returned: &[TrafficSelector], addr: IpAddr) -> bool {
     !returned.is_empty() && returned.iter().all(|s| s.start == addr && s.end == addr)
 }
 
+fn same_family(a: IpAddr, b: IpAddr) -> bool {
+    a.is_ipv4() == b.is_ipv4()
+}
+
+/// Checks the selectors the peer returned for `addr` and gives our view of them. Across a NAT
+/// (`nat`: the address is translated between us) the peer names the untranslated address, so any
+/// single-host selector of the right family stands for `addr` (RFC 7296 2.23.1).
+pub(crate) fn accept(
+    returned: &[TrafficSelector],
+    addr: IpAddr,
+    nat: bool,
+) -> Option<Vec<TrafficSelector>> {
+    if within(returned, addr) {
+        return Some(returned.to_vec());
+    }
+    let hosts = !returned.is_empty()
+        && returned
+            .iter()
+            .all(|s| s.start == s.end && same_family(s.start, addr));
+    (nat && hosts).then(|| {
+        returned
+            .iter()
+            .map(|s| TrafficSelector {
+                start: addr,
+                end: addr,
+                ..*s
+            })
+            .collect()
+    })
+}
+
+/// Responder: narrows to `addr` as [`narrow`]; across a NAT the peer's selector names its
+/// untranslated address, which we answer with (reply) while the kernel gets `addr` (2.23.1).
+pub(crate) fn narrow_nat(
+    offered: &[TrafficSelector],
+    addr: IpAddr,
+    nat: bool,
+) -> Option<(TrafficSelector, TrafficSelector)> {
+    if let Some(t) = narrow(offered, addr) {
+        return Some((t, t));
+    }
+    let s = offered
+        .iter()
+        .find(|s| nat && s.start == s.end && same_family(s.start, addr))?;
+    Some((
+        *s,
+        TrafficSelector {
+            start: addr,
+            end: addr,
+            ..*s
+        },
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

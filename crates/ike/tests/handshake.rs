@@ -475,3 +475,68 @@ fn ed25519_cannot_sign_for_a_peer_lacking_rfc_7427() {
         p.a.events
     );
 }
+
+#[test]
+fn nat_detected_and_ike_floats_to_port_4500() {
+    let mut p = Pair::new(
+        config("a", Some("ed25519_a")),
+        config("b", Some("ed25519_b")),
+    );
+    p.wire = Wire::Nat;
+    p.connect();
+    p.drive();
+    let nat = |peer: &Peer| {
+        peer.events.iter().find_map(|(_, e)| match e {
+            Event::IkeSaEstablished {
+                nat_local,
+                nat_remote,
+                ..
+            } => Some((*nat_local, *nat_remote)),
+            _ => None,
+        })
+    };
+    assert_eq!(nat(&p.a), Some((true, false)), "A is behind the NAT");
+    assert_eq!(nat(&p.b), Some((false, true)));
+    // IKE_SA_INIT on 500; IKE_AUTH on 4500 with the non-ESP marker.
+    let a_sent: Vec<_> = p.sent_by_a();
+    assert_eq!(Message::parse(a_sent[0]).unwrap().header.message_id, 0);
+    assert_eq!(&a_sent[1][..4], &[0, 0, 0, 0]);
+    assert_eq!(
+        Message::parse(&a_sent[1][4..]).unwrap().header.message_id,
+        1
+    );
+    assert!(
+        p.a.established() && p.b.established(),
+        "A {:?}\nB {:?}",
+        p.a.events,
+        p.b.events
+    );
+    let (ca, cb) = (p.a.children()[0], p.b.children()[0]);
+    assert_paired_ignoring_addresses(ca, cb);
+    assert_eq!(ca.encap, Some((4500, 4500)));
+    assert_eq!(
+        cb.encap,
+        Some((4500, 14500)),
+        "B sends ESP-in-UDP to the NAT's mapping"
+    );
+    // Later exchanges keep working through the NAT.
+    let now = p.now;
+    let h = p.b_handle();
+    p.b.ep.check_liveness(now, h);
+    p.drive_for(Duration::from_secs(1));
+    assert!(p.a.closed().is_none() && p.b.closed().is_none());
+    // A child rekey across the NAT: selectors name the untranslated address on A's side.
+    let old = p.a.children()[0].inbound_spi;
+    let ha = p.a.events[0].0;
+    p.a.ep.rekey_child(now, ha, old);
+    p.drive_for(Duration::from_secs(1));
+    assert_eq!(p.a.live_children().len(), 1, "{:?}", p.a.events);
+    assert_eq!(p.b.live_children().len(), 1, "{:?}", p.b.events);
+    let (ca, cb) = (p.a.children()[1], p.b.children()[1]);
+    assert_paired_ignoring_addresses(ca, cb);
+    assert_eq!(
+        cb.remote_ts[0].start,
+        "198.51.100.1".parse::<std::net::IpAddr>().unwrap()
+    );
+    assert_eq!(ca.local_ts[0].start, p.a.addr.ip());
+}

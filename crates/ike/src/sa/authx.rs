@@ -14,7 +14,7 @@ use crate::error::{Error, LocalError, PeerError};
 use crate::event::{ChildSa, CloseReason, Event, PeerAuth};
 use crate::keys::child_keys;
 use crate::proposal::{check_esp, esp_offer, esp_reply, select_esp, EspAlgs};
-use crate::ts::{host_ts, narrow, within};
+use crate::ts::{accept, host_ts, narrow_nat};
 use crate::wire::{
     find_notify, AuthMethodId, AuthPayload, ExchangeType, Identity, NotifyPayload, NotifyType,
     Payload, TsPayload,
@@ -194,10 +194,8 @@ fn initiator_child(
         return Err(PeerError::Protocol("responder refused transport mode").into());
     }
     let (tsi, tsr) = child_ts(p)?;
-    let (local, remote) = (sa.local.ip(), sa.remote.ip());
-    if !within(&tsi, local) || !within(&tsr, remote) {
-        return Err(PeerError::TrafficSelectors.into());
-    }
+    let tsi = accept(&tsi, sa.local.ip(), sa.nat.0).ok_or(PeerError::TrafficSelectors)?;
+    let tsr = accept(&tsr, sa.remote.ip(), sa.nat.1).ok_or(PeerError::TrafficSelectors)?;
     let (ni, nr) = (sa.handshake.ni.clone(), sa.handshake.nr.clone());
     make_child(sa, ctx, spi, outbound, algs, (tsi, tsr), &ni, &nr, None)
 }
@@ -409,8 +407,10 @@ pub(crate) fn responder_child(
     let (outbound, algs, number) =
         select_esp(sa_p, &ctx.config.esp_proposals, None).ok_or(NotifyType::NO_PROPOSAL_CHOSEN)?;
     let (tsi, tsr) = child_ts(p).map_err(|_| NotifyType::TS_UNACCEPTABLE)?;
-    let tsi = narrow(&tsi, sa.remote.ip()).ok_or(NotifyType::TS_UNACCEPTABLE)?;
-    let tsr = narrow(&tsr, sa.local.ip()).ok_or(NotifyType::TS_UNACCEPTABLE)?;
+    let (tsi_reply, tsi) =
+        narrow_nat(&tsi, sa.remote.ip(), sa.nat.1).ok_or(NotifyType::TS_UNACCEPTABLE)?;
+    let (tsr_reply, tsr) =
+        narrow_nat(&tsr, sa.local.ip(), sa.nat.0).ok_or(NotifyType::TS_UNACCEPTABLE)?;
     let (ni, nr) = (&sa.handshake.ni, &sa.handshake.nr);
     let child = make_child(
         sa,
@@ -427,8 +427,8 @@ pub(crate) fn responder_child(
     let reply = vec![
         notify(NotifyType::USE_TRANSPORT_MODE),
         Payload::Sa(esp_reply(number, algs, spi, None)),
-        Payload::TsI(TsPayload(vec![tsi])),
-        Payload::TsR(TsPayload(vec![tsr])),
+        Payload::TsI(TsPayload(vec![tsi_reply])),
+        Payload::TsR(TsPayload(vec![tsr_reply])),
     ];
     Ok((child, reply))
 }

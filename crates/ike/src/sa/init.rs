@@ -170,6 +170,7 @@ pub(crate) fn handle(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], msg: Me
     }
     match on_response(sa, ctx, datagram, &msg) {
         Ok(true) => {
+            float_to_nat_t(sa, ctx);
             sa.core.tm.active = None;
             sa.core.tm.next_mid = 1;
             sa.last_heard = ctx.now;
@@ -178,6 +179,16 @@ pub(crate) fn handle(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], msg: Me
         }
         Ok(false) => {}
         Err(e) => sa.fail(ctx, e),
+    }
+}
+
+/// RFC 7296 2.23: once a NAT is detected the initiator moves to UDP port 4500 (RFC 3948) for
+/// IKE_AUTH and everything after; the responder follows the source of authenticated messages.
+fn float_to_nat_t(sa: &mut IkeSa, ctx: &Ctx<'_>) {
+    let port = ctx.config.nat_t_port;
+    if (sa.nat.0 || sa.nat.1) && sa.local.port() != port {
+        sa.local.set_port(port);
+        sa.remote.set_port(port);
     }
 }
 

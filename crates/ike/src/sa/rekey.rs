@@ -15,7 +15,7 @@ use crate::keys::{derive_ike, skeyseed_rekey};
 use crate::proposal::{
     check_esp, check_ike, esp_offer, esp_reply, ike_offer, select_esp, select_ike,
 };
-use crate::ts::within;
+use crate::ts::accept;
 use crate::wire::{
     find_notify, ExchangeType, KePayload, NoncePayload, NotifyPayload, NotifyType, Payload,
     ProtocolId, SaPayload, TsPayload,
@@ -153,9 +153,8 @@ pub(crate) fn on_child_response(
     let (outbound, algs) =
         check_esp(sa_p, &ctx.config.esp_proposals).ok_or(PeerError::BadProposal)?;
     let (tsi, tsr) = child_ts(p)?;
-    if !within(&tsi, sa.local.ip()) || !within(&tsr, sa.remote.ip()) {
-        return Err(PeerError::TrafficSelectors.into());
-    }
+    let tsi = accept(&tsi, sa.local.ip(), sa.nat.0).ok_or(PeerError::TrafficSelectors)?;
+    let tsr = accept(&tsr, sa.remote.ip(), sa.nat.1).ok_or(PeerError::TrafficSelectors)?;
     // Child keys: this exchange's initiator is us, whatever our IKE SA role (2.17).
     let child = make_rekeyed_child(sa, ctx, spi, outbound, algs, (tsi, tsr), &t.ni, &nr.0, true)?;
     install_child(sa, ctx, child, Some(t.old));

@@ -3,6 +3,7 @@
 //! 2.2), and the dispatch of decrypted messages to the exchange modules.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::{authx, info, init, protect, rekey, Core, Ctx, IkeSa, Phase};
@@ -360,8 +361,14 @@ impl IkeSa {
         self.kick(ctx);
     }
 
-    /// Entry point for every datagram routed to this SA (non-ESP marker already removed).
-    pub(crate) fn handle(&mut self, ctx: &mut Ctx<'_>, datagram: &[u8]) {
+    /// Entry point for every datagram routed to this SA (non-ESP marker already removed), received
+    /// by `local` from `remote`.
+    pub(crate) fn handle(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        from: (SocketAddr, SocketAddr),
+        datagram: &[u8],
+    ) {
         let Ok(msg) = Message::parse(datagram) else {
             return;
         };
@@ -375,10 +382,16 @@ impl IkeSa {
         if !matches_core(&self.core, &h) || self.core.keys.is_none() {
             return;
         }
-        self.dispatch(ctx, datagram, msg);
+        self.dispatch(ctx, from, datagram, msg);
     }
 
-    fn dispatch(&mut self, ctx: &mut Ctx<'_>, datagram: &[u8], msg: Message) {
+    fn dispatch(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        from: (SocketAddr, SocketAddr),
+        datagram: &[u8],
+        msg: Message,
+    ) {
         let h = msg.header;
         let tm = &self.core.tm;
         if h.is_response() {
@@ -407,10 +420,20 @@ impl IkeSa {
             Err(e) => return self.reject(ctx, &h, e),
         };
         self.last_heard = ctx.now;
+        self.follow_nat(from);
         if h.is_response() {
             self.on_response(ctx, payloads);
         } else {
             self.on_request(ctx, h.message_id, h.exchange, payloads);
+        }
+    }
+
+    /// RFC 7296 2.23: behind a NAT, answer and send to where the latest authenticated message
+    /// came from (the NAT's mapping may change, and the initiator floats to port 4500).
+    fn follow_nat(&mut self, (remote, local): (SocketAddr, SocketAddr)) {
+        if (self.nat.0 || self.nat.1) && (remote, local) != (self.remote, self.local) {
+            self.remote = remote;
+            self.local = local;
         }
     }
 

@@ -46,6 +46,13 @@ pub enum Wire {
     Reverse,
     /// Drop everything (the peer is gone).
     Blackhole,
+    /// A sits behind a NAT: B sees A's datagrams from 198.51.100.1, port + 10000.
+    Nat,
+}
+
+/// The NAT's public side for one of A's addresses.
+pub fn nat_map(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new("198.51.100.1".parse().unwrap(), a.port() + 10000)
 }
 
 pub struct Peer {
@@ -239,10 +246,18 @@ impl Pair {
                     Wire::Blackhole => true,
                     _ => false,
                 };
-                assert_eq!(t.remote, to.addr);
+                let (src, dst) = match (self.wire, a_to_b) {
+                    (Wire::Nat, true) => (nat_map(t.local), t.remote),
+                    (Wire::Nat, false) => {
+                        let inside = SocketAddr::new(to.addr.ip(), t.remote.port() - 10000);
+                        assert_eq!(nat_map(inside), t.remote);
+                        (t.local, inside)
+                    }
+                    _ => (t.local, t.remote),
+                };
+                assert_eq!(dst.ip(), to.addr.ip());
                 if !dropped {
-                    to.ep
-                        .handle_datagram(self.now, t.local, t.remote, &t.contents);
+                    to.ep.handle_datagram(self.now, src, dst, &t.contents);
                 }
             }
         }
@@ -300,6 +315,14 @@ impl Pair {
 
 /// Checks that two views of one child SA pair up: SPIs crossed, keys mirrored.
 pub fn assert_paired(x: &ChildSa, y: &ChildSa) {
+    assert_paired_ignoring_addresses(x, y);
+    assert_eq!(x.local, y.remote);
+    assert_eq!(x.local_ts, y.remote_ts);
+    assert_eq!(x.remote_ts, y.local_ts);
+}
+
+/// As [`assert_paired`], for a pair seen through a NAT (addresses differ on each side).
+pub fn assert_paired_ignoring_addresses(x: &ChildSa, y: &ChildSa) {
     assert_eq!(x.inbound_spi, y.outbound_spi);
     assert_eq!(x.outbound_spi, y.inbound_spi);
     assert_eq!(*x.keys.encr_out, *y.keys.encr_in);
@@ -307,8 +330,5 @@ pub fn assert_paired(x: &ChildSa, y: &ChildSa) {
     assert_eq!(*x.keys.integ_out, *y.keys.integ_in);
     assert_eq!(x.encr, y.encr);
     assert_eq!(x.integ, y.integ);
-    assert_eq!(x.local, y.remote);
-    assert_eq!(x.local_ts, y.remote_ts);
-    assert_eq!(x.remote_ts, y.local_ts);
     assert_ne!(*x.keys.encr_out, *x.keys.encr_in);
 }
