@@ -71,7 +71,8 @@ pub struct Config {
     pub ike_lifetime: Lifetime,
     pub child_lifetime: Lifetime,
     pub retransmit: Retransmit,
-    /// Half-open IKE SAs above which IKE_SA_INIT requests need a cookie (RFC 7296 2.6).
+    /// Half-open IKE SAs above which IKE_SA_INIT requests need a cookie (RFC 7296 2.6); strongSwan
+    /// uses 10 too.
     pub cookie_threshold: usize,
     /// Largest IKE datagram we send before fragmenting IKE_AUTH (RFC 7383 2.5.1).
     pub fragment_size: usize,
@@ -110,7 +111,7 @@ impl Config {
                 factor: 1.8,
                 tries: 5,
             },
-            cookie_threshold: 1000,
+            cookie_threshold: 10,
             fragment_size: 1280,
             fragmentation: true,
             liveness_interval: Some(Duration::from_secs(30)),

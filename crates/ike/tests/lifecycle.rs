@@ -262,3 +262,36 @@ fn garbage_and_forgeries_are_dropped() {
     p.b.ep.handle_datagram(now, t.local, t.remote, &t.contents);
     assert!(p.b.ep.poll_transmit().is_some());
 }
+
+#[test]
+fn ike_sa_deleted_at_its_hard_lifetime() {
+    let mut a = config("a", Some("ed25519_a"));
+    a.ike_lifetime = oe_ike::Lifetime {
+        soft: Duration::from_secs(1000),
+        hard: Duration::from_secs(50),
+    };
+    let mut p = Pair::new(a, config("b", Some("ed25519_b")));
+    p.connect();
+    p.drive_for(Duration::from_secs(45));
+    assert!(p.a.closed().is_none());
+    p.drive_for(Duration::from_secs(10));
+    assert_eq!(p.a.closed(), Some(&CloseReason::Local));
+    assert_eq!(p.b.closed(), Some(&CloseReason::PeerDeleted));
+}
+
+#[test]
+fn lost_delete_response_of_the_old_ike_sa_is_retransmitted() {
+    let (mut p, ha, _) = up();
+    // Handshake: datagrams 0-3; IKE rekey: 4, 5; delete of the old IKE SA: 6; its response: 7.
+    p.wire = Wire::DropSeq(&[7]);
+    let now = p.now;
+    p.a.ep.rekey_ike(now, ha);
+    p.drive_for(Duration::from_secs(5));
+    assert_eq!(p.log.len(), 9, "the delete went out again after 4 s");
+    p.drive_for(Duration::from_secs(300));
+    assert!(p.a.closed().is_none() && p.b.closed().is_none());
+    let now = p.now;
+    p.a.ep.check_liveness(now, ha);
+    p.drive_for(Duration::from_secs(1));
+    assert!(p.a.closed().is_none());
+}

@@ -304,6 +304,7 @@ pub(crate) fn jitter(ctx: &mut Ctx<'_>, d: Duration) -> Duration {
 
 fn established(sa: &mut IkeSa, ctx: &mut Ctx<'_>, peer_id: Identity, peer_auth: PeerAuth) {
     sa.phase = Phase::Established;
+    sa.created = ctx.now;
     sa.peer_id = Some(peer_id.clone());
     sa.rekey_at = Some(ctx.now + jitter(ctx, ctx.config.ike_lifetime.soft));
     let (nat_local, nat_remote) = sa.nat;

@@ -318,6 +318,7 @@ pub(crate) fn switch_core(sa: &mut IkeSa, ctx: &mut Ctx<'_>, mut core: Core) {
     let old = std::mem::replace(&mut sa.core, core);
     sa.routed_spis.push(sa.core.our_spi());
     sa.retiring = Some(old);
+    sa.created = ctx.now;
     sa.rekey_at = Some(ctx.now + jitter(ctx, ctx.config.ike_lifetime.soft));
     sa.emit(ctx, Event::IkeSaRekeyed);
 }

@@ -185,16 +185,16 @@ impl IkeSa {
     /// Retransmits or gives up (strongSwan: 4 s x 1.8^n, 5 retransmissions).
     pub(crate) fn retransmit(&mut self, ctx: &mut Ctx<'_>) {
         let r = ctx.config.retransmit;
+        let now = ctx.now;
         let due = |core: &Core| {
             core.tm
                 .active
                 .as_ref()
                 .and_then(|a| a.deadline)
-                .is_some_and(|d| d <= ctx.now)
+                .is_some_and(|d| d <= now)
         };
         if self.retiring.as_ref().is_some_and(due) {
-            // The old IKE SA's delete went unanswered: forget it (RFC 7296 2.18 leaves it to expire).
-            self.retiring = None;
+            self.retransmit_retiring(ctx);
         }
         if !due(&self.core) {
             return;
@@ -204,6 +204,25 @@ impl IkeSa {
         };
         if active.sends > r.tries {
             return self.fail(ctx, LocalError::Timeout.into());
+        }
+        active.deadline = Some(ctx.now + r.timeout(active.sends));
+        active.sends += 1;
+        let datagrams = active.datagrams.clone();
+        for d in &datagrams {
+            self.send(ctx, d);
+        }
+    }
+
+    /// Retransmits the delete of the IKE SA we rekeyed away from; once it goes unanswered after
+    /// all tries the old SA is simply forgotten (its peer expires it, RFC 7296 2.18).
+    fn retransmit_retiring(&mut self, ctx: &mut Ctx<'_>) {
+        let r = ctx.config.retransmit;
+        let Some(active) = self.retiring.as_mut().and_then(|c| c.tm.active.as_mut()) else {
+            return;
+        };
+        if active.sends > r.tries {
+            self.retiring = None;
+            return;
         }
         active.deadline = Some(ctx.now + r.timeout(active.sends));
         active.sends += 1;

@@ -32,6 +32,7 @@ impl IkeSa {
                 min(ctx_cfg.liveness_interval.map(|i| self.last_heard + i));
             }
             min(self.rekey_at);
+            min(Some(self.created + ctx_cfg.ike_lifetime.hard));
             min(self
                 .children
                 .iter()
@@ -67,6 +68,13 @@ impl IkeSa {
         {
             self.queue(Task::Liveness);
             self.last_heard = now;
+        }
+        // The IKE SA outlived its hard lifetime (every rekey failed): delete it.
+        if now >= self.created + ctx.config.ike_lifetime.hard {
+            self.core.tm.queue.clear();
+            self.created = now;
+            self.queue(Task::DeleteIke);
+            return self.kick(ctx);
         }
         if self.rekey_at.is_some_and(|t| now >= t) {
             self.rekey_at = None;
