@@ -295,3 +295,102 @@ fn lost_delete_response_of_the_old_ike_sa_is_retransmitted() {
     p.drive_for(Duration::from_secs(1));
     assert!(p.a.closed().is_none());
 }
+
+/// Delivers the next queued datagram of `from` (A when `a_to_b`) to the other side.
+fn deliver_one(p: &mut Pair, a_to_b: bool) {
+    let now = p.now;
+    let (from, to) = if a_to_b {
+        (&mut p.a, &mut p.b)
+    } else {
+        (&mut p.b, &mut p.a)
+    };
+    let t = from.ep.poll_transmit().expect("a datagram to deliver");
+    to.ep.handle_datagram(now, t.local, t.remote, &t.contents);
+}
+
+/// The creator of each surviving child differs with the nonces: both outcomes of 2.8.1 occur.
+#[test]
+fn simultaneous_child_rekey_both_outcomes() {
+    let mut winners = std::collections::HashSet::new();
+    for case in 0..8 {
+        let (mut p, ha, hb) = up();
+        for _ in 0..case {
+            let now = p.now;
+            p.b.ep.check_liveness(now, hb);
+            p.drive_for(Duration::from_secs(1));
+        }
+        let now = p.now;
+        let (ca, cb) = (p.a.live_children()[0], p.b.live_children()[0]);
+        p.a.ep.rekey_child(now, ha, ca);
+        p.b.ep.rekey_child(now, hb, cb);
+        p.drive_for(Duration::from_secs(30));
+        assert_consistent(&p);
+        let survivor = p.a.live_children()[0];
+        // A chose the SPIs of children it initiated from its own counter (0xc001....).
+        let created_by_a = p.a.events.iter().any(|(_, e)| matches!(e, Event::ChildSaReady { child, replaces: Some(_) } if child.inbound_spi == survivor))
+            && p.a.children().iter().position(|c| c.inbound_spi == survivor) == Some(1);
+        winners.insert(created_by_a);
+    }
+    assert_eq!(
+        winners.len(),
+        2,
+        "both the initiator's and the responder's child survived in some case"
+    );
+}
+
+/// B's rekey request reaches A only after A's own rekey of the same child completed: A answers
+/// TEMPORARY_FAILURE (RFC 7296 2.25) and deletes the old child; both keep A's new child.
+#[test]
+fn late_colliding_child_rekey_gets_temporary_failure() {
+    let (mut p, ha, hb) = up();
+    let now = p.now;
+    let (ca, cb) = (p.a.live_children()[0], p.b.live_children()[0]);
+    p.a.ep.rekey_child(now, ha, ca);
+    p.b.ep.rekey_child(now, hb, cb);
+    p.step_events(); // SPIs supplied: both requests are queued
+    let b_req = p.b.ep.poll_transmit().unwrap();
+    deliver_one(&mut p, true); // A's request reaches B, which answers it
+    p.step_events();
+    deliver_one(&mut p, false); // B's answer reaches A: A's rekey completes, A deletes the old child
+    p.step_events();
+    let now = p.now;
+    p.a.ep
+        .handle_datagram(now, b_req.local, b_req.remote, &b_req.contents); // late request
+    p.drive_for(Duration::from_secs(30));
+    assert_consistent(&p);
+    let survivor = p.a.live_children();
+    assert_eq!(survivor.len(), 1);
+    assert_eq!(
+        p.a.children().len(),
+        2,
+        "only A's rekey created a child on A"
+    );
+    assert_eq!(p.a.children()[1].inbound_spi, survivor[0]);
+    assert!(p.a.closed().is_none() && p.b.closed().is_none());
+}
+
+#[test]
+fn child_rekey_collides_with_delete() {
+    let (mut p, ha, hb) = up();
+    let now = p.now;
+    let (ca, cb) = (p.a.live_children()[0], p.b.live_children()[0]);
+    p.a.ep.rekey_child(now, ha, ca);
+    p.b.ep.delete_child(now, hb, cb);
+    p.drive_for(Duration::from_secs(30));
+    assert_consistent(&p);
+    assert!(p.a.live_children().is_empty(), "{:?}", p.a.events);
+    assert!(p.a.closed().is_none() && p.b.closed().is_none());
+}
+
+#[test]
+fn simultaneous_child_delete() {
+    let (mut p, ha, hb) = up();
+    let now = p.now;
+    let (ca, cb) = (p.a.live_children()[0], p.b.live_children()[0]);
+    p.a.ep.delete_child(now, ha, ca);
+    p.b.ep.delete_child(now, hb, cb);
+    p.drive_for(Duration::from_secs(30));
+    assert!(p.a.live_children().is_empty() && p.b.live_children().is_empty());
+    assert_eq!(p.a.deleted_children().len(), 1);
+    assert!(p.a.closed().is_none() && p.b.closed().is_none());
+}

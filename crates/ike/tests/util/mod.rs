@@ -264,6 +264,12 @@ impl Pair {
         moved
     }
 
+    /// Answers pending events on both sides without moving datagrams.
+    pub fn step_events(&mut self) {
+        Self::answer_events(&mut self.a, self.now);
+        Self::answer_events(&mut self.b, self.now);
+    }
+
     /// Runs until quiet at the current time.
     pub fn drive_now(&mut self) {
         for _ in 0..10_000 {
