@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+mod address;
 mod anchor;
 mod answer;
 mod cache;
@@ -35,11 +36,17 @@ mod target;
 mod validator;
 mod wildcard;
 
+/// Domain names as the API takes them (hickory's), re-exported so users need no hickory dependency.
+pub use hickory_proto::rr::Name;
+
+pub use address::AddressAnswer;
 pub use anchor::{AnchorError, AnchorSet};
 pub use answer::{
     Absence, Answer, Denial, Failure, KeyRecord, LookupError, SecureKeys, Signature, Unsigned,
 };
-pub use cache::{CacheConfig, CacheSnapshot, Counters, EntrySnapshot, KeyCache, Lookup, Outcome};
+pub use cache::{
+    AddressOutcome, CacheConfig, CacheSnapshot, Counters, EntrySnapshot, KeyCache, Lookup, Outcome,
+};
 pub use classify::classify;
 pub use config::{parse_server, Upstream, ValidatorConfig};
 pub use guard::{GuardStats, WorkLimits};

@@ -11,12 +11,13 @@ use hickory_resolver::net::xfer::{DnsHandle, FirstAnswer, RetryDnsHandle};
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::dnssec::rdata::{DNSSECRData, DNSKEY};
 use hickory_resolver::proto::dnssec::Proof;
-use hickory_resolver::proto::op::{DnsRequestOptions, DnsResponse, Query};
+use hickory_resolver::proto::op::{DnsRequestOptions, DnsResponse, Message, Query};
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::{NameServerPool, PoolContext, TlsConfig};
 
+use crate::address::{combine, AddressAnswer};
 use crate::answer::{Absence, Answer, Denial, Failure, LookupError};
-use crate::classify::classify;
+use crate::classify::{classify, classify_rrset, type_name, Verdict};
 use crate::config::{Upstream, ValidatorConfig};
 use crate::guard::{Budget, Guard, GuardStats, BUDGET, REJECTED};
 use crate::ipseckey::RECORD_TYPE;
@@ -101,14 +102,13 @@ impl Validator {
         target: &LookupTarget,
     ) -> (Result<Answer, LookupError>, LookupCost) {
         let qname = target.query_name();
+        let rtype = RecordType::from(RECORD_TYPE);
         let budget = Arc::new(Budget::new(self.config.limits.max_queries_per_lookup));
-        let work = BUDGET.scope(budget.clone(), self.query(qname.clone()));
-        let outcome = match tokio::time::timeout(self.config.lookup_timeout, work).await {
-            Err(_) => Err(LookupError::Failure(Failure::Timeout(
-                self.config.lookup_timeout,
-            ))),
-            Ok(Ok(response)) => classify(&qname, &response, SystemTime::now()),
-            Ok(Err(error)) => self.map_error(&qname, error),
+        let work = BUDGET.scope(budget.clone(), self.validated(&qname, rtype));
+        let outcome = match self.within_deadline(work).await {
+            Ok(Validated::Response(response)) => classify(&qname, &response, SystemTime::now()),
+            Ok(Validated::Unsigned(absence)) => Ok(Answer::Absent(absence)),
+            Err(e) => Err(e),
         };
         (
             with_rejection(outcome, &budget),
@@ -118,9 +118,57 @@ impl Validator {
         )
     }
 
-    async fn query(&self, qname: Name) -> Result<DnsResponse, NetError> {
+    /// Looks up the A and AAAA RRsets of `name` (in parallel, within one lookup deadline and one
+    /// query budget) and validates them like IPSECKEY: for binding a name to a peer's address.
+    pub async fn lookup_addresses(&self, name: &Name) -> Result<AddressAnswer, LookupError> {
+        let qname = name.to_lowercase();
+        let budget = Arc::new(Budget::new(self.config.limits.max_queries_per_lookup));
+        let both = futures_util::future::join(
+            self.validated(&qname, RecordType::A),
+            self.validated(&qname, RecordType::AAAA),
+        );
+        let work = BUDGET.scope(budget.clone(), both);
+        let outcome = match tokio::time::timeout(self.config.lookup_timeout, work).await {
+            Err(_) => Err(self.timeout()),
+            Ok((a, aaaa)) => {
+                let now = SystemTime::now();
+                let a = a.as_ref().map_err(Clone::clone);
+                let aaaa = aaaa.as_ref().map_err(Clone::clone);
+                combine(
+                    verdict(&qname, RecordType::A, a, now),
+                    verdict(&qname, RecordType::AAAA, aaaa, now),
+                    now,
+                )
+            }
+        };
+        with_rejection(outcome, &budget)
+    }
+
+    async fn within_deadline<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, LookupError>>,
+    ) -> Result<T, LookupError> {
+        tokio::time::timeout(self.config.lookup_timeout, work)
+            .await
+            .unwrap_or_else(|_| Err(self.timeout()))
+    }
+
+    fn timeout(&self) -> LookupError {
+        LookupError::Failure(Failure::Timeout(self.config.lookup_timeout))
+    }
+
+    /// One validated query: the response with hickory's proofs on every record, or a verdict
+    /// reached from hickory's error.
+    async fn validated(&self, qname: &Name, rtype: RecordType) -> Result<Validated, LookupError> {
+        match self.query(qname.clone(), rtype).await {
+            Ok(response) => Ok(Validated::Response(Box::new(response.into_message()))),
+            Err(error) => self.map_error(qname, rtype, error),
+        }
+    }
+
+    async fn query(&self, qname: Name, rtype: RecordType) -> Result<DnsResponse, NetError> {
         let checked = self.checked().await?;
-        let query = Query::query(qname, RecordType::from(RECORD_TYPE));
+        let query = Query::query(qname, rtype);
         checked
             .lookup(query, request_options())
             .first_answer()
@@ -171,14 +219,20 @@ impl Validator {
             .collect())
     }
 
-    fn map_error(&self, qname: &Name, error: NetError) -> Result<Answer, LookupError> {
+    fn map_error(
+        &self,
+        qname: &Name,
+        rtype: RecordType,
+        error: NetError,
+    ) -> Result<Validated, LookupError> {
         let failure = |f| Err(LookupError::Failure(f));
+        let what = type_name(rtype);
         match error {
             NetError::Dns(DnsError::Nsec {
                 response, proof, ..
             }) => match proof {
                 // NSEC3 iterations over the soft limit: the denial is not authenticated.
-                Proof::Insecure => Ok(Answer::Absent(Absence {
+                Proof::Insecure => Ok(Validated::Unsigned(Absence {
                     owner: qname.clone(),
                     nxdomain: response.response_code
                         == hickory_resolver::proto::op::ResponseCode::NXDomain,
@@ -186,15 +240,15 @@ impl Validator {
                     valid_until: SystemTime::now() + Duration::from_secs(60),
                 })),
                 // hickory rejects correct NSEC wildcard answers; check RFC 4035 5.3.4 ourselves.
-                _ if proves_nsec_wildcard_answer(qname, &response) => {
-                    classify(qname, &response, SystemTime::now())
+                _ if proves_nsec_wildcard_answer(qname, rtype, &response) => {
+                    Ok(Validated::Response(Box::new(response.into_message())))
                 }
                 _ => Err(LookupError::Bogus(format!(
-                    "the denial of existence (NSEC/NSEC3) for {qname} IPSECKEY does not validate"
+                    "the denial of existence (NSEC/NSEC3) for {qname} {what} does not validate"
                 ))),
             },
             NetError::Dns(DnsError::DnssecBogus) => Err(LookupError::Bogus(format!(
-                "{qname} IPSECKEY does not validate"
+                "{qname} {what} does not validate"
             ))),
             NetError::Dns(DnsError::ResponseCode(code)) => {
                 failure(Failure::Response(code.to_string()))
@@ -220,6 +274,27 @@ impl Validator {
     }
 }
 
+/// A query's validated result before classification.
+enum Validated {
+    /// hickory's response, every record carrying its proof.
+    Response(Box<Message>),
+    /// A denial hickory could not authenticate because the zone is (provably) unsigned.
+    Unsigned(Absence),
+}
+
+/// The verdict on one RRset from a validated query.
+fn verdict<'a>(
+    qname: &Name,
+    rtype: RecordType,
+    validated: Result<&'a Validated, LookupError>,
+    now: SystemTime,
+) -> Result<Verdict<'a>, LookupError> {
+    match validated? {
+        Validated::Response(msg) => classify_rrset(qname, rtype, msg, now),
+        Validated::Unsigned(absence) => Ok(Verdict::Absent(absence.clone())),
+    }
+}
+
 const ANCHOR_MISMATCH: &str = "trust anchor";
 
 fn request_options() -> DnsRequestOptions {
@@ -232,10 +307,7 @@ fn request_options() -> DnsRequestOptions {
 }
 
 /// A bogus outcome caused by a work limit says which limit.
-fn with_rejection(
-    outcome: Result<Answer, LookupError>,
-    budget: &Budget,
-) -> Result<Answer, LookupError> {
+fn with_rejection<T>(outcome: Result<T, LookupError>, budget: &Budget) -> Result<T, LookupError> {
     match outcome {
         Err(LookupError::Bogus(why)) if !why.starts_with(REJECTED) => {
             let limit = budget.rejection.lock().ok().and_then(|r| r.clone());

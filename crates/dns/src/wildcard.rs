@@ -16,13 +16,14 @@ use hickory_proto::dnssec::Proof;
 use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use crate::ipseckey::RECORD_TYPE;
-
-/// Whether `msg` is a wildcard expansion for `qname` IPSECKEY that RFC 4035 section 5.3.4
-/// proves: a secure RRset from a secure wildcard RRSIG, and a secure NSEC from the same zone
-/// covering the next closer name.
-pub(crate) fn proves_nsec_wildcard_answer(qname: &Name, msg: &Message) -> bool {
-    let covered = RecordType::from(RECORD_TYPE);
+/// Whether `msg` is a wildcard expansion for `qname covered` (IPSECKEY, A, AAAA) that RFC 4035
+/// section 5.3.4 proves: a secure RRset from a secure wildcard RRSIG, and a secure NSEC from the
+/// same zone covering the next closer name.
+pub(crate) fn proves_nsec_wildcard_answer(
+    qname: &Name,
+    covered: RecordType,
+    msg: &Message,
+) -> bool {
     let rrset_secure = msg
         .answers
         .iter()
@@ -113,6 +114,10 @@ mod tests {
         r
     }
 
+    fn proves(qname: &Name, msg: &Message) -> bool {
+        proves_nsec_wildcard_answer(qname, RecordType::from(crate::ipseckey::RECORD_TYPE), msg)
+    }
+
     fn msg(answers: Vec<Record>, authorities: Vec<Record>) -> Message {
         let mut m = Message::query();
         m.answers = answers;
@@ -126,7 +131,7 @@ mod tests {
         // anything.wild.ed.example. (the next closer name here).
         let q = name("anything.wild.ed.example.");
         let wrap = nsec("*.wild.ed.example.", "ed.example.", Proof::Secure);
-        assert!(proves_nsec_wildcard_answer(
+        assert!(proves(
             &q,
             &msg(
                 answer("anything.wild.ed.example.", 3, Proof::Secure),
@@ -135,7 +140,7 @@ mod tests {
         ));
         // Two labels below: the next closer name is b.wild.ed.example., also covered.
         let q2 = name("a.b.wild.ed.example.");
-        assert!(proves_nsec_wildcard_answer(
+        assert!(proves(
             &q2,
             &msg(answer("a.b.wild.ed.example.", 3, Proof::Secure), vec![wrap])
         ));
@@ -146,7 +151,7 @@ mod tests {
         let q = name("anything.wild.ed.example.");
         let wrap = || nsec("*.wild.ed.example.", "ed.example.", Proof::Secure);
         // Not an expansion (labels == owner labels): nothing to prove here.
-        assert!(!proves_nsec_wildcard_answer(
+        assert!(!proves(
             &q,
             &msg(
                 answer("anything.wild.ed.example.", 4, Proof::Secure),
@@ -154,7 +159,7 @@ mod tests {
             )
         ));
         // No NSEC, or one that does not validate, or one that does not cover the name.
-        assert!(!proves_nsec_wildcard_answer(
+        assert!(!proves(
             &q,
             &msg(
                 answer("anything.wild.ed.example.", 3, Proof::Secure),
@@ -162,7 +167,7 @@ mod tests {
             )
         ));
         let bogus = nsec("*.wild.ed.example.", "ed.example.", Proof::Bogus);
-        assert!(!proves_nsec_wildcard_answer(
+        assert!(!proves(
             &q,
             &msg(
                 answer("anything.wild.ed.example.", 3, Proof::Secure),
@@ -170,7 +175,7 @@ mod tests {
             )
         ));
         let elsewhere = nsec("gw.ed.example.", "host.ed.example.", Proof::Secure);
-        assert!(!proves_nsec_wildcard_answer(
+        assert!(!proves(
             &q,
             &msg(
                 answer("anything.wild.ed.example.", 3, Proof::Secure),
@@ -179,7 +184,7 @@ mod tests {
         ));
         // An NSEC from another zone.
         let foreign = nsec("*.wild.other.example.", "other.example.", Proof::Secure);
-        assert!(!proves_nsec_wildcard_answer(
+        assert!(!proves(
             &name("x.wild.other.example."),
             &msg(
                 answer("x.wild.other.example.", 3, Proof::Secure),
@@ -187,7 +192,7 @@ mod tests {
             )
         ));
         // The RRset itself did not validate.
-        assert!(!proves_nsec_wildcard_answer(
+        assert!(!proves(
             &q,
             &msg(
                 answer("anything.wild.ed.example.", 3, Proof::Bogus),

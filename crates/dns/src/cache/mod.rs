@@ -1,31 +1,42 @@
 //! Cache of lookup outcomes with in-flight coalescing: many ACQUIREs for one host cause one
-//! lookup. Positive and negative outcomes live for their validated lifetime (capped), bogus
+//! lookup. IPSECKEY outcomes and validated addresses live in two tables with the same rules. Positive and negative outcomes live for their validated lifetime (capped), bogus
 //! ones for a minute, failures for seconds (RFC 9520 wants failures cached, briefly). Bounded
 //! in entries and in concurrent lookups; a snapshot serves the status socket.
 
-use std::collections::HashMap;
+mod store;
+
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use hickory_proto::rr::Name;
 use serde::Serialize;
-use tokio::sync::watch;
 
+use crate::address::AddressAnswer;
 use crate::answer::{Answer, Failure, LookupError};
 use crate::target::LookupTarget;
 use crate::validator::Validator;
+use store::{describe_error, error_expiry, Cacheable, Table};
 
-/// An outcome shared between the cache and every caller that asked for it.
+/// An IPSECKEY outcome shared between the cache and every caller that asked for it.
 pub type Outcome = Arc<Result<Answer, LookupError>>;
+
+/// An address outcome, shared likewise.
+pub type AddressOutcome = Arc<Result<AddressAnswer, LookupError>>;
 
 /// Anything that performs lookups (the [`Validator`]; a stand-in in tests).
 pub trait Lookup: Send + Sync + 'static {
-    /// Looks up one target.
+    /// Looks up one target's IPSECKEY RRset.
     fn lookup(
         &self,
         target: &LookupTarget,
     ) -> impl Future<Output = Result<Answer, LookupError>> + Send;
+
+    /// Looks up a name's validated addresses (A and AAAA).
+    fn lookup_addresses(
+        &self,
+        name: &Name,
+    ) -> impl Future<Output = Result<AddressAnswer, LookupError>> + Send;
 }
 
 impl Lookup for Validator {
@@ -34,6 +45,13 @@ impl Lookup for Validator {
         target: &LookupTarget,
     ) -> impl Future<Output = Result<Answer, LookupError>> + Send {
         Self::lookup(self, target)
+    }
+
+    fn lookup_addresses(
+        &self,
+        name: &Name,
+    ) -> impl Future<Output = Result<AddressAnswer, LookupError>> + Send {
+        Self::lookup_addresses(self, name)
     }
 }
 
@@ -67,12 +85,13 @@ impl Default for CacheConfig {
     }
 }
 
-type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+pub(crate) type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// The cache in front of a [`Lookup`]. Cheap to clone; clones share the cache.
 pub struct KeyCache<L> {
     lookup: Arc<L>,
-    state: Arc<Mutex<State>>,
+    keys: Table<Result<Answer, LookupError>>,
+    addresses: Table<Result<AddressAnswer, LookupError>>,
     config: CacheConfig,
     clock: Clock,
 }
@@ -81,7 +100,8 @@ impl<L> Clone for KeyCache<L> {
     fn clone(&self) -> Self {
         Self {
             lookup: self.lookup.clone(),
-            state: self.state.clone(),
+            keys: self.keys.clone(),
+            addresses: self.addresses.clone(),
             config: self.config,
             clock: self.clock.clone(),
         }
@@ -94,21 +114,6 @@ impl<L> std::fmt::Debug for KeyCache<L> {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Default)]
-struct State {
-    entries: HashMap<Name, Entry>,
-    in_flight: HashMap<Name, (LookupTarget, watch::Receiver<Option<Outcome>>)>,
-    counters: Counters,
-}
-
-struct Entry {
-    target: LookupTarget,
-    outcome: Outcome,
-    fetched: SystemTime,
-    expires: SystemTime,
-    hits: u64,
 }
 
 /// Cache counters.
@@ -148,9 +153,10 @@ pub struct EntrySnapshot {
     pub query: String,
     /// `secure`, `insecure`, `absent`, `bogus` or `failure`.
     pub state: &'static str,
-    /// Keys usable for authentication.
+    /// Keys usable for authentication (IPSECKEY), or addresses proven (address entries).
     pub usable_keys: usize,
-    /// Why, for bogus and failed outcomes; the denial for absences.
+    /// Why, for bogus and failed outcomes; the denial for absences; the addresses of address
+    /// entries.
     pub detail: String,
     /// When it was looked up (Unix seconds).
     pub fetched: u64,
@@ -170,195 +176,108 @@ impl<L: Lookup> KeyCache<L> {
     pub fn with_clock(lookup: L, config: CacheConfig, clock: Clock) -> Self {
         Self {
             lookup: Arc::new(lookup),
-            state: Arc::default(),
+            keys: Table::default(),
+            addresses: Table::default(),
             config,
             clock,
         }
     }
 
-    /// The outcome for `target`: cached, joined to a lookup in flight, or looked up now (in a
-    /// task of its own, so a caller that gives up does not cancel it for the others).
+    /// The IPSECKEY outcome for `target`: cached, joined to a lookup in flight, or looked up now
+    /// (in a task of its own, so a caller that gives up does not cancel it for the others).
     pub async fn get(&self, target: &LookupTarget) -> Outcome {
+        let lookup = self.lookup.clone();
+        let owned = target.clone();
+        let fetch = async move { lookup.lookup(&owned).await };
         let key = target.query_name();
-        let rx = {
-            let mut state = self.lock();
-            if let Some(outcome) = self.cached(&mut state, &key) {
-                return outcome;
-            }
-            if let Some((_, rx)) = state.in_flight.get(&key) {
-                let rx = rx.clone();
-                state.counters.coalesced += 1;
-                rx
-            } else if state.in_flight.len() >= self.config.max_in_flight {
-                state.counters.shed += 1;
-                return Arc::new(Err(LookupError::Failure(Failure::Overloaded)));
-            } else {
-                state.counters.misses += 1;
-                self.start(&mut state, key, target.clone())
-            }
-        };
-        wait(rx).await
+        self.keys
+            .get(key, target.to_string(), &self.config, &self.clock, fetch)
+            .await
+    }
+
+    /// The validated addresses of `name` (A and AAAA), cached and coalesced like [`Self::get`]
+    /// in a table of their own.
+    pub async fn get_addresses(&self, name: &Name) -> AddressOutcome {
+        let lookup = self.lookup.clone();
+        let key = name.to_lowercase();
+        let owned = key.clone();
+        let fetch = async move { lookup.lookup_addresses(&owned).await };
+        self.addresses
+            .get(key, name.to_string(), &self.config, &self.clock, fetch)
+            .await
     }
 
     /// Forgets the cached outcome for `target` (the next `get` looks it up again).
     pub fn invalidate(&self, target: &LookupTarget) {
-        self.lock().entries.remove(&target.query_name());
+        self.keys.invalidate(&target.query_name());
     }
 
-    /// The cache's contents and counters.
+    /// Forgets the cached addresses of `name`.
+    pub fn invalidate_addresses(&self, name: &Name) {
+        self.addresses.invalidate(&name.to_lowercase());
+    }
+
+    /// The IPSECKEY table's contents and counters.
     pub fn snapshot(&self) -> CacheSnapshot {
-        let state = self.lock();
-        let mut entries: Vec<EntrySnapshot> = state
-            .entries
-            .iter()
-            .map(|(name, e)| entry_snapshot(name, e))
-            .collect();
-        entries.sort_by_key(|e| e.expires);
-        let mut in_flight: Vec<String> = state
-            .in_flight
-            .values()
-            .map(|(t, _)| t.to_string())
-            .collect();
-        in_flight.sort();
-        CacheSnapshot {
-            entries,
-            in_flight,
-            counters: state.counters,
-            capacity: self.config.max_entries,
-        }
+        self.keys.snapshot(self.config.max_entries)
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the maps half-updated in a way that
-        // matters here: keep serving.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The address table's contents and counters (`usable_keys` counts proven addresses,
+    /// `detail` lists them).
+    pub fn address_snapshot(&self) -> CacheSnapshot {
+        self.addresses.snapshot(self.config.max_entries)
     }
+}
 
-    fn cached(&self, state: &mut State, key: &Name) -> Option<Outcome> {
-        let now = (self.clock)();
-        let entry = state.entries.get_mut(key)?;
-        if entry.expires <= now {
-            state.entries.remove(key);
-            return None;
-        }
-        entry.hits += 1;
-        let outcome = entry.outcome.clone();
-        state.counters.hits += 1;
-        Some(outcome)
-    }
-
-    fn start(
-        &self,
-        state: &mut State,
-        key: Name,
-        target: LookupTarget,
-    ) -> watch::Receiver<Option<Outcome>> {
-        let (tx, rx) = watch::channel(None);
-        state
-            .in_flight
-            .insert(key.clone(), (target.clone(), rx.clone()));
-        let this = self.clone();
-        tokio::spawn(async move {
-            let outcome: Outcome = Arc::new(this.lookup.lookup(&target).await);
-            this.store(key, target, outcome.clone());
-            let _ = tx.send(Some(outcome));
-        });
-        rx
-    }
-
-    fn store(&self, key: Name, target: LookupTarget, outcome: Outcome) {
-        let now = (self.clock)();
-        let expires = self.expiry(&outcome, now);
-        let mut state = self.lock();
-        state.in_flight.remove(&key);
-        if expires <= now {
-            return;
-        }
-        if !state.entries.contains_key(&key) {
-            self.make_room(&mut state, now);
-        }
-        let entry = Entry {
-            target,
-            outcome,
-            fetched: now,
-            expires,
-            hits: 0,
-        };
-        state.entries.insert(key, entry);
-    }
-
-    fn expiry(&self, outcome: &Outcome, now: SystemTime) -> SystemTime {
-        let c = &self.config;
-        match outcome.as_ref() {
+impl Cacheable for Result<Answer, LookupError> {
+    fn expiry(&self, c: &CacheConfig, now: SystemTime) -> SystemTime {
+        match self {
             Ok(answer @ (Answer::Secure(_) | Answer::Insecure(_))) => {
                 answer.valid_until().min(now + c.max_positive)
             }
             Ok(answer @ Answer::Absent(_)) => answer.valid_until().min(now + c.max_negative),
-            Err(LookupError::Bogus(_)) => now + c.bogus,
-            Err(LookupError::Failure(Failure::Overloaded)) => now,
-            Err(_) => now + c.failure,
+            Err(e) => error_expiry(e, c, now),
         }
     }
 
-    /// Drops expired entries, then the soonest to expire, until one more fits.
-    fn make_room(&self, state: &mut State, now: SystemTime) {
-        if state.entries.len() < self.config.max_entries {
-            return;
+    fn describe(&self) -> (&'static str, usize, String) {
+        match self {
+            Ok(a @ Answer::Secure(_)) => ("secure", a.usable_keys().len(), String::new()),
+            Ok(Answer::Insecure(_)) => ("insecure", 0, "zone is unsigned".into()),
+            Ok(Answer::Absent(a)) => ("absent", 0, format!("{:?}", a.denial)),
+            Err(e) => describe_error(e),
         }
-        let before = state.entries.len();
-        state.entries.retain(|_, e| e.expires > now);
-        while state.entries.len() >= self.config.max_entries {
-            let Some(victim) = state
-                .entries
-                .iter()
-                .min_by_key(|(_, e)| e.expires)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            state.entries.remove(&victim);
-        }
-        let dropped = before - state.entries.len();
-        state.counters.evictions += u64::try_from(dropped).unwrap_or(u64::MAX);
+    }
+
+    fn failed(failure: Failure) -> Self {
+        Err(LookupError::Failure(failure))
     }
 }
 
-async fn wait(mut rx: watch::Receiver<Option<Outcome>>) -> Outcome {
-    match rx.wait_for(Option::is_some).await {
-        Ok(value) => value.clone().unwrap_or_else(lost),
-        Err(_) => lost(),
+impl Cacheable for Result<AddressAnswer, LookupError> {
+    fn expiry(&self, c: &CacheConfig, now: SystemTime) -> SystemTime {
+        match self {
+            Ok(a @ AddressAnswer::Absent { .. }) => a.valid_until().min(now + c.max_negative),
+            Ok(a) => a.valid_until().min(now + c.max_positive),
+            Err(e) => error_expiry(e, c, now),
+        }
     }
-}
 
-/// The lookup task ended without an outcome (runtime shutting down).
-fn lost() -> Outcome {
-    let failure = Failure::Config("the lookup task ended without an answer".into());
-    Arc::new(Err(LookupError::Failure(failure)))
-}
+    fn describe(&self) -> (&'static str, usize, String) {
+        match self {
+            Ok(AddressAnswer::Absent { proof, .. }) => ("absent", 0, format!("{proof:?}")),
+            Ok(
+                a @ (AddressAnswer::Secure { addrs, .. } | AddressAnswer::Insecure { addrs, .. }),
+            ) => {
+                let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+                (a.state(), a.secure_addrs().len(), list.join(", "))
+            }
+            Err(e) => describe_error(e),
+        }
+    }
 
-fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-fn entry_snapshot(name: &Name, e: &Entry) -> EntrySnapshot {
-    let (state, usable_keys, detail) = match e.outcome.as_ref() {
-        Ok(a @ Answer::Secure(_)) => ("secure", a.usable_keys().len(), String::new()),
-        Ok(Answer::Insecure(_)) => ("insecure", 0, "zone is unsigned".into()),
-        Ok(Answer::Absent(a)) => ("absent", 0, format!("{:?}", a.denial)),
-        Err(LookupError::Bogus(why)) => ("bogus", 0, why.clone()),
-        Err(other) => ("failure", 0, other.to_string()),
-    };
-    EntrySnapshot {
-        target: e.target.to_string(),
-        query: name.to_string(),
-        state,
-        usable_keys,
-        detail,
-        fetched: unix(e.fetched),
-        expires: unix(e.expires),
-        hits: e.hits,
+    fn failed(failure: Failure) -> Self {
+        Err(LookupError::Failure(failure))
     }
 }
 

@@ -6,6 +6,7 @@ use hickory_proto::rr::Name;
 use tokio::sync::Semaphore;
 
 use super::{CacheConfig, KeyCache, Lookup};
+use crate::address::AddressAnswer;
 use crate::answer::{Absence, Answer, Denial, Failure, LookupError, SecureKeys, Signature};
 use crate::target::LookupTarget;
 
@@ -18,6 +19,22 @@ struct Fake {
 }
 
 impl Lookup for Fake {
+    /// `secure*` has 192.0.2.7 for 300 s; anything else is bogus.
+    async fn lookup_addresses(&self, name: &Name) -> Result<AddressAnswer, LookupError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.gate.acquire().await.unwrap().forget();
+        let now = UNIX_EPOCH + Duration::from_secs(self.now.load(Ordering::SeqCst));
+        if name.to_string().starts_with("secure") {
+            Ok(AddressAnswer::Secure {
+                owner: name.clone(),
+                addrs: vec!["192.0.2.7".parse().unwrap()],
+                usable_until: now + Duration::from_secs(300),
+            })
+        } else {
+            Err(LookupError::Bogus("forged".into()))
+        }
+    }
+
     async fn lookup(&self, target: &LookupTarget) -> Result<Answer, LookupError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.gate.acquire().await.unwrap().forget();
@@ -244,4 +261,51 @@ async fn snapshot_serializes_for_the_status_socket() {
     bed.cache.invalidate(&target("bogus.example."));
     assert_eq!(bed.cache.snapshot().entries.len(), 1);
     let _ = SystemTime::now();
+}
+
+#[tokio::test]
+async fn addresses_have_their_own_table_and_coalesce() {
+    let bed = bed(CacheConfig::default());
+    let name = Name::from_ascii("secure.example.").unwrap();
+    let waiters: Vec<_> = (0..20)
+        .map(|_| {
+            let (cache, name) = (bed.cache.clone(), name.clone());
+            tokio::spawn(async move { cache.get_addresses(&name).await })
+        })
+        .collect();
+    while bed.cache.address_snapshot().in_flight.is_empty() {
+        tokio::task::yield_now().await;
+    }
+    bed.gate.add_permits(1);
+    for waiter in waiters {
+        let outcome = waiter.await.unwrap();
+        assert!(outcome
+            .as_ref()
+            .as_ref()
+            .unwrap()
+            .proves("192.0.2.7".parse().unwrap()));
+    }
+    assert_eq!(bed.calls.load(Ordering::SeqCst), 1);
+    // The IPSECKEY table is untouched; the same name there is a separate lookup.
+    assert!(bed.cache.snapshot().entries.is_empty());
+    bed.get_now("secure.example.").await;
+    assert_eq!(bed.calls.load(Ordering::SeqCst), 2);
+    let snap = bed.cache.address_snapshot();
+    assert_eq!(snap.entries.len(), 1);
+    assert_eq!(
+        (snap.entries[0].state, snap.entries[0].usable_keys),
+        ("secure", 1)
+    );
+    assert_eq!(snap.entries[0].detail, "192.0.2.7");
+    assert_eq!(snap.entries[0].expires - snap.entries[0].fetched, 300);
+    // Bogus addresses are cached like bogus keys (60 s), and invalidation works per table.
+    let forged = Name::from_ascii("forged.example.").unwrap();
+    bed.gate.add_permits(1);
+    assert!(matches!(
+        bed.cache.get_addresses(&forged).await.as_ref(),
+        Err(LookupError::Bogus(_))
+    ));
+    assert_eq!(bed.cache.address_snapshot().entries.len(), 2);
+    bed.cache.invalidate_addresses(&forged);
+    assert_eq!(bed.cache.address_snapshot().entries.len(), 1);
 }

@@ -1,4 +1,5 @@
-//! Turns a response validated by hickory's `DnssecDnsHandle` into an [`Answer`]: pure, no I/O.
+//! Turns a response validated by hickory's `DnssecDnsHandle` into an [`Answer`] (IPSECKEY) or a
+//! [`Verdict`] on any RRset type (addresses): pure, no I/O.
 //!
 //! Rules: any bogus or indeterminate record on the path (CNAMEs, the IPSECKEY RRset) makes the
 //! whole answer bogus; all secure gives `Secure`; otherwise `Insecure`. A response without
@@ -24,40 +25,104 @@ const DEFAULT_NEGATIVE_TTL: u32 = 60;
 
 /// Classifies a response for `qname IPSECKEY` that hickory validated (records carry proofs).
 pub fn classify(qname: &Name, msg: &Message, now: SystemTime) -> Result<Answer, LookupError> {
-    let (owner, chain) = follow_cnames(qname, &msg.answers)?;
-    let keys: Vec<&Record> = msg
-        .answers
-        .iter()
-        .filter(|r| is_ipseckey(r) && r.name == owner)
-        .collect();
-    if keys.is_empty() {
-        return absence(owner, msg, now);
-    }
-    let path: Vec<&Record> = chain.iter().copied().chain(keys.iter().copied()).collect();
-    if let Some(bad) = path
-        .iter()
-        .find(|r| !matches!(r.proof, Proof::Secure | Proof::Insecure))
-    {
-        return Err(LookupError::Bogus(diagnose(bad, &msg.answers, now)));
-    }
-    let mut records: Vec<KeyRecord> = keys.iter().map(|r| key_record(r)).collect();
+    let found = match classify_rrset(qname, RecordType::from(RECORD_TYPE), msg, now)? {
+        Verdict::Absent(absence) => return Ok(Answer::Absent(absence)),
+        Verdict::Found(found) => found,
+    };
+    let mut records: Vec<KeyRecord> = found.records.iter().map(|r| key_record(r)).collect();
     // Lowest precedence first (RFC 4025 section 2.2); malformed records last.
     records.sort_by_key(|r| {
         r.data
             .as_ref()
             .map_or(u16::MAX, |k| u16::from(k.precedence))
     });
-    let ttl = path.iter().map(|r| r.ttl).min().unwrap_or(0);
-    if path.iter().any(|r| r.proof == Proof::Insecure) {
-        let valid_until = now + Duration::from_secs(ttl.into());
-        return Ok(Answer::Insecure(Unsigned {
+    let owner = found.owner;
+    match found.secure {
+        None => Ok(Answer::Insecure(Unsigned {
             owner,
             records,
-            valid_until,
+            valid_until: now + Duration::from_secs(found.ttl.into()),
+        })),
+        Some((signature, usable_until)) => Ok(Answer::Secure(SecureKeys {
+            owner,
+            records,
+            signature,
+            ttl: found.ttl,
+            usable_until,
+        })),
+    }
+}
+
+/// The verdict on one RRset type at the end of a name's CNAME chain.
+#[derive(Debug)]
+pub(crate) enum Verdict<'a> {
+    /// Records of the type exist.
+    Found(Found<'a>),
+    /// None exist, with how that is proven.
+    Absent(Absence),
+}
+
+/// Records of the wanted type, with the weakest proof on their path.
+#[derive(Debug)]
+pub(crate) struct Found<'a> {
+    /// The owner of the RRset (after any CNAME).
+    pub(crate) owner: Name,
+    /// The RRset's records.
+    pub(crate) records: Vec<&'a Record>,
+    /// The smallest TTL on the path.
+    pub(crate) ttl: u32,
+    /// For a secure path: the RRset's proving signature and min(now + TTL, RRSIG expirations).
+    /// `None` when some record on the path is provably unsigned.
+    pub(crate) secure: Option<(Signature, SystemTime)>,
+}
+
+/// Classifies a validated response for `qname rtype`: any bogus or indeterminate record on the
+/// path makes it bogus; an unsigned record makes it insecure; all secure gives its lifetime.
+pub(crate) fn classify_rrset<'a>(
+    qname: &Name,
+    rtype: RecordType,
+    msg: &'a Message,
+    now: SystemTime,
+) -> Result<Verdict<'a>, LookupError> {
+    let (owner, chain) = follow_cnames(qname, &msg.answers)?;
+    let records: Vec<&Record> = msg
+        .answers
+        .iter()
+        .filter(|r| same_type(r.record_type(), rtype) && r.name == owner)
+        .collect();
+    let path: Vec<&Record> = chain
+        .iter()
+        .copied()
+        .chain(records.iter().copied())
+        .collect();
+    if let Some(bad) = path
+        .iter()
+        .find(|r| !matches!(r.proof, Proof::Secure | Proof::Insecure))
+    {
+        return Err(LookupError::Bogus(diagnose(bad, &msg.answers, now)));
+    }
+    if records.is_empty() {
+        let mut absence = absence(owner, msg, now)?;
+        // A denial reached through an unsigned CNAME is not authenticated.
+        if chain.iter().any(|r| r.proof == Proof::Insecure) {
+            absence.denial = Denial::Unsigned;
+        }
+        return Ok(Verdict::Absent(absence));
+    }
+    let ttl = path.iter().map(|r| r.ttl).min().unwrap_or(0);
+    if path.iter().any(|r| r.proof == Proof::Insecure) {
+        return Ok(Verdict::Found(Found {
+            owner,
+            records,
+            ttl,
+            secure: None,
         }));
     }
-    let signature = proving_signature(&owner, &msg.answers, now).ok_or_else(|| {
-        LookupError::Bogus(format!("no RRSIG covers the IPSECKEY RRset at {owner}"))
+    let signature = proving_signature(&owner, rtype, &msg.answers, now).ok_or_else(|| {
+        LookupError::Bogus(format!(
+            "no RRSIG covers the {} RRset at {owner}",
+            type_name(rtype)
+        ))
     })?;
     let expirations = chain_expirations(&chain, &msg.answers, now);
     let usable_until = expirations
@@ -65,17 +130,18 @@ pub fn classify(qname: &Name, msg: &Message, now: SystemTime) -> Result<Answer, 
         .chain([signature.expiration, now + Duration::from_secs(ttl.into())])
         .min()
         .unwrap_or(now);
-    Ok(Answer::Secure(SecureKeys {
+    Ok(Verdict::Found(Found {
         owner,
         records,
-        signature,
         ttl,
-        usable_until,
+        secure: Some((signature, usable_until)),
     }))
 }
 
-fn is_ipseckey(r: &Record) -> bool {
-    u16::from(r.record_type()) == RECORD_TYPE
+/// Record types compared by number: hickory has no IPSECKEY variant, so 45 may arrive as
+/// `Unknown(45)` on one side and something else on the other.
+fn same_type(a: RecordType, b: RecordType) -> bool {
+    u16::from(a) == u16::from(b)
 }
 
 fn key_record(r: &Record) -> KeyRecord {
@@ -112,7 +178,7 @@ fn follow_cnames<'a>(
     Ok((owner, chain))
 }
 
-fn absence(owner: Name, msg: &Message, now: SystemTime) -> Result<Answer, LookupError> {
+fn absence(owner: Name, msg: &Message, now: SystemTime) -> Result<Absence, LookupError> {
     let nxdomain = match msg.metadata.response_code {
         ResponseCode::NXDomain => true,
         ResponseCode::NoError => false,
@@ -132,12 +198,12 @@ fn absence(owner: Name, msg: &Message, now: SystemTime) -> Result<Answer, Lookup
     };
     let ttl = negative_ttl(&msg.authorities);
     let valid_until = now + Duration::from_secs(ttl.into());
-    Ok(Answer::Absent(Absence {
+    Ok(Absence {
         owner,
         nxdomain,
         denial,
         valid_until,
-    }))
+    })
 }
 
 /// RFC 2308 section 5: min(SOA TTL, SOA MINIMUM), and no longer than the denial records live.
@@ -175,9 +241,13 @@ fn rrsigs_for<'a>(
     })
 }
 
-/// The RRSIG hickory marked as the one that validated the IPSECKEY RRset.
-fn proving_signature(owner: &Name, answers: &[Record], now: SystemTime) -> Option<Signature> {
-    let covered = RecordType::from(RECORD_TYPE);
+/// The RRSIG hickory marked as the one that validated the RRset.
+fn proving_signature(
+    owner: &Name,
+    covered: RecordType,
+    answers: &[Record],
+    now: SystemTime,
+) -> Option<Signature> {
     let sigs: Vec<(&Record, &RRSIG)> = rrsigs_for(owner, covered, answers).collect();
     let proving = sigs
         .iter()
@@ -221,7 +291,7 @@ pub(crate) fn serial_time(value: u32, now: SystemTime) -> SystemTime {
 
 /// Explains a bogus record from the signatures in the response (for people, not for policy).
 fn diagnose(bad: &Record, answers: &[Record], now: SystemTime) -> String {
-    let what = format!("{} {} at {}", type_name(bad), "RRset", bad.name);
+    let what = format!("{} RRset at {}", type_name(bad.record_type()), bad.name);
     let sigs: Vec<&RRSIG> = rrsigs_for(&bad.name, bad.record_type(), answers)
         .map(|(_, s)| s)
         .collect();
@@ -247,11 +317,12 @@ fn diagnose(bad: &Record, answers: &[Record], now: SystemTime) -> String {
     format!("{what}: signature does not verify or the chain of trust is broken")
 }
 
-fn type_name(r: &Record) -> String {
-    if is_ipseckey(r) {
+/// The type's mnemonic, IPSECKEY included (hickory prints it as a number).
+pub(crate) fn type_name(rtype: RecordType) -> String {
+    if u16::from(rtype) == RECORD_TYPE {
         "IPSECKEY".into()
     } else {
-        r.record_type().to_string()
+        rtype.to_string()
     }
 }
 

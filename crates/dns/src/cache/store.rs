@@ -1,0 +1,279 @@
+//! One table of cached outcomes with in-flight coalescing, generic over the outcome type: the
+//! [`KeyCache`](super::KeyCache) keeps one for IPSECKEY outcomes and one for address outcomes.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hickory_proto::rr::Name;
+use tokio::sync::watch;
+
+use super::{CacheConfig, CacheSnapshot, Clock, Counters, EntrySnapshot};
+use crate::answer::{Failure, LookupError};
+
+/// What a table needs to know about an outcome.
+pub(crate) trait Cacheable: Send + Sync + 'static {
+    /// Until when the outcome may be served (at or before `now`: not cached).
+    fn expiry(&self, config: &CacheConfig, now: SystemTime) -> SystemTime;
+    /// State word, count of usable items, and a detail line, for the status socket.
+    fn describe(&self) -> (&'static str, usize, String);
+    /// The outcome when the lookup task is lost or the request is shed.
+    fn failed(failure: Failure) -> Self;
+}
+
+/// A shared outcome.
+pub(crate) type Shared<V> = Arc<V>;
+
+/// A lookup in flight: its label and where its outcome will appear.
+type Pending<V> = (String, watch::Receiver<Option<Shared<V>>>);
+
+pub(crate) struct Store<V> {
+    entries: HashMap<Name, Entry<V>>,
+    in_flight: HashMap<Name, Pending<V>>,
+    counters: Counters,
+}
+
+impl<V> Default for Store<V> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+            in_flight: HashMap::new(),
+            counters: Counters::default(),
+        }
+    }
+}
+
+struct Entry<V> {
+    label: String,
+    outcome: Shared<V>,
+    fetched: SystemTime,
+    expires: SystemTime,
+    hits: u64,
+}
+
+/// A table shared by clones of the cache.
+pub(crate) struct Table<V> {
+    state: Arc<Mutex<Store<V>>>,
+}
+
+impl<V> Clone for Table<V> {
+    fn clone(&self) -> Self {
+        Self {
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl<V> Default for Table<V> {
+    fn default() -> Self {
+        Self {
+            state: Arc::default(),
+        }
+    }
+}
+
+impl<V: Cacheable> Table<V> {
+    /// The outcome under `key`: cached, joined to a lookup in flight, or fetched now by `fetch`
+    /// in a task of its own (a caller that gives up does not cancel it for the others).
+    pub(crate) async fn get<F>(
+        &self,
+        key: Name,
+        label: String,
+        config: &CacheConfig,
+        clock: &Clock,
+        fetch: F,
+    ) -> Shared<V>
+    where
+        F: Future<Output = V> + Send + 'static,
+    {
+        let rx = {
+            let mut state = self.lock();
+            if let Some(outcome) = cached(&mut state, &key, clock()) {
+                return outcome;
+            }
+            if let Some((_, rx)) = state.in_flight.get(&key) {
+                let rx = rx.clone();
+                state.counters.coalesced += 1;
+                rx
+            } else if state.in_flight.len() >= config.max_in_flight {
+                state.counters.shed += 1;
+                return Arc::new(V::failed(Failure::Overloaded));
+            } else {
+                state.counters.misses += 1;
+                self.start(&mut state, key, label, *config, clock.clone(), fetch)
+            }
+        };
+        wait(rx).await
+    }
+
+    fn start<F>(
+        &self,
+        state: &mut Store<V>,
+        key: Name,
+        label: String,
+        config: CacheConfig,
+        clock: Clock,
+        fetch: F,
+    ) -> watch::Receiver<Option<Shared<V>>>
+    where
+        F: Future<Output = V> + Send + 'static,
+    {
+        let (tx, rx) = watch::channel(None);
+        state
+            .in_flight
+            .insert(key.clone(), (label.clone(), rx.clone()));
+        let this = self.clone();
+        tokio::spawn(async move {
+            let outcome = Arc::new(fetch.await);
+            this.store(key, label, outcome.clone(), &config, clock());
+            let _ = tx.send(Some(outcome));
+        });
+        rx
+    }
+
+    fn store(
+        &self,
+        key: Name,
+        label: String,
+        outcome: Shared<V>,
+        config: &CacheConfig,
+        now: SystemTime,
+    ) {
+        let expires = outcome.expiry(config, now);
+        let mut state = self.lock();
+        state.in_flight.remove(&key);
+        if expires <= now {
+            return;
+        }
+        if !state.entries.contains_key(&key) {
+            make_room(&mut state, config.max_entries, now);
+        }
+        let entry = Entry {
+            label,
+            outcome,
+            fetched: now,
+            expires,
+            hits: 0,
+        };
+        state.entries.insert(key, entry);
+    }
+
+    /// Forgets the outcome under `key`.
+    pub(crate) fn invalidate(&self, key: &Name) {
+        self.lock().entries.remove(key);
+    }
+
+    /// The table's contents and counters.
+    pub(crate) fn snapshot(&self, capacity: usize) -> CacheSnapshot {
+        let state = self.lock();
+        let mut entries: Vec<EntrySnapshot> = state
+            .entries
+            .iter()
+            .map(|(name, e)| entry_snapshot(name, e))
+            .collect();
+        entries.sort_by_key(|e| e.expires);
+        let mut in_flight: Vec<String> = state.in_flight.values().map(|(l, _)| l.clone()).collect();
+        in_flight.sort();
+        CacheSnapshot {
+            entries,
+            in_flight,
+            counters: state.counters,
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Store<V>> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // matters here: keep serving.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn cached<V>(state: &mut Store<V>, key: &Name, now: SystemTime) -> Option<Shared<V>> {
+    let entry = state.entries.get_mut(key)?;
+    if entry.expires <= now {
+        state.entries.remove(key);
+        return None;
+    }
+    entry.hits += 1;
+    let outcome = entry.outcome.clone();
+    state.counters.hits += 1;
+    Some(outcome)
+}
+
+/// Drops expired entries, then the soonest to expire, until one more fits.
+fn make_room<V>(state: &mut Store<V>, max_entries: usize, now: SystemTime) {
+    if state.entries.len() < max_entries {
+        return;
+    }
+    let before = state.entries.len();
+    state.entries.retain(|_, e| e.expires > now);
+    while state.entries.len() >= max_entries {
+        let Some(victim) = state
+            .entries
+            .iter()
+            .min_by_key(|(_, e)| e.expires)
+            .map(|(k, _)| k.clone())
+        else {
+            break;
+        };
+        state.entries.remove(&victim);
+    }
+    let dropped = before - state.entries.len();
+    state.counters.evictions += u64::try_from(dropped).unwrap_or(u64::MAX);
+}
+
+async fn wait<V: Cacheable>(mut rx: watch::Receiver<Option<Shared<V>>>) -> Shared<V> {
+    match rx.wait_for(Option::is_some).await {
+        Ok(value) => value.clone().unwrap_or_else(lost),
+        Err(_) => lost(),
+    }
+}
+
+/// The lookup task ended without an outcome (runtime shutting down).
+fn lost<V: Cacheable>() -> Shared<V> {
+    let failure = Failure::Config("the lookup task ended without an answer".into());
+    Arc::new(V::failed(failure))
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn entry_snapshot<V: Cacheable>(name: &Name, e: &Entry<V>) -> EntrySnapshot {
+    let (state, usable, detail) = e.outcome.describe();
+    EntrySnapshot {
+        target: e.label.clone(),
+        query: name.to_string(),
+        state,
+        usable_keys: usable,
+        detail,
+        fetched: unix(e.fetched),
+        expires: unix(e.expires),
+        hits: e.hits,
+    }
+}
+
+/// The expiry rules shared by both tables for errors.
+pub(crate) fn error_expiry(
+    error: &LookupError,
+    config: &CacheConfig,
+    now: SystemTime,
+) -> SystemTime {
+    match error {
+        LookupError::Bogus(_) => now + config.bogus,
+        LookupError::Failure(Failure::Overloaded) => now,
+        LookupError::Failure(_) => now + config.failure,
+    }
+}
+
+/// The snapshot description of an error.
+pub(crate) fn describe_error(error: &LookupError) -> (&'static str, usize, String) {
+    match error {
+        LookupError::Bogus(why) => ("bogus", 0, why.clone()),
+        other => ("failure", 0, other.to_string()),
+    }
+}
