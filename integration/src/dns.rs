@@ -120,7 +120,7 @@ impl Builder {
                 .env("RESOLVER", self.resolver.to_string()),
         );
         let daemons = start_servers(ns, &tree);
-        let fixture = DnsFixture { resolver: self.resolver, tree, daemons, _dir: dir };
+        let mut fixture = DnsFixture { resolver: self.resolver, tree, daemons, _dir: dir };
         fixture.wait_ready(ns);
         fixture
     }
@@ -185,15 +185,23 @@ impl DnsFixture {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
     }
 
-    fn wait_ready(&self, ns: &Netns) {
+    fn wait_ready(&mut self, ns: &Netns) {
         let server = format!("@{}", self.resolver);
-        let ready = wait_until(Duration::from_secs(15), || {
+        // Generous: on a loaded two-core machine running UML guests side by side, start-up can take a while.
+        let ready = wait_until(Duration::from_secs(60), || {
             ns.cmd("dig")
                 .args([&server, "+short", "+time=1", "+tries=1", names::ED_HOST, "A"])
                 .output()
                 .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("192.0.2.30"))
         });
-        assert!(ready, "the DNS fixture did not answer within 15 s; logs in {}", self.tree.display());
+        if !ready {
+            let running: Vec<String> = self.daemons.iter_mut().map(|d| format!("{}: {}", d.pid(), d.is_running())).collect();
+            let logs: String = ["nsd.out", "knotd.out", "unbound-resolver.out", "nsd/nsd.log", "knot/knot.log", "unbound/resolver.log"]
+                .iter()
+                .map(|f| format!("--- {f}\n{}\n", std::fs::read_to_string(self.tree.join(f)).unwrap_or_default()))
+                .collect();
+            panic!("the DNS fixture did not answer within 60 s (pid: running {running:?}); logs:\n{logs}");
+        }
     }
 
     /// Stops the servers now (they also stop on drop).

@@ -21,6 +21,7 @@ pub mod netns;
 pub mod peers;
 pub mod process;
 pub mod require;
+pub mod scenario;
 pub mod uml;
 
 /// The repository's `integration/` folder (scripts, keys, DNS tree builder).

@@ -6,14 +6,15 @@
 //! reverse names by the fixture), nokey 192.0.2.31 (a PTR but no IPSECKEY).
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)] // test code
 
-use std::net::{IpAddr, UdpSocket};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use oe_integration::agent::Agent;
 use oe_integration::capture::{Capture, Kind, Packet};
 use oe_integration::dns::DnsFixture;
-use oe_integration::netns::{Lan, Netns};
+use oe_integration::netns::Netns;
 use oe_integration::process::wait_until;
+use oe_integration::scenario::{established, send_udp, udp_receiver, LanBed};
 use oe_integration::{keys_dir, uml};
 
 const WS4: &str = "192.0.2.1";
@@ -27,64 +28,32 @@ struct Bed {
     srv: Netns,
     nokey: Netns,
     ws_if: String,
-    fixture: DnsFixture,
-    _dns: Netns,
-    _lan: Lan,
+    lanbed: LanBed,
 }
 
 fn bed() -> Bed {
-    let lan = Lan::new();
-    let dns = Netns::new("dns");
-    lan.attach(&dns, &["192.0.2.53/24"]);
-    let ws = Netns::new("ws");
-    let ws_if = lan.attach(&ws, &[&format!("{WS4}/24"), &format!("{WS6}/64")]);
-    let srv = Netns::new("srv");
-    lan.attach(&srv, &[&format!("{SRV4}/24"), &format!("{SRV6}/64")]);
-    let nokey = Netns::new("nokey");
-    lan.attach(&nokey, &[&format!("{NOKEY4}/24")]);
-    let fixture = DnsFixture::builder().resolver("192.0.2.53".parse().unwrap()).start_in(&dns);
-    Bed { ws, srv, nokey, ws_if, fixture, _dns: dns, _lan: lan }
-}
-
-fn common(fixture: &DnsFixture) -> String {
-    format!(
-        "[dns]\nupstreams = [\"192.0.2.53\"]\ntrust_anchor = \"{}\"\n[log]\nlevel = \"debug\"\n",
-        fixture.trust_anchor_dnskey().display()
-    )
+    let lanbed = LanBed::start(DnsFixture::builder());
+    let (ws, ws_if) = lanbed.host("ws", &[&format!("{WS4}/24"), &format!("{WS6}/64")]);
+    let (srv, _) = lanbed.host("srv", &[&format!("{SRV4}/24"), &format!("{SRV6}/64")]);
+    let (nokey, _) = lanbed.host("nokey", &[&format!("{NOKEY4}/24")]);
+    Bed { ws, srv, nokey, ws_if, lanbed }
 }
 
 /// The workstation: anonymous, private-or-clear for the test networks.
-fn workstation_config(fixture: &DnsFixture, extra: &str) -> String {
+fn workstation_config(bed: &LanBed, extra: &str) -> String {
     format!(
         "[identity]\nkey = \"@DIR@/no-key.pem\"\n[groups]\nprivate-or-clear = [\"192.0.2.0/24\", \"2001:db8::/64\"]\n{extra}\n{}",
-        common(fixture)
+        bed.agent_dns_config()
     )
 }
 
 /// The server: key host-ed25519 with its address as identity, answering anyone who asks.
-fn server_config(fixture: &DnsFixture) -> String {
+fn server_config(bed: &LanBed) -> String {
     format!(
         "[identity]\nkey = \"{}\"\nid = \"address\"\n[groups]\nprivate-or-clear = []\nclear-or-private = [\"192.0.2.0/24\", \"2001:db8::/64\"]\n{}",
         keys_dir().join("host-ed25519.pem").display(),
-        common(fixture)
+        bed.agent_dns_config()
     )
-}
-
-fn udp_receiver(ns: &Netns, addr: &str, port: u16) -> UdpSocket {
-    let socket = ns.run(|| UdpSocket::bind((addr, port)).unwrap());
-    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    socket
-}
-
-fn send_udp(ns: &Netns, from: &str, to: &str, port: u16, payload: &[u8]) {
-    ns.run(|| UdpSocket::bind((from, 0)).unwrap().send_to(payload, (to, port)).unwrap());
-}
-
-fn established(agent: &Agent, peer: &str) -> bool {
-    let answer = agent.request(r#"{"command":"peers"}"#);
-    answer["result"]["peers"].as_array().is_some_and(|peers| {
-        peers.iter().any(|p| p["address"] == peer && p["state"] == "established" && !p["child_sas"].as_array().unwrap().is_empty())
-    })
 }
 
 fn between<'a>(packets: &'a [Packet], a: &str, b: &str) -> Vec<&'a Packet> {
@@ -98,8 +67,8 @@ fn first_datagram_to_a_keyed_host_goes_out_as_esp() {
         return uml::rerun_in_guest("first_datagram_to_a_keyed_host_goes_out_as_esp");
     }
     let bed = bed();
-    let srv = Agent::start(&bed.srv, &server_config(&bed.fixture));
-    let ws = Agent::start(&bed.ws, &workstation_config(&bed.fixture, ""));
+    let srv = Agent::start(&bed.srv, &server_config(&bed.lanbed));
+    let ws = Agent::start(&bed.ws, &workstation_config(&bed.lanbed, ""));
     let capture = Capture::start(&bed.ws, &bed.ws_if);
     for (ws_addr, srv_addr, port) in [(WS4, SRV4, 5000), (WS6, SRV6, 5006)] {
         let receiver = udp_receiver(&bed.srv, srv_addr, port);
@@ -137,7 +106,7 @@ fn host_without_a_key_gets_clear_traffic_and_a_visible_shunt() {
         return uml::rerun_in_guest("host_without_a_key_gets_clear_traffic_and_a_visible_shunt");
     }
     let bed = bed();
-    let ws = Agent::start(&bed.ws, &workstation_config(&bed.fixture, "[shunts]\nnegotiation_timeout = \"5s\"\n"));
+    let ws = Agent::start(&bed.ws, &workstation_config(&bed.lanbed, "[shunts]\nnegotiation_timeout = \"5s\"\n"));
     let receiver = udp_receiver(&bed.nokey, NOKEY4, 5000);
     send_udp(&bed.ws, WS4, NOKEY4, 5000, b"hello");
     let mut buf = [0; 64];
@@ -169,10 +138,10 @@ fn bogus_key_is_never_used() {
     }
     let bed = bed();
     // tampered.ed.example. has A 192.0.2.32 and an IPSECKEY changed after signing.
-    let bogus = Netns::new("bogus");
-    bed._lan.attach(&bogus, &["192.0.2.32/24"]);
-    let srv = Agent::start(&bogus, &server_config(&bed.fixture).replace("id = \"address\"", "id = \"fqdn:tampered.ed.example\""));
-    let ws = Agent::start(&bed.ws, &workstation_config(&bed.fixture, ""));
+    let (bogus, _) = bed.lanbed.host("bogus", &["192.0.2.32/24"]);
+    
+    let srv = Agent::start(&bogus, &server_config(&bed.lanbed).replace("id = \"address\"", "id = \"fqdn:tampered.ed.example\""));
+    let ws = Agent::start(&bed.ws, &workstation_config(&bed.lanbed, ""));
     let receiver = udp_receiver(&bogus, "192.0.2.32", 5000);
     let mut buf = [0; 64];
     let got = wait_until(Duration::from_secs(20), || {
@@ -201,8 +170,8 @@ fn crash_and_restart_leave_nothing_stale() {
         return uml::rerun_in_guest("crash_and_restart_leave_nothing_stale");
     }
     let bed = bed();
-    let _srv = Agent::start(&bed.srv, &server_config(&bed.fixture));
-    let config = workstation_config(&bed.fixture, "");
+    let _srv = Agent::start(&bed.srv, &server_config(&bed.lanbed));
+    let config = workstation_config(&bed.lanbed, "");
     let ws = Agent::start(&bed.ws, &config);
     send_udp(&bed.ws, WS4, SRV4, 5000, b"start a negotiation");
     std::thread::sleep(Duration::from_millis(20));
@@ -247,8 +216,8 @@ fn idle_sa_is_torn_down_and_re_established() {
         return uml::rerun_in_guest("idle_sa_is_torn_down_and_re_established");
     }
     let bed = bed();
-    let _srv = Agent::start(&bed.srv, &server_config(&bed.fixture));
-    let ws = Agent::start(&bed.ws, &workstation_config(&bed.fixture, "[ike]\nidle_timeout = \"4s\"\n"));
+    let _srv = Agent::start(&bed.srv, &server_config(&bed.lanbed));
+    let ws = Agent::start(&bed.ws, &workstation_config(&bed.lanbed, "[ike]\nidle_timeout = \"4s\"\n"));
     let receiver = udp_receiver(&bed.srv, SRV4, 5000);
     send_udp(&bed.ws, WS4, SRV4, 5000, b"one");
     let mut buf = [0; 64];
@@ -279,8 +248,8 @@ fn rekey_during_a_steady_flow_loses_nothing() {
         return uml::rerun_in_guest("rekey_during_a_steady_flow_loses_nothing");
     }
     let bed = bed();
-    let _srv = Agent::start(&bed.srv, &server_config(&bed.fixture));
-    let ws = Agent::start(&bed.ws, &workstation_config(&bed.fixture, "[ike]\nchild_lifetime = \"20s\"\n"));
+    let _srv = Agent::start(&bed.srv, &server_config(&bed.lanbed));
+    let ws = Agent::start(&bed.ws, &workstation_config(&bed.lanbed, "[ike]\nchild_lifetime = \"20s\"\n"));
     let receiver = udp_receiver(&bed.srv, SRV4, 5000);
     receiver.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let mut buf = [0; 64];

@@ -1,0 +1,79 @@
+//! A shared LAN with the signed DNS fixture on it, for end-to-end tests of `oe` with several hosts:
+//! 192.0.2.0/24 and 2001:db8::/64 over a bridge, the fixture's resolver at 192.0.2.53.
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use crate::agent::Agent;
+use crate::dns::{Builder, DnsFixture};
+use crate::netns::{Lan, Netns};
+
+/// The resolver's address on the LAN.
+pub const RESOLVER: &str = "192.0.2.53";
+
+/// The LAN, the DNS namespace and the fixture. Hosts are added with [`LanBed::host`].
+#[derive(Debug)]
+pub struct LanBed {
+    pub fixture: DnsFixture,
+    dns: Netns,
+    lan: Lan,
+}
+
+impl LanBed {
+    /// Starts the LAN and the fixture (with the builder's extra records).
+    pub fn start(builder: Builder) -> Self {
+        let lan = Lan::new();
+        let dns = Netns::new("dns");
+        lan.attach(&dns, &[&format!("{RESOLVER}/24")]);
+        let fixture = builder.resolver(RESOLVER.parse().unwrap_or_else(|e| panic!("{e}"))).start_in(&dns);
+        Self { fixture, dns, lan }
+    }
+
+    /// A new host on the LAN with the given addresses (CIDR); returns it and its interface name.
+    pub fn host(&self, label: &str, cidrs: &[&str]) -> (Netns, String) {
+        let ns = Netns::new(label);
+        let ifname = self.lan.attach(&ns, cidrs);
+        (ns, ifname)
+    }
+
+    /// The `[dns]` and `[log]` sections that point an agent at the fixture.
+    pub fn agent_dns_config(&self) -> String {
+        format!(
+            "[dns]\nupstreams = [\"{RESOLVER}\"]\ntrust_anchor = \"{}\"\n[log]\nlevel = \"debug\"\n",
+            self.fixture.trust_anchor_dnskey().display()
+        )
+    }
+
+    /// The DNS namespace (where the fixture's servers run).
+    pub fn dns_namespace(&self) -> &Netns {
+        &self.dns
+    }
+}
+
+/// A UDP socket bound inside `ns`, with a 10 s read timeout.
+pub fn udp_receiver(ns: &Netns, addr: &str, port: u16) -> UdpSocket {
+    let socket = ns.run(|| UdpSocket::bind((addr, port)).unwrap_or_else(|e| panic!("bind {addr}:{port}: {e}")));
+    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap_or_else(|e| panic!("{e}"));
+    socket
+}
+
+/// Sends one datagram from `from` inside `ns`.
+pub fn send_udp(ns: &Netns, from: &str, to: &str, port: u16, payload: &[u8]) {
+    ns.run(|| {
+        let socket = UdpSocket::bind((from, 0)).unwrap_or_else(|e| panic!("bind {from}: {e}"));
+        // A send can fail while policies change under it (EPERM from a block); the tests resend.
+        let _ = socket.send_to(payload, (to, port));
+    });
+}
+
+/// Whether `agent` reports an established peer `peer` with at least one child SA.
+pub fn established(agent: &Agent, peer: &str) -> bool {
+    let answer = agent.request(r#"{"command":"peers"}"#);
+    answer["result"]["peers"].as_array().is_some_and(|peers| {
+        peers.iter().any(|p| {
+            p["address"] == peer
+                && p["state"] == "established"
+                && p["child_sas"].as_array().is_some_and(|c| !c.is_empty())
+        })
+    })
+}
