@@ -41,8 +41,9 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(local: &str, key: &str, peer_key: PublicKey) -> Self {
-        let auth = LocalAuth::Key(Arc::new(private(key)));
+    /// `key` None: NULL authentication (RFC 7619), accepting NULL-authenticated peers.
+    fn new(local: &str, key: Option<&str>, peer_key: PublicKey) -> Self {
+        let auth = key.map_or(LocalAuth::Null, |k| LocalAuth::Key(Arc::new(private(k))));
         let ip: IpAddr = local.parse().unwrap();
         let id = match ip {
             IpAddr::V4(a) => Identity::Ipv4(a),
@@ -50,6 +51,7 @@ impl Driver {
         };
         let mut config = Config::new(id, auth);
         config.liveness_interval = None;
+        config.accept_null_peers = key.is_none();
         let rng = rand_chacha::ChaCha20Rng::seed_from_u64(u64::from(std::process::id()));
         let local = addr(local);
         let sock = UdpSocket::bind(local).unwrap();
@@ -170,7 +172,11 @@ fn with_charon(our_key: &str, charon_key: &str, expect_child: bool) {
 
     // The engine initiates.
     let d = pair.a.run(|| {
-        let mut d = Driver::new(Pair::A4, &format!("{our_key}.pem"), charon_pub.clone());
+        let mut d = Driver::new(
+            Pair::A4,
+            Some(&format!("{our_key}.pem")),
+            charon_pub.clone(),
+        );
         let h = d.ep.connect(Instant::now(), addr(Pair::A4), addr(Pair::B4));
         let ok = d.run(Duration::from_secs(20), |e| up(e) || failed(e));
         assert!(ok, "no outcome: {:?}", d.events);
@@ -204,7 +210,11 @@ fn with_charon(our_key: &str, charon_key: &str, expect_child: bool) {
     let events = std::thread::scope(|s| {
         let engine = s.spawn(|| {
             pair.a.run(|| {
-                let mut d = Driver::new(Pair::A4, &format!("{our_key}.pem"), charon_pub.clone());
+                let mut d = Driver::new(
+                    Pair::A4,
+                    Some(&format!("{our_key}.pem")),
+                    charon_pub.clone(),
+                );
                 d.run(Duration::from_secs(20), |e| up(e) || failed(e));
                 (d.established(), d.child_ready())
             })
@@ -277,12 +287,42 @@ fn pluto_setup() -> PlutoSetup {
     }
 }
 
-fn with_pluto(expect_child: bool) {
+/// pluto at B with NULL authentication on both sides (Libreswan's anonymous OE, RFC 7619).
+fn pluto_null_setup() -> PlutoSetup {
+    let (local, remote) = (Pair::B4, Pair::A4);
+    PlutoSetup {
+        conns: format!(
+            "conn peer\n    authby=null\n    type=transport\n    left={local}\n    leftid=%null\n    \
+             right={remote}\n    rightid=%null\n    \
+             ike=aes_gcm256-sha2_256;dh31\n    esp=aes_gcm128-null\n    leftupdown=%disabled\n    auto=add\n",
+        ),
+        ..PlutoSetup::default()
+    }
+}
+
+/// `null`: both sides use NULL authentication; otherwise raw RSA keys.
+fn with_pluto(expect_child: bool, null: bool) {
     let pair = Pair::new();
-    let pluto = Pluto::start(&pair.b, &pluto_setup());
+    let pluto = Pluto::start(
+        &pair.b,
+        &if null {
+            pluto_null_setup()
+        } else {
+            pluto_setup()
+        },
+    );
     let pluto_pub = private("host-rsa3072.pem").public_key();
+    let key = (!null).then_some("host-rsa2048.pem");
+    let expected = if null {
+        (Identity::Null, PeerAuth::Null)
+    } else {
+        (
+            Identity::Ipv4(Pair::B4.parse().unwrap()),
+            PeerAuth::Signature,
+        )
+    };
     let d = pair.a.run(|| {
-        let mut d = Driver::new(Pair::A4, "host-rsa2048.pem", pluto_pub.clone());
+        let mut d = Driver::new(Pair::A4, key, pluto_pub.clone());
         let h = d.ep.connect(Instant::now(), addr(Pair::A4), addr(Pair::B4));
         let ok = d.run(Duration::from_secs(20), |e| up(e) || failed(e));
         assert!(ok, "no outcome: {:?}", d.events);
@@ -290,15 +330,7 @@ fn with_pluto(expect_child: bool) {
         assert!(d.delete(h), "delete answered");
         (d.established(), d.child_ready(), status)
     });
-    assert_eq!(
-        d.0,
-        Some((
-            Identity::Ipv4(Pair::B4.parse().unwrap()),
-            PeerAuth::Signature
-        )),
-        "pluto log:\n{}",
-        pluto.log()
-    );
+    assert_eq!(d.0, Some(expected.clone()), "pluto log:\n{}", pluto.log());
     if expect_child {
         assert!(d.1);
         assert!(d.2.contains("peer"), "pluto: {}", d.2);
@@ -313,7 +345,7 @@ fn with_pluto(expect_child: bool) {
     let events = std::thread::scope(|s| {
         let engine = s.spawn(|| {
             pair.a.run(|| {
-                let mut d = Driver::new(Pair::A4, "host-rsa2048.pem", pluto_pub.clone());
+                let mut d = Driver::new(Pair::A4, key, pluto_pub.clone());
                 d.run(Duration::from_secs(20), |e| up(e) || failed(e));
                 (d.established(), d.child_ready())
             })
@@ -327,10 +359,7 @@ fn with_pluto(expect_child: bool) {
     });
     assert_eq!(
         events.0 .0,
-        Some((
-            Identity::Ipv4(Pair::B4.parse().unwrap()),
-            PeerAuth::Signature
-        )),
+        Some(expected),
         "whack: {}\n{}",
         events.1,
         pluto.log()
@@ -342,7 +371,20 @@ fn with_pluto(expect_child: bool) {
 
 #[test]
 fn pluto_rsa_ike_sa() {
-    with_pluto(false);
+    with_pluto(false, false);
+}
+
+#[test]
+fn pluto_null_auth_ike_sa() {
+    with_pluto(false, true);
+}
+
+#[test]
+fn pluto_null_auth_child_sa_in_the_guest() {
+    if !uml::in_guest() {
+        return uml::rerun_in_guest("pluto_null_auth_child_sa_in_the_guest");
+    }
+    with_pluto(true, true);
 }
 
 #[test]
@@ -350,5 +392,5 @@ fn pluto_rsa_child_sa_in_the_guest() {
     if !uml::in_guest() {
         return uml::rerun_in_guest("pluto_rsa_child_sa_in_the_guest");
     }
-    with_pluto(true);
+    with_pluto(true, false);
 }
