@@ -477,7 +477,7 @@ impl IkeSa {
         );
     }
 
-    /// Whether a live exchange in either direction touches the given phase.
+    /// A request of ours is in flight or a request of the peer waits for the agent.
     pub(crate) fn busy(&self) -> bool {
         self.core.tm.active.is_some() || self.core.tm.paused.is_some()
     }
