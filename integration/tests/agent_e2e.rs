@@ -270,3 +270,33 @@ fn rekey_during_a_steady_flow_loses_nothing() {
     assert!(events.contains("rekeyed child SA"), "the child was rekeyed: {events}");
     assert_eq!(received, sent, "no datagram lost across the rekey ({received}/{sent})");
 }
+
+/// A peer presenting an FQDN identity is accepted only when the name's SECURE addresses include the
+/// peer's address (Libreswan's dns-match-id); the same key at another address is refused.
+#[test]
+fn fqdn_identity_is_bound_to_its_validated_addresses() {
+    if !uml::in_guest() {
+        return uml::rerun_in_guest("fqdn_identity_is_bound_to_its_validated_addresses");
+    }
+    let bed = bed();
+    // host.ed.example. has A 192.0.2.30 and the host-ed25519 key: the server is who it claims to be.
+    let _srv = Agent::start(&bed.srv, &server_config(&bed.lanbed).replace("id = \"address\"", "id = \"fqdn:host.ed.example\""));
+    // host.rsa.example. has A 192.0.2.10: a host at 192.0.2.33 holding that key must not pass as it.
+    let (liar, _) = bed.lanbed.host("liar", &["192.0.2.33/24"]);
+    let liar_config = server_config(&bed.lanbed)
+        .replace("host-ed25519.pem", "host-rsa2048.pem")
+        .replace("id = \"address\"", "id = \"fqdn:host.rsa.example\"");
+    let _liar = Agent::start(&liar, &liar_config);
+    let ws = Agent::start(&bed.ws, &workstation_config(&bed.lanbed, ""));
+    send_udp(&bed.ws, WS4, SRV4, 5000, b"to the real one");
+    assert!(wait_until(Duration::from_secs(15), || established(&ws, SRV4)), "{}", ws.log());
+    let peers = ws.request(r#"{"command":"peers"}"#).to_string();
+    assert!(peers.contains("fqdn:host.ed.example") && peers.contains("address matches"), "{peers}");
+
+    send_udp(&bed.ws, WS4, "192.0.2.33", 5000, b"to the liar");
+    let refused = wait_until(Duration::from_secs(20), || {
+        ws.request(r#"{"command":"explain","host":"192.0.2.33"}"#).to_string().contains("does not resolve (securely) to 192.0.2.33")
+    });
+    assert!(refused, "{}\n{}", ws.request(r#"{"command":"explain","host":"192.0.2.33"}"#), ws.log());
+    assert!(!established(&ws, "192.0.2.33"));
+}

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use oe_dns::{Answer, CacheConfig, KeyCache, LookupError, LookupTarget, Validator};
+use oe_dns::{AddressAnswer, Answer, CacheConfig, KeyCache, LookupError, LookupTarget, Validator};
 use tokio::sync::mpsc;
 
 use super::Input;
@@ -121,13 +121,26 @@ impl DnsService {
         }
     }
 
-    /// Starts a validated address lookup of `name` for dns-match-id.
-    ///
-    /// oe-dns validates IPSECKEY lookups only, so an FQDN identity cannot yet be bound to the peer's
-    /// address through DNSSEC: the outcome says so, and such peers are refused rather than trusted.
+    /// Starts a validated A/AAAA lookup of `name` for dns-match-id (an FQDN identity is accepted only when
+    /// the name's SECURE addresses include the peer's); the outcome arrives as `Input::Addresses`.
     pub(crate) fn request_addresses(&mut self, name: &str) {
-        let why = "validated A/AAAA lookups are not available, so the name cannot be bound to the peer's address";
-        self.addresses.insert(address_key(name), Err(why.to_owned()));
+        let query = address_key(name);
+        self.addresses.remove(&query);
+        let Ok(LookupTarget::Forward(owner)) = name.parse::<LookupTarget>() else {
+            self.addresses.insert(query, Err(format!("{name:?} is not a domain name")));
+            return;
+        };
+        self.lookups += 1;
+        let (cache, tx) = (self.cache.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let outcome = cache.get_addresses(&owner).await;
+            let _ = tx.send(Input::Addresses { query, outcome: address_outcome(&outcome) }).await;
+        });
+    }
+
+    /// Records a finished address lookup.
+    pub(crate) fn complete_addresses(&mut self, query: &str, outcome: AddrOutcome) {
+        self.addresses.insert(query.to_owned(), outcome);
     }
 
     /// The validated addresses of a name, once known.
@@ -148,6 +161,19 @@ impl DnsService {
                 Some((e.query, outcome, left))
             })
             .collect()
+    }
+}
+
+/// Only SECURE addresses bind a name to a peer.
+fn address_outcome(outcome: &Result<AddressAnswer, LookupError>) -> AddrOutcome {
+    match outcome {
+        Ok(AddressAnswer::Secure { addrs, .. }) => Ok(addrs.clone()),
+        Ok(AddressAnswer::Insecure { .. }) => Err("its addresses are provably unsigned".into()),
+        Ok(AddressAnswer::Absent { .. }) => Err("it has no addresses".into()),
+        Err(LookupError::Bogus(why)) => Err(format!("its addresses are bogus: {why}")),
+        Err(e) => Err(format!("address lookup failed: {e}")),
+        #[allow(unreachable_patterns)]
+        Ok(_) => Err("unexpected address answer".into()),
     }
 }
 

@@ -111,8 +111,35 @@ impl Agent {
     fn wait_addresses(&mut self, addr: IpAddr, name: &str) {
         let query = super::dnsq::address_key(name);
         self.dns.request_addresses(name);
-        if let (Some(Err(why)), Some(peer)) = (self.dns.cached_addresses(&query), self.peers.get_mut(&addr)) {
-            peer.note_dns(&query, why);
+        match self.dns.cached_addresses(&query) {
+            Some(Err(why)) => {
+                if let Some(peer) = self.peers.get_mut(&addr) {
+                    peer.note_dns(&query, why);
+                }
+            }
+            _ => self.dns_waiters.entry(query).or_default().push((addr, true)),
+        }
+    }
+
+    /// Validated addresses arrived: note them and resume exchanges waiting for them.
+    pub(crate) async fn on_addresses(&mut self, query: String, outcome: super::dnsq::AddrOutcome) {
+        let text = match &outcome {
+            Ok(addrs) => format!("secure addresses {addrs:?}"),
+            Err(why) => format!("not usable to bind the name: {why}"),
+        };
+        self.event("dns", None, format!("{query}: {text}"));
+        self.dns.complete_addresses(&query, outcome);
+        for (addr, needs_key) in self.dns_waiters.remove(&query).unwrap_or_default() {
+            if let Some(peer) = self.peers.get_mut(&addr) {
+                peer.note_dns(&query, text.clone());
+            }
+            if needs_key {
+                self.try_answer_key(addr);
+            }
+        }
+        let locals: Vec<IpAddr> = self.endpoints.keys().copied().collect();
+        for local in locals {
+            self.drain(local).await;
         }
     }
 
@@ -182,6 +209,7 @@ impl Agent {
         self.event("auth-refused", Some(addr), why.clone());
         if let Some(peer) = self.peers.get_mut(&addr) {
             peer.last_ike = Some(format!("authentication refused: {why}"));
+            peer.refusal = Some(why);
         }
         if let Some(endpoint) = self.endpoints.get_mut(&local) {
             endpoint.refuse_peer_keys(Instant::now(), handle);
@@ -238,11 +266,13 @@ impl Agent {
             return; // an older or refused IKE SA of this peer
         }
         let had_children = !peer.children.is_empty();
-        let text = match &reason {
-            CloseReason::Local => "closed by us".to_owned(),
-            CloseReason::PeerDeleted => "deleted by the peer".to_owned(),
-            CloseReason::Refused => "refused (no usable key)".to_owned(),
-            CloseReason::Failed(e) => format!("failed: {e}"),
+        let refusal = self.peers.get_mut(&addr).and_then(|p| p.refusal.take());
+        let text = match (&reason, refusal) {
+            (CloseReason::Local, _) => "closed by us".to_owned(),
+            (CloseReason::PeerDeleted, _) => "deleted by the peer".to_owned(),
+            (_, Some(why)) => format!("authentication refused: {why}"),
+            (CloseReason::Refused, None) => "refused (no usable key)".to_owned(),
+            (CloseReason::Failed(e), None) => e.to_string(),
         };
         self.event("ike-closed", Some(addr), format!("IKE SA {text}"));
         if let Some(peer) = self.peers.get_mut(&addr) {

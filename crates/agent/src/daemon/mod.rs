@@ -39,6 +39,7 @@ pub(crate) enum Input {
     Kernel(oe_kernel::Event),
     Datagram(sockets::Datagram),
     Dns { name: String, result: Result<oe_dns::Answer, oe_dns::LookupError> },
+    Addresses { query: String, outcome: dnsq::AddrOutcome },
     Query(Query),
     Explained { host: String, addrs: Vec<IpAddr>, reply: oneshot::Sender<Response> },
 }
@@ -163,6 +164,7 @@ async fn handle(agent: &mut agent::Agent, input: Input) {
             agent.drain(local).await;
         }
         Input::Dns { name, result } => agent.on_dns(name, result).await,
+        Input::Addresses { query, outcome } => agent.on_addresses(query, outcome).await,
         Input::Query(query) => answer(agent, query),
         Input::Explained { host, addrs, reply } => {
             let _ = reply.send(Response::ok(agent.explain_report(&host, &addrs)));

@@ -98,6 +98,8 @@ pub(crate) struct Peer {
     pub(crate) pending_key: Option<(SaHandle, PendingKey)>,
     /// The `seq` of the ACQUIRE that started the negotiation (its larval state holds the flow).
     pub(crate) acquire_seq: Option<u32>,
+    /// Why the agent refused the peer's identity or key, if it did (the engine only knows "refused").
+    pub(crate) refusal: Option<String>,
 }
 
 /// What a paused IKE_AUTH needs from DNS before the peer's signature can be checked.
@@ -130,6 +132,7 @@ impl Peer {
             deadline: None,
             pending_key: None,
             acquire_seq: None,
+            refusal: None,
         }
     }
 
