@@ -6,7 +6,10 @@
 //! - [`Validator`]: the validating lookup (hickory's DNSSEC validator over a work-limiting
 //!   [`guard`](WorkLimits) over hickory's name server pool); [`AnchorSet`]: trust anchors.
 //! - [`KeyCache`]: outcomes cached for their validated lifetime, concurrent lookups of one name
-//!   coalesced, bounded, with a [`CacheSnapshot`] for the status socket.
+//!   coalesced, bounded, with a [`CacheSnapshot`] for the status socket; validated addresses
+//!   ([`AddressAnswer`], A and AAAA) in a second table, for binding names to peer addresses.
+//! - [`trigger`]: the DNS trigger, a local DNS stub that starts IKE while an application's name
+//!   lookup is in flight ([`trigger::Stub`], [`trigger::TriggerHook`]).
 //!
 //! Contract: only a key from a `Secure` answer may authenticate a peer; insecure, absent, bogus
 //! and failed lookups are distinct outcomes the agent's policy acts on. Nothing here decides
@@ -33,6 +36,7 @@ mod config;
 mod guard;
 pub mod ipseckey;
 mod target;
+pub mod trigger;
 mod validator;
 mod wildcard;
 
