@@ -38,7 +38,7 @@ pub(crate) enum Payload {
 pub(crate) fn parse_payload(kind: u16, body: &[u8]) -> Result<Payload, ParseError> {
     Ok(match kind {
         XFRM_MSG_NEWSA | XFRM_MSG_UPDSA => Payload::Sa(sa(body)?),
-        XFRM_MSG_NEWPOLICY | XFRM_MSG_UPDPOLICY => Payload::Policy(policy(body)?),
+        XFRM_MSG_NEWPOLICY | XFRM_MSG_UPDPOLICY => policy(body)?.map_or(Payload::Other, Payload::Policy),
         XFRM_MSG_ACQUIRE => Payload::Event(Event::Acquire(acquire(body)?)),
         XFRM_MSG_EXPIRE => Payload::Event(Event::Expire(expire(body)?)),
         XFRM_MSG_POLEXPIRE => Payload::Event(Event::PolicyExpire(polexpire(body)?)),
@@ -148,11 +148,18 @@ fn counters(cur: &netlink_packet_xfrm::Lifetime) -> Counters {
     }
 }
 
-fn policy(body: &[u8]) -> Result<PolicyInfo, ParseError> {
+/// A policy, or `None` for a per-socket policy (directions `XFRM_POLICY_MAX + dir`, as set with
+/// IP_XFRM_POLICY): dumps list them, but they belong to sockets, not to anyone's policy table.
+fn policy(body: &[u8]) -> Result<Option<PolicyInfo>, ParseError> {
     const WHAT: &str = "XFRM_MSG_NEWPOLICY";
+    /// `XFRM_POLICY_MAX`: socket policies use directions from here on.
+    const SOCKET_POLICY_DIRECTION: u8 = 3;
     need(WHAT, body, XFRM_USER_POLICY_INFO_LEN)?;
     let msg = PolicyMessage::parse(body).map_err(decode(WHAT))?;
-    policy_info(WHAT, &msg.user_policy_info, &msg.nlas)
+    if msg.user_policy_info.direction >= SOCKET_POLICY_DIRECTION {
+        return Ok(None);
+    }
+    policy_info(WHAT, &msg.user_policy_info, &msg.nlas).map(Some)
 }
 
 fn policy_info(
@@ -300,6 +307,21 @@ mod tests {
             parse_payload(XFRM_MSG_ACQUIRE, &body),
             Err(ParseError::Family { family: 0, .. })
         ));
+    }
+
+    #[test]
+    fn socket_policies_in_dumps_are_skipped_not_errors() {
+        use netlink_packet_core::Emitable;
+        for direction in [3u8, 4, 5] {
+            let mut info = UserPolicyInfo::default();
+            info.selector.family = 2;
+            info.direction = direction;
+            let msg = PolicyMessage { user_policy_info: info, nlas: vec![] };
+            let mut buf = vec![0; msg.buffer_len()];
+            msg.emit(&mut buf);
+            let parsed = parse_payload(XFRM_MSG_NEWPOLICY, &buf);
+            assert!(matches!(parsed, Ok(Payload::Other)), "direction {direction}: {parsed:?}");
+        }
     }
 
     #[test]
