@@ -71,6 +71,20 @@ pub fn rerun_in_guest(test: &str) {
     );
 }
 
+/// Runs this program again, with the same arguments, inside a fresh UML guest, with the guest's console on
+/// our stdout; returns the guest's exit status. For programs (demos, benches) rather than tests.
+pub fn exec_self_in_guest() -> std::process::ExitStatus {
+    require();
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    Command::new(runner())
+        .arg(&exe)
+        .args(std::env::args_os().skip(1))
+        .env(GUEST_ENV, "1")
+        .env("OE_UML_ENV", passed_env_names())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", runner().display()))
+}
+
 /// Names of host variables the guest inherits: ours, and the usual Rust diagnostics.
 fn passed_env_names() -> String {
     let mut names: Vec<String> = std::env::vars_os()

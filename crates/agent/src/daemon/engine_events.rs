@@ -277,7 +277,10 @@ impl Agent {
         self.event("ike-closed", Some(addr), format!("IKE SA {text}"));
         if let Some(peer) = self.peers.get_mut(&addr) {
             peer.ike = None;
-            peer.last_ike = Some(text.clone());
+            // After a failure the failure's reason stays what `explain` shows.
+            if !matches!(peer.phase, Phase::Failed { .. }) {
+                peer.last_ike = Some(text.clone());
+            }
         }
         let phase = self.peers.get(&addr).map(|p| p.phase.clone());
         match phase {

@@ -52,32 +52,40 @@ impl Agent {
         }
     }
 
-    /// Tears down child SAs that carried nothing in either direction for the idle timeout. Traffic in one
-    /// direction only is not idle.
-    pub(crate) async fn idle_check(&mut self) {
-        let idle_timeout = self.config.ike.idle_timeout;
-        if idle_timeout.is_zero() {
-            return;
-        }
+    /// Reads every child SA's counters from the kernel (both directions) and notes when they last moved.
+    /// Returns, per peer, the inbound SPIs of children whose counters have not moved for `idle`.
+    pub(crate) async fn refresh_counters(&mut self, idle: Option<Duration>) -> Vec<(IpAddr, IpAddr, Vec<u32>)> {
         let now = Instant::now();
         let peers: Vec<(IpAddr, IpAddr)> = self.peers.values().filter(|p| !p.children.is_empty()).map(|p| (p.addr, p.local)).collect();
+        let mut out = Vec::new();
         for (addr, local) in peers {
             let spis: Vec<(u32, u32)> = self.peers.get(&addr).map(|p| p.children.iter().map(|c| (c.inbound_spi, c.outbound_spi)).collect()).unwrap_or_default();
-            let mut idle = Vec::new();
+            let mut idle_children = Vec::new();
             for (inbound, outbound) in spis {
-                let bytes_in = self.kernel.get_sa(SaId::esp(local, Spi(inbound))).await.map(|s| (s.current.bytes, s.current.packets));
-                let bytes_out = self.kernel.get_sa(SaId::esp(addr, Spi(outbound))).await.map(|s| (s.current.bytes, s.current.packets));
-                let (Ok((bin, pin)), Ok((bout, pout))) = (bytes_in, bytes_out) else { continue };
+                let rx = self.kernel.get_sa(SaId::esp(local, Spi(inbound))).await.map(|s| (s.current.bytes, s.current.packets));
+                let tx = self.kernel.get_sa(SaId::esp(addr, Spi(outbound))).await.map(|s| (s.current.bytes, s.current.packets));
+                let (Ok((bin, pin)), Ok((bout, pout))) = (rx, tx) else { continue };
                 let Some(child) = self.peers.get_mut(&addr).and_then(|p| p.children.iter_mut().find(|c| c.inbound_spi == inbound)) else { continue };
                 child.packets = (pin, pout);
                 if (bin, bout) != child.last_bytes {
                     child.last_bytes = (bin, bout);
                     child.last_change = now;
-                } else if now.duration_since(child.last_change) >= idle_timeout {
-                    idle.push(inbound);
+                } else if idle.is_some_and(|t| now.duration_since(child.last_change) >= t) {
+                    idle_children.push(inbound);
                 }
             }
-            self.tear_down_idle(addr, local, idle).await;
+            out.push((addr, local, idle_children));
+        }
+        out
+    }
+
+    /// Tears down child SAs that carried nothing in either direction for the idle timeout. Traffic in one
+    /// direction only is not idle.
+    pub(crate) async fn idle_check(&mut self) {
+        let idle_timeout = self.config.ike.idle_timeout;
+        let idle = (!idle_timeout.is_zero()).then_some(idle_timeout);
+        for (addr, local, idle_children) in self.refresh_counters(idle).await {
+            self.tear_down_idle(addr, local, idle_children).await;
         }
     }
 

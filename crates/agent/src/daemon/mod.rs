@@ -165,7 +165,13 @@ async fn handle(agent: &mut agent::Agent, input: Input) {
         }
         Input::Dns { name, result } => agent.on_dns(name, result).await,
         Input::Addresses { query, outcome } => agent.on_addresses(query, outcome).await,
-        Input::Query(query) => answer(agent, query),
+        Input::Query(query) => {
+            if matches!(query.request, Request::Peers | Request::Status | Request::Explain { .. }) {
+                // Byte counters and idle times as the kernel has them now.
+                agent.refresh_counters(None).await;
+            }
+            answer(agent, query);
+        }
         Input::Explained { host, addrs, reply } => {
             let _ = reply.send(Response::ok(agent.explain_report(&host, &addrs)));
         }
@@ -248,7 +254,7 @@ fn load_identity(config: &Config) -> Result<(agent::LocalId, Option<Arc<oe_ike::
         if !path.exists() && !matches!(local_id, agent::LocalId::Null) {
             tracing::info!("no identity key at {}: acting as an anonymous client (NULL authentication)", path.display());
         }
-        return Ok((agent::LocalId::Null, None, "none (anonymous)".into()));
+        return Ok((agent::LocalId::Null, None, "none".into()));
     }
     let key = crate::keys::load_private_key(path).map_err(|e| RunError::Key { path: path.clone(), why: e.to_string() })?;
     let description = key.public_key().describe();
