@@ -300,3 +300,29 @@ fn fqdn_identity_is_bound_to_its_validated_addresses() {
     assert!(refused, "{}\n{}", ws.request(r#"{"command":"explain","host":"192.0.2.33"}"#), ws.log());
     assert!(!established(&ws, "192.0.2.33"));
 }
+
+/// The DNS trigger wired into the agent: resolving the server's name through the agent's stub brings the
+/// SA up before any packet is sent, and the answer is returned (held until then).
+#[test]
+fn name_lookup_through_the_stub_brings_the_sa_up_first() {
+    if !uml::in_guest() {
+        return uml::rerun_in_guest("name_lookup_through_the_stub_brings_the_sa_up_first");
+    }
+    let bed = bed();
+    let _srv = Agent::start(&bed.srv, &server_config(&bed.lanbed));
+    let ws = Agent::start(&bed.ws, &workstation_config(&bed.lanbed, "[trigger]\nlisten = [\"127.0.2.53:53\"]\nhold = \"2s\"\n"));
+    let started = Instant::now();
+    let out = bed.ws.cmd("dig").args(["+short", "+time=5", "@127.0.2.53", "host.ed.example", "A"]).output().unwrap();
+    let answered = started.elapsed();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), SRV4, "the stub returns the answer: {out:?}");
+    assert!(established(&ws, SRV4), "the SA was up when the answer came back ({answered:?}):\n{}", ws.log());
+    let status = ws.request(r#"{"command":"status"}"#);
+    assert_eq!(status["result"]["trigger"]["secure_keys"], 1, "{status}");
+    assert_eq!(status["result"]["counters"]["acquires"], 0, "no packet was needed: {status}");
+    let explain = ws.request(r#"{"command":"explain","host":"host.ed.example"}"#).to_string();
+    assert!(explain.contains("DNS trigger") || explain.contains("secure"), "{explain}");
+    // A name without a key is answered at once and triggers nothing.
+    let out = bed.ws.cmd("dig").args(["+short", "+time=5", "@127.0.2.53", "nokey.ed.example", "A"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), NOKEY4);
+    assert!(!established(&ws, NOKEY4));
+}

@@ -304,6 +304,14 @@ pub fn render_status(s: &StatusReport) -> String {
     if let Some(reason) = &s.degraded_reason {
         rows.insert(1, ("degraded", reason.clone()));
     }
+    if let Some(t) = &s.trigger {
+        rows.push(("DNS trigger", format!(
+            "on {}: {} queries, {} opportunistic, {} with a secure key, {} held (mean {:.0} ms, {} expired), \
+             {} without key, {} insecure, {} bogus",
+            t.listen.join(" "), t.queries, t.opportunistic, t.secure_keys, t.held, t.hold_mean_ms,
+            t.hold_expired, t.no_key, t.insecure, t.bogus
+        )));
+    }
     labelled(&rows)
 }
 
@@ -430,6 +438,9 @@ pub fn render_dns_cache(entries: &[DnsCacheEntry]) -> String {
 /// `oe explain HOST`: for each address, the group, DNS, IKE, what is installed, and a verdict.
 pub fn render_explain(report: &ExplainReport) -> String {
     let mut text = format!("{}\n", report.host);
+    for t in &report.trigger {
+        let _ = writeln!(text, "  DNS trigger: {t}");
+    }
     if report.addresses.is_empty() {
         text.push_str("  no addresses: nothing to explain\n");
     }
@@ -625,6 +636,7 @@ mod tests {
                 ..Counters::default()
             },
             degraded_reason: Some("the kernel cannot install ESP SAs".into()),
+            trigger: None,
         }
     }
 
@@ -787,6 +799,7 @@ PEER       ESP             SPI IN    SPI OUT   SELECTORS                BYTES IN
     #[test]
     fn explain_lists_each_address() {
         let report = ExplainReport {
+            trigger: vec![],
             host: "server.example.org".into(),
             addresses: vec![AddressExplanation {
                 address: "192.0.2.2".parse().unwrap(),
@@ -811,6 +824,7 @@ server.example.org
 ";
         assert_eq!(text, expected);
         let none = ExplainReport {
+            trigger: vec![],
             host: "nowhere.example".into(),
             addresses: vec![],
         };

@@ -43,6 +43,8 @@ pub struct Config {
     #[serde(default)]
     pub kernel: Kernel,
     #[serde(default)]
+    pub trigger: Trigger,
+    #[serde(default)]
     pub status: Status,
     #[serde(default)]
     pub log: Log,
@@ -124,6 +126,31 @@ pub struct Dns {
 #[serde(deny_unknown_fields, default)]
 pub struct Kernel {
     pub queue_first_packet: bool,
+}
+
+/// `[trigger]`: the DNS trigger's local stub resolver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Trigger {
+    pub enabled: bool,
+    pub listen: Vec<String>,
+    /// Resolvers the stub forwards to; empty means `[dns] upstreams`, else /etc/resolv.conf's.
+    pub upstreams: Vec<String>,
+    #[serde(with = "humantime_serde")]
+    pub hold: Duration,
+    pub fail_closed: bool,
+}
+
+impl Default for Trigger {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: vec!["127.0.2.53:53".into()],
+            upstreams: vec![],
+            hold: Duration::from_millis(400),
+            fail_closed: false,
+        }
+    }
 }
 
 /// `[status]`

@@ -78,6 +78,12 @@ pub(crate) struct Agent {
     /// The reqid of this run's trap policies, fresh per start (see [`trap_reqid_for_this_run`]).
     pub(crate) trap_reqid: Reqid,
     pub(crate) stopping: bool,
+    /// Keys the DNS trigger learned, by name, bound to the name's validated addresses.
+    pub(crate) bound_keys: super::trigger::BoundKeyTable,
+    /// The DNS trigger's stub, when enabled.
+    pub(crate) stub: Option<oe_dns::trigger::Stub>,
+    /// What the stub's hook reads (updated on reload).
+    pub(crate) trigger_view: Option<Arc<std::sync::RwLock<super::trigger::View>>>,
     pub(crate) tx: mpsc::Sender<Input>,
 }
 

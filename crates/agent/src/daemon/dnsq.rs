@@ -105,6 +105,11 @@ impl DnsService {
         });
     }
 
+    /// The shared cache (the DNS trigger's stub uses it too, so both paths see the same outcomes).
+    pub(crate) fn cache(&self) -> KeyCache<Validator> {
+        self.cache.clone()
+    }
+
     /// Records a finished lookup; returns its outcome.
     pub(crate) fn complete(&mut self, name: &str, result: &Result<Answer, LookupError>) -> KeyOutcome {
         let outcome = KeyOutcome::from_result(result);

@@ -71,6 +71,9 @@ impl Agent {
     /// The engine must verify the peer's AUTH: find its key in DNS (reverse zone for an address identity,
     /// the name itself for an FQDN identity). Only SECURE keys are ever supplied.
     fn need_peer_key(&mut self, local: IpAddr, handle: SaHandle, remote: IpAddr, identity: Identity) {
+        if self.supply_bound_keys(local, handle, remote, &identity) {
+            return;
+        }
         let pending = match &identity {
             Identity::Ipv4(a) if IpAddr::V4(*a) == remote => PendingKey::Reverse { name: super::dnsq::key(&LookupTarget::Reverse(remote)) },
             Identity::Ipv6(a) if IpAddr::V6(*a) == remote => PendingKey::Reverse { name: super::dnsq::key(&LookupTarget::Reverse(remote)) },
@@ -98,6 +101,27 @@ impl Agent {
             }
         }
         self.try_answer_key(remote);
+    }
+
+    /// Keys the DNS trigger already bound to this address (the name's SECURE key and SECURE addresses),
+    /// for a peer proving that name or the address itself.
+    fn supply_bound_keys(&mut self, local: IpAddr, handle: SaHandle, remote: IpAddr, identity: &Identity) -> bool {
+        let name = match identity {
+            Identity::Fqdn(n) => Some(n.as_str()),
+            Identity::Ipv4(a) if IpAddr::V4(*a) == remote => None,
+            Identity::Ipv6(a) if IpAddr::V6(*a) == remote => None,
+            _ => return false,
+        };
+        let Some((owner, bound)) = self.bound_keys_for(remote, name) else { return false };
+        let how = format!("{} key from DNSSEC ({owner}, secure; bound to {remote} by the DNS trigger)", bound.described.join("/"));
+        if let Some(peer) = self.peers.get_mut(&remote) {
+            peer.peer_id = Some(identity_text(identity));
+            peer.authentication = Some(how);
+        }
+        if let Some(endpoint) = self.endpoints.get_mut(&local) {
+            endpoint.supply_peer_keys(Instant::now(), handle, bound.keys);
+        }
+        true
     }
 
     /// Asks DNS for `target` on behalf of a paused exchange.

@@ -18,28 +18,46 @@ impl Agent {
         self.counters.acquires += 1;
         let flow = acquire.flow;
         let matched = self.table.classify(flow.dst, flow.proto, flow.dst_port);
-        if self.peers.contains_key(&flow.dst) || !matched.group.initiates() || self.stopping {
-            // A negotiation, an SA or a shunt already covers this host; the kernel asks again meanwhile.
+        if let Some(peer) = self.peers.get_mut(&flow.dst) {
+            // A negotiation, an SA or a shunt already covers this host; remember the larval state so the
+            // SA replaces it (a trigger may have started the negotiation before the first packet).
+            peer.acquire_seq.get_or_insert(acquire.seq);
             return;
         }
+        if !matched.group.initiates() || self.stopping {
+            return;
+        }
+        let cause = format!(
+            "traffic from {} to {} (proto {}, port {}) matched {}",
+            flow.src, flow.dst, flow.proto, flow.dst_port, describe_match(&matched)
+        );
+        self.start_initiator(flow.src, flow.dst, matched, Some(acquire.seq), cause).await;
+    }
+
+    /// Starts negotiating with `addr` from `local`: the negotiation shunt, the reverse-zone IPSECKEY lookup
+    /// and IKE_SA_INIT side by side, and the negotiation deadline.
+    pub(crate) async fn start_initiator(
+        &mut self,
+        local: IpAddr,
+        addr: IpAddr,
+        matched: crate::config::Match,
+        acquire_seq: Option<u32>,
+        cause: String,
+    ) {
         let now = Instant::now();
         let reqid = self.alloc_reqid();
-        let mut peer = Peer::new(flow.dst, flow.src, matched, reqid, Role::Initiator, now);
+        let mut peer = Peer::new(addr, local, matched, reqid, Role::Initiator, now);
         peer.deadline = Some(now + self.config.shunts.negotiation_timeout);
-        peer.acquire_seq = Some(acquire.seq);
-        self.peers.insert(flow.dst, peer);
+        peer.acquire_seq = acquire_seq;
+        self.peers.insert(addr, peer);
         self.counters.negotiations_started += 1;
-        self.event("acquire", Some(flow.dst), format!(
-            "traffic from {} to {} (proto {}, port {}) matched {}; negotiating",
-            flow.src, flow.dst, flow.proto, flow.dst_port, describe_match(&matched)
-        ));
-        self.install_negotiation_shunt(flow.dst).await;
-        self.lookup_for_peer(flow.dst, LookupTarget::Reverse(flow.dst));
+        self.event("acquire", Some(addr), format!("{cause}; negotiating"));
+        self.install_negotiation_shunt(addr).await;
+        self.lookup_for_peer(addr, LookupTarget::Reverse(addr));
         let port = self.config.ike.port;
-        let local = flow.src;
-        let handle = self.endpoint(local).connect(now, SocketAddr::new(local, port), SocketAddr::new(flow.dst, port));
-        self.sa_index.insert((local, handle), flow.dst);
-        if let Some(peer) = self.peers.get_mut(&flow.dst) {
+        let handle = self.endpoint(local).connect(now, SocketAddr::new(local, port), SocketAddr::new(addr, port));
+        self.sa_index.insert((local, handle), addr);
+        if let Some(peer) = self.peers.get_mut(&addr) {
             peer.ike = Some(handle);
         }
         self.drain(local).await;
@@ -153,6 +171,7 @@ impl Agent {
         }
         peer.phase = Phase::Failed { at: Instant::now(), reason: reason.clone() };
         peer.deadline = None;
+        super::trigger::release_waiters(&mut peer.waiters);
         peer.last_ike = Some(format!("failed: {reason}"));
         let (role, group) = (peer.role, peer.group.group);
         self.counters.negotiations_failed += 1;

@@ -44,6 +44,7 @@ impl Agent {
             last_change: now,
             packets: (0, 0),
         });
+        super::trigger::release_waiters(&mut peer.waiters);
         let first = !matches!(peer.phase, Phase::Established { .. });
         peer.phase = Phase::Established { since: now };
         peer.deadline = None;

@@ -145,6 +145,12 @@ impl Agent {
                 self.config = config;
                 self.table = table;
                 crate::service::logging::reload(&self.config.log);
+                if let Some(view) = &self.trigger_view {
+                    if let Ok(mut v) = view.write() {
+                        v.table = self.table.clone();
+                        v.fail_closed = self.config.trigger.fail_closed;
+                    }
+                }
                 self.remove_base_policies().await;
                 self.install_base_policies().await;
                 self.event("reload", None, format!("configuration reloaded from {}", path.display()));
@@ -166,6 +172,9 @@ impl Agent {
         let locals: Vec<IpAddr> = self.endpoints.keys().copied().collect();
         for local in locals {
             self.drain(local).await;
+        }
+        if let Some(stub) = self.stub.take() {
+            stub.shutdown().await;
         }
         // Give the DELETE requests a moment on the wire before their SAs go.
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -16,6 +16,7 @@ mod lifecycle;
 mod report;
 mod sockets;
 mod state;
+mod trigger;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -42,6 +43,8 @@ pub(crate) enum Input {
     Addresses { query: String, outcome: dnsq::AddrOutcome },
     Query(Query),
     Explained { host: String, addrs: Vec<IpAddr>, reply: oneshot::Sender<Response> },
+    Trigger { name: String, bound: trigger::BoundKeys, done: oneshot::Sender<()> },
+    TriggerRecord(oe_dns::trigger::TriggerEvent),
 }
 
 /// Why the agent could not start.
@@ -63,6 +66,8 @@ pub enum RunError {
     StatusSocket { path: PathBuf, source: std::io::Error },
     #[error("DNS: {0}")]
     Dns(String),
+    #[error("DNS trigger: {0}")]
+    Trigger(String),
 }
 
 /// Runs the agent until SIGTERM or SIGINT.
@@ -109,8 +114,12 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Run
         trap_reqid: agent::trap_reqid_for_this_run(&ownership),
         stopping: false,
         tx: tx.clone(),
+        bound_keys: HashMap::new(),
+        stub: None,
+        trigger_view: None,
     };
     agent.install_base_policies().await;
+    start_trigger(&mut agent).await?;
     let status = match &agent.esp {
         Ok(()) => "encrypting opportunistically".to_owned(),
         Err(why) => format!("degraded: {why}; serving status and lookups"),
@@ -172,6 +181,8 @@ async fn handle(agent: &mut agent::Agent, input: Input) {
             }
             answer(agent, query);
         }
+        Input::Trigger { name, bound, done } => agent.on_trigger(name, bound, done).await,
+        Input::TriggerRecord(event) => agent.on_trigger_record(event),
         Input::Explained { host, addrs, reply } => {
             let _ = reply.send(Response::ok(agent.explain_report(&host, &addrs)));
         }
@@ -196,22 +207,85 @@ fn answer(agent: &agent::Agent, query: Query) {
     let _ = query.reply.send(Response::ok(report));
 }
 
-/// `explain NAME`: resolve the name (off the core task), then explain each address.
+/// `explain NAME`: resolve the name through the agent's own validating resolver (falling back to the
+/// system's), off the core task, then explain each address.
 fn resolve_then_explain(agent: &agent::Agent, host: String, reply: oneshot::Sender<Response>) {
     let tx = agent.tx.clone();
+    let cache = agent.dns.cache();
     tokio::spawn(async move {
-        let found: Result<Vec<IpAddr>, std::io::Error> =
-            tokio::net::lookup_host((host.as_str(), 0)).await.map(|addrs| addrs.map(|a| a.ip()).collect());
-        match found {
-            Ok(mut addrs) => {
-                addrs.dedup();
-                let _ = tx.send(Input::Explained { host, addrs, reply }).await;
-            }
-            Err(e) => {
-                let _ = reply.send(Response::error(ErrorCode::BadRequest, format!("cannot resolve {host}: {e}")));
+        let mut addrs = match host.parse::<oe_dns::LookupTarget>() {
+            Ok(oe_dns::LookupTarget::Forward(name)) => match &*cache.get_addresses(&name).await {
+                Ok(oe_dns::AddressAnswer::Secure { addrs, .. } | oe_dns::AddressAnswer::Insecure { addrs, .. }) => addrs.clone(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        if addrs.is_empty() {
+            if let Ok(found) = tokio::net::lookup_host((host.as_str(), 0)).await {
+                addrs = found.map(|a| a.ip()).collect();
             }
         }
+        addrs.dedup();
+        if addrs.is_empty() {
+            let _ = reply.send(Response::error(ErrorCode::BadRequest, format!("cannot resolve {host}")));
+        } else {
+            let _ = tx.send(Input::Explained { host, addrs, reply }).await;
+        }
     });
+}
+
+/// Starts the DNS trigger's stub on its loopback address, forwarding to the configured resolvers (never to
+/// itself), sharing the agent's validated-DNS cache; its upstream sockets bypass IPsec.
+async fn start_trigger(agent: &mut agent::Agent) -> Result<(), RunError> {
+    let cfg = agent.config.trigger.clone();
+    if !cfg.enabled {
+        return Ok(());
+    }
+    let listen: Vec<std::net::SocketAddr> = cfg
+        .listen
+        .iter()
+        .map(|s| oe_dns::parse_server(s, 53))
+        .collect::<Result<_, _>>()
+        .map_err(RunError::Trigger)?;
+    let upstreams = trigger_upstreams(&agent.config, &listen)?;
+    if upstreams.is_empty() {
+        tracing::warn!("DNS trigger disabled: no upstream resolver other than the stub itself");
+        return Ok(());
+    }
+    let listeners = oe_dns::trigger::Listeners::bind(&listen)
+        .await
+        .map_err(|e| RunError::Trigger(format!("cannot listen on {listen:?}: {e}")))?;
+    let view = Arc::new(std::sync::RwLock::new(trigger::View {
+        table: agent.table.clone(),
+        active: agent.esp.is_ok(),
+        fail_closed: cfg.fail_closed,
+    }));
+    let bypass: oe_dns::trigger::SocketHook = Arc::new(|fd| oe_kernel::socket::bypass_ipsec(&fd));
+    let stub_config = oe_dns::trigger::StubConfig {
+        listen: listen.clone(),
+        upstreams,
+        hold: cfg.hold,
+        upstream_socket: Some(bypass),
+        ..oe_dns::trigger::StubConfig::default()
+    };
+    let hook = Arc::new(trigger::AgentHook { view: view.clone(), tx: agent.tx.clone() });
+    let stub = oe_dns::trigger::Stub::serve(stub_config, listeners, agent.dns.cache(), hook)
+        .map_err(|e| RunError::Trigger(e.to_string()))?;
+    tracing::info!("DNS trigger listening on {:?}", stub.local_addrs());
+    agent.stub = Some(stub);
+    agent.trigger_view = Some(view);
+    Ok(())
+}
+
+fn trigger_upstreams(config: &Config, listen: &[std::net::SocketAddr]) -> Result<Vec<std::net::SocketAddr>, RunError> {
+    let own: Vec<IpAddr> = listen.iter().map(std::net::SocketAddr::ip).collect();
+    let named = if config.trigger.upstreams.is_empty() { &config.dns.upstreams } else { &config.trigger.upstreams };
+    let servers: Vec<std::net::SocketAddr> = if named.is_empty() {
+        dns_server_addresses(config).into_iter().map(|ip| std::net::SocketAddr::new(ip, 53)).collect()
+    } else {
+        named.iter().map(|s| oe_dns::parse_server(s, 53)).collect::<Result<_, _>>().map_err(RunError::Trigger)?
+    };
+    Ok(servers.into_iter().filter(|s| !own.contains(&s.ip())).collect())
 }
 
 /// The group table plus the DNS upstreams in `clear` (queries to them must never wait for IKE).

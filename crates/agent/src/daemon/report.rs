@@ -41,6 +41,7 @@ impl Agent {
             degraded_reason: self.esp.as_ref().err().map(|why| {
                 format!("{why}; no trap policies are installed, so nothing is encrypted or held; status and lookups work")
             }),
+            trigger: self.stub.as_ref().map(trigger_summary),
         })
     }
 
@@ -96,7 +97,20 @@ impl Agent {
     /// Why each of `addrs` (what `host` names) is or is not encrypted.
     pub(crate) fn explain_report(&self, host: &str, addrs: &[IpAddr]) -> Report {
         let addresses = addrs.iter().map(|a| self.explain_address(*a)).collect();
-        Report::Explain(ExplainReport { host: host.to_owned(), addresses })
+        let name = host.trim_end_matches('.').to_ascii_lowercase();
+        let trigger = self
+            .stub
+            .as_ref()
+            .map(|stub| {
+                stub.stats()
+                    .recent
+                    .iter()
+                    .filter(|e| e.name.trim_end_matches('.').eq_ignore_ascii_case(&name))
+                    .map(|e| format!("{} {}: {} (answer held {} ms)", e.name, e.qtype, e.decision.word(), e.held_us / 1000))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Report::Explain(ExplainReport { host: host.to_owned(), trigger, addresses })
     }
 
     fn explain_address(&self, addr: IpAddr) -> AddressExplanation {
@@ -120,6 +134,25 @@ impl Agent {
             current,
             verdict,
         }
+    }
+}
+
+fn trigger_summary(stub: &oe_dns::trigger::Stub) -> crate::status::protocol::TriggerSummary {
+    let stats = stub.stats();
+    let c = &stats.counters;
+    crate::status::protocol::TriggerSummary {
+        listen: stub.local_addrs().iter().map(ToString::to_string).collect(),
+        queries: c.udp_queries + c.tcp_queries,
+        opportunistic: c.opportunistic,
+        secure_keys: c.secure_keys,
+        held: c.held,
+        hold_mean_ms: stats.hold_mean_us as f64 / 1000.0,
+        hold_expired: c.hold_expired,
+        no_key: c.no_key,
+        insecure: c.insecure,
+        bogus: c.bogus,
+        formerr: c.formerr,
+        upstream_failures: c.upstream_failures,
     }
 }
 

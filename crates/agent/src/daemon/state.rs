@@ -74,7 +74,7 @@ pub(crate) struct DnsNote {
 }
 
 /// Everything about one peer address.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Peer {
     pub(crate) addr: IpAddr,
     pub(crate) local: IpAddr,
@@ -100,6 +100,8 @@ pub(crate) struct Peer {
     pub(crate) acquire_seq: Option<u32>,
     /// Why the agent refused the peer's identity or key, if it did (the engine only knows "refused").
     pub(crate) refusal: Option<String>,
+    /// DNS answers the trigger holds until this negotiation ends.
+    pub(crate) waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// What a paused IKE_AUTH needs from DNS before the peer's signature can be checked.
@@ -133,6 +135,7 @@ impl Peer {
             pending_key: None,
             acquire_seq: None,
             refusal: None,
+            waiters: Vec::new(),
         }
     }
 

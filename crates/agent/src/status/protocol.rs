@@ -141,6 +141,34 @@ pub struct StatusReport {
     /// Why the agent is degraded, if it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub degraded_reason: Option<String>,
+    /// The DNS trigger's stub, when it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<TriggerSummary>,
+}
+
+/// The DNS trigger's stub in `status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TriggerSummary {
+    pub listen: Vec<String>,
+    /// Queries received (UDP and TCP).
+    pub queries: u64,
+    /// A/AAAA answers in an opportunistic group (an IPSECKEY lookup ran beside them).
+    pub opportunistic: u64,
+    /// Of those, names with a SECURE key (IKE started from the answer).
+    pub secure_keys: u64,
+    /// Answers held for IKE, and their mean hold in milliseconds.
+    pub held: u64,
+    pub hold_mean_ms: f64,
+    /// Holds that ran out of time before the SA was up.
+    pub hold_expired: u64,
+    /// Names without keys, with insecure keys, with bogus keys (never used).
+    pub no_key: u64,
+    pub insecure: u64,
+    pub bogus: u64,
+    /// Malformed queries answered FORMERR.
+    pub formerr: u64,
+    /// Queries no upstream answered.
+    pub upstream_failures: u64,
 }
 
 /// What the kernel can do.
@@ -241,6 +269,9 @@ pub struct DnsCacheEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExplainReport {
     pub host: String,
+    /// The DNS trigger's latest decisions for this name, if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trigger: Vec<String>,
     /// The addresses explained (the host itself, or what its name resolved to).
     pub addresses: Vec<AddressExplanation>,
 }
