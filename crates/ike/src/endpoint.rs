@@ -295,7 +295,9 @@ impl Endpoint {
             if sa.peer_keys == PeerKeys::Waiting {
                 sa.peer_keys = PeerKeys::Refused;
                 sa.resume(ctx);
-                if sa.core.initiator && !sa.is_closed() {
+                // The initiator is now telling the responder (AUTHENTICATION_FAILED + Delete) and
+                // closes when that is answered; anything else still open closes now.
+                if sa.core.initiator && !sa.is_closed() && sa.phase != Phase::Closing {
                     sa.close(ctx, CloseReason::Refused);
                 }
             }

@@ -63,7 +63,9 @@ impl From<CryptoError> for Error {
             CryptoError::BadSignature
             | CryptoError::MalformedSignature
             | CryptoError::AlgorithmKeyMismatch
-            | CryptoError::InvalidPublicKey => Self::Peer(PeerError::AuthenticationFailed),
+            | CryptoError::InvalidPublicKey
+            // The peer signed with SHA-1 or DSA (RFC 8247 deprecates them): its fault, not ours.
+            | CryptoError::RefusedSignatureAlgorithm => Self::Peer(PeerError::AuthenticationFailed),
             other => Self::Local(LocalError::Crypto(other)),
         }
     }

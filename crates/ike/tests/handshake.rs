@@ -92,6 +92,25 @@ fn null_auth_refused_by_policy() {
     assert!(p.a.children().is_empty() && p.b.children().is_empty());
 }
 
+/// RFC 7296 2.21.2: the responder installed its child SA when it answered IKE_AUTH; an initiator that then
+/// refuses the responder's key must say so (AUTHENTICATION_FAILED + Delete), or the responder would keep an
+/// SA, and drop the initiator's cleartext, until it noticed the silence.
+#[test]
+fn initiator_refusing_the_responders_key_makes_the_responder_clean_up() {
+    let mut p = Pair::new(
+        config("a", Some("ed25519_a")),
+        config("b", Some("ed25519_b")),
+    );
+    p.a.peer_keys = None; // A's agent finds no secure key for B
+    p.connect();
+    p.drive();
+    assert_eq!(p.a.closed(), Some(&CloseReason::Refused));
+    assert_eq!(p.b.closed(), Some(&CloseReason::PeerDeleted));
+    assert!(p.a.children().is_empty(), "A never installed a child");
+    assert_eq!(p.b.children().len(), 1, "B installed its child when it answered IKE_AUTH");
+    assert!(p.b.live_children().is_empty(), "B removed the child it had installed");
+}
+
 #[test]
 fn agent_refusing_the_key_fails_the_exchange() {
     let mut p = Pair::new(

@@ -245,6 +245,9 @@ impl Agent {
         let Some(reqid) = reqid else { return };
         match self.kernel.alloc_spi(ours, remote, reqid).await {
             Ok(spi) => {
+                if let Some(peer) = self.peers.get_mut(&remote) {
+                    peer.spare_spis.push(spi.0);
+                }
                 if let Some(endpoint) = self.endpoints.get_mut(&local) {
                     endpoint.supply_spi(Instant::now(), handle, spi.0);
                 }

@@ -177,6 +177,7 @@ impl Agent {
         self.counters.negotiations_failed += 1;
         self.event("failed", Some(addr), format!("negotiation with {addr} failed: {reason}"));
         self.remove_host_policies(addr).await;
+        self.release_spare_spis(addr).await;
         if role == Role::Responder {
             self.remove_shunt(addr).await;
             self.peers.remove(&addr);

@@ -33,6 +33,7 @@ impl Agent {
         let now = Instant::now();
         let selectors = format!("{} === {}", child.local, child.remote);
         let Some(peer) = self.peers.get_mut(&addr) else { return };
+        peer.spare_spis.retain(|s| *s != child.inbound_spi);
         peer.children.push(Child {
             inbound_spi: child.inbound_spi,
             outbound_spi: child.outbound_spi,
@@ -108,6 +109,15 @@ impl Agent {
         }
     }
 
+    /// Deletes the larval states of SPIs allocated for children that never came.
+    pub(crate) async fn release_spare_spis(&mut self, addr: IpAddr) {
+        let Some(peer) = self.peers.get_mut(&addr) else { return };
+        let (local, spis) = (peer.local, std::mem::take(&mut peer.spare_spis));
+        for spi in spis {
+            let _ = self.kernel.delete_sa(SaId::esp(local, Spi(spi))).await;
+        }
+    }
+
     /// Removes the host policies that route the peer's traffic into its SAs (the trap applies again).
     pub(crate) async fn remove_host_policies(&mut self, addr: IpAddr) {
         let Some(peer) = self.peers.get(&addr) else { return };
@@ -128,6 +138,7 @@ impl Agent {
         }
         self.remove_host_policies(addr).await;
         self.remove_shunt(addr).await;
+        self.release_spare_spis(addr).await;
         self.peers.remove(&addr);
         self.sa_index.retain(|_, a| *a != addr);
     }

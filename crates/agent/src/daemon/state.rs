@@ -100,6 +100,9 @@ pub(crate) struct Peer {
     pub(crate) acquire_seq: Option<u32>,
     /// Why the agent refused the peer's identity or key, if it did (the engine only knows "refused").
     pub(crate) refusal: Option<String>,
+    /// Inbound SPIs allocated (ALLOCSPI) for this peer and not yet used by an installed child: their larval
+    /// states are deleted when the negotiation ends without them.
+    pub(crate) spare_spis: Vec<u32>,
     /// DNS answers the trigger holds until this negotiation ends.
     pub(crate) waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
@@ -136,6 +139,7 @@ impl Peer {
             acquire_seq: None,
             refusal: None,
             waiters: Vec::new(),
+            spare_spis: Vec::new(),
         }
     }
 

@@ -5,7 +5,7 @@ use super::tasks::{matches_core, Reply, Step};
 use super::{ChildState, Ctx, IkeSa, Phase};
 use crate::error::Error;
 use crate::event::{CloseReason, Event};
-use crate::wire::{DeletePayload, ExchangeType, Message, Payload, ProtocolId};
+use crate::wire::{DeletePayload, ExchangeType, Message, NotifyPayload, NotifyType, Payload, ProtocolId};
 
 pub(crate) fn build_delete_child(sa: &mut IkeSa, spi: u32) -> Step {
     let Some(c) = sa.child_by_inbound(spi) else {
@@ -29,6 +29,17 @@ pub(crate) fn build_delete_ike(sa: &mut IkeSa) -> Step {
         spis: Vec::new(),
     };
     Step::Send(ExchangeType::INFORMATIONAL, vec![Payload::Delete(d)])
+}
+
+/// INFORMATIONAL with AUTHENTICATION_FAILED and a Delete of the IKE SA (RFC 7296 2.21.2, 1.4.1).
+pub(crate) fn build_abort_auth(sa: &mut IkeSa) -> Step {
+    sa.phase = Phase::Closing;
+    let d = DeletePayload {
+        protocol: ProtocolId::IKE,
+        spis: Vec::new(),
+    };
+    let failed = Payload::Notify(NotifyPayload::new(NotifyType::AUTHENTICATION_FAILED, Vec::new()));
+    Step::Send(ExchangeType::INFORMATIONAL, vec![failed, Payload::Delete(d)])
 }
 
 /// Removes a child and tells the agent.

@@ -20,6 +20,10 @@ pub(crate) enum Task {
     IkeRekey(rekey::IkeRekey),
     DeleteChild(u32),
     DeleteIke,
+    /// The initiator could not authenticate the responder after IKE_AUTH: tell it (AUTHENTICATION_FAILED)
+    /// and delete the IKE SA, so the responder removes the child SA it already installed; then close
+    /// with this reason.
+    AbortAuth(CloseReason),
     Liveness,
 }
 
@@ -139,6 +143,7 @@ impl IkeSa {
             Task::IkeRekey(t) => rekey::build_ike(self, ctx, t),
             Task::DeleteChild(spi) => Ok(info::build_delete_child(self, *spi)),
             Task::DeleteIke => Ok(info::build_delete_ike(self)),
+            Task::AbortAuth(_) => Ok(info::build_abort_auth(self)),
             Task::Liveness => Ok(Step::Send(ExchangeType::INFORMATIONAL, Vec::new())),
         }
     }
@@ -203,6 +208,10 @@ impl IkeSa {
             return;
         };
         if active.sends > r.tries {
+            if let Task::AbortAuth(reason) = &active.task {
+                let reason = reason.clone();
+                return self.close(ctx, reason);
+            }
             return self.fail(ctx, LocalError::Timeout.into());
         }
         active.deadline = Some(ctx.now + r.timeout(active.sends));
@@ -253,6 +262,7 @@ impl IkeSa {
     }
 
     fn finish_response(&mut self, ctx: &mut Ctx<'_>, task: Task, mid: u32, payloads: Vec<Payload>) {
+        let was_auth = matches!(task, Task::IkeAuth { .. });
         let result = match task {
             Task::IkeInit => Ok(Outcome::Done),
             Task::IkeAuth { spi } => authx::on_response(self, ctx, spi, payloads),
@@ -268,6 +278,10 @@ impl IkeSa {
             }
             Task::DeleteIke => {
                 self.close(ctx, CloseReason::Local);
+                Ok(Outcome::Done)
+            }
+            Task::AbortAuth(reason) => {
+                self.close(ctx, reason);
                 Ok(Outcome::Done)
             }
             Task::Liveness => Ok(Outcome::Done),
@@ -286,8 +300,30 @@ impl IkeSa {
                 };
                 self.core.tm.active = Some(active);
             }
+            // RFC 7296 2.21.2: the responder already installed its child SA; leaving it would drop our
+            // cleartext to it. Tell it, and delete the IKE SA.
+            // (Not when the response itself was an error notification: then the responder kept nothing.)
+            Err(e)
+                if was_auth
+                    && self.core.initiator
+                    && self.core.keys.is_some()
+                    && !matches!(e, Error::Peer(PeerError::Notified(_))) =>
+            {
+                self.abort_auth(ctx, e)
+            }
             Err(e) => self.fail(ctx, e),
         }
+    }
+
+    /// Queues [`Task::AbortAuth`] in place of everything else.
+    fn abort_auth(&mut self, ctx: &mut Ctx<'_>, e: Error) {
+        let reason = match e {
+            Error::Peer(PeerError::IdentityRefused(_)) => CloseReason::Refused,
+            e => CloseReason::Failed(e),
+        };
+        self.core.tm.queue.clear();
+        self.queue(Task::AbortAuth(reason));
+        self.kick(ctx);
     }
 
     /// A decrypted request from the peer, already checked to carry the expected message ID.
