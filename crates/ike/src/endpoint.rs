@@ -368,6 +368,19 @@ impl Endpoint {
         self.sas.len()
     }
 
+    /// What one IKE SA looks like now (for the agent's status reports); `None` once it is gone.
+    pub fn sa_info(&self, handle: SaHandle) -> Option<crate::event::SaInfo> {
+        let sa = self.sas.get(&handle)?;
+        Some(crate::event::SaInfo {
+            spi_i: sa.core.spi_i,
+            spi_r: sa.core.spi_r,
+            initiator: sa.core.initiator,
+            proposal: sa.core.algs.as_ref().map(crate::proposal::describe),
+            rekey_at: sa.rekey_at,
+            children: sa.children.len(),
+        })
+    }
+
     /// Half-open responder SAs (what the cookie threshold counts).
     pub fn half_open(&self) -> usize {
         self.half_open_count()

@@ -115,3 +115,18 @@ impl core::fmt::Debug for ChildKeys {
         f.write_str("ChildKeys(..)")
     }
 }
+
+/// A read-only view of one IKE SA, for status displays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaInfo {
+    pub spi_i: u64,
+    pub spi_r: u64,
+    /// Whether we initiated it.
+    pub initiator: bool,
+    /// The negotiated IKE algorithms, e.g. `AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519`, once known.
+    pub proposal: Option<String>,
+    /// When the IKE SA will be rekeyed, if scheduled.
+    pub rekey_at: Option<std::time::Instant>,
+    /// Installed child SAs.
+    pub children: usize,
+}

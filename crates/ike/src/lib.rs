@@ -57,4 +57,4 @@ pub use rand_core;
 pub use config::{Config, EspProposal, IkeProposal, Lifetime, LocalAuth, Retransmit};
 pub use endpoint::Endpoint;
 pub use error::{Error, LocalError, PeerError};
-pub use event::{ChildKeys, ChildSa, CloseReason, Event, PeerAuth, SaHandle, Transmit};
+pub use event::{ChildKeys, ChildSa, CloseReason, Event, PeerAuth, SaHandle, SaInfo, Transmit};

@@ -21,6 +21,34 @@ pub(crate) struct IkeAlgs {
     pub(crate) group: DhGroup,
 }
 
+/// strongSwan-style names of negotiated IKE algorithms: `AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519`.
+pub(crate) fn describe(a: &IkeAlgs) -> String {
+    use crate::crypto::{DhGroup, EncrAlg, PrfAlg};
+    let encr = match a.encr {
+        EncrAlg::AesGcm16 { key_bits } => format!("AES_GCM_16_{key_bits}"),
+        EncrAlg::ChaCha20Poly1305 => "CHACHA20_POLY1305".into(),
+        EncrAlg::AesCbc { key_bits } => format!("AES_CBC_{key_bits}/HMAC_SHA2_256_128"),
+        #[allow(unreachable_patterns)]
+        other => format!("{other:?}"),
+    };
+    let prf = match a.prf {
+        PrfAlg::HmacSha256 => "PRF_HMAC_SHA2_256",
+        PrfAlg::HmacSha384 => "PRF_HMAC_SHA2_384",
+        PrfAlg::HmacSha512 => "PRF_HMAC_SHA2_512",
+        #[allow(unreachable_patterns)]
+        _ => "PRF_?",
+    };
+    let group = match a.group {
+        DhGroup::Curve25519 => "CURVE_25519",
+        DhGroup::Ecp256 => "ECP_256",
+        DhGroup::Ecp384 => "ECP_384",
+        DhGroup::Modp2048 => "MODP_2048",
+        #[allow(unreachable_patterns)]
+        _ => "DH_?",
+    };
+    format!("{encr}/{prf}/{group}")
+}
+
 /// The algorithms of an ESP child SA (no ESN).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct EspAlgs {

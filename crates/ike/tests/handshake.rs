@@ -559,3 +559,18 @@ fn nat_detected_and_ike_floats_to_port_4500() {
     );
     assert_eq!(ca.local_ts[0].start, p.a.addr.ip());
 }
+
+#[test]
+fn sa_info_reports_spis_and_the_negotiated_algorithms() {
+    let mut p = Pair::new(config("a", Some("ed25519_a")), config("b", Some("ed25519_b")));
+    let handle = p.connect();
+    p.drive();
+    let info = p.a.ep.sa_info(handle).expect("the SA exists");
+    assert!(info.initiator);
+    assert_ne!(info.spi_i, 0);
+    assert_ne!(info.spi_r, 0);
+    assert_eq!(info.children, 1);
+    let proposal = info.proposal.expect("algorithms are known after IKE_SA_INIT");
+    assert!(proposal.starts_with("AES_GCM_16_256/PRF_HMAC_SHA2_256/"), "{proposal}");
+    assert!(info.rekey_at.is_some(), "an established SA has a rekey time");
+}

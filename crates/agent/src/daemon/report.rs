@@ -46,7 +46,12 @@ impl Agent {
     }
 
     pub(crate) fn peers_report(&self) -> Report {
-        let mut peers: Vec<PeerReport> = self.peers.values().filter(|p| p.ike.is_some() || !p.children.is_empty() || matches!(p.phase, Phase::Negotiating { .. })).map(peer_report).collect();
+        let mut peers: Vec<PeerReport> = self
+            .peers
+            .values()
+            .filter(|p| p.ike.is_some() || !p.children.is_empty() || matches!(p.phase, Phase::Negotiating { .. }))
+            .map(|p| peer_report(p, self.ike_info(p)))
+            .collect();
         peers.sort_by_key(|p| p.address);
         Report::Peers { peers }
     }
@@ -203,19 +208,25 @@ fn verdict(peer: Option<&Peer>, matched: &crate::config::Match, esp: &Result<(),
     }
 }
 
-fn peer_report(p: &Peer) -> PeerReport {
+impl Agent {
+    fn ike_info(&self, p: &Peer) -> Option<oe_ike::SaInfo> {
+        self.endpoints.get(&p.local)?.sa_info(p.ike?)
+    }
+}
+
+fn peer_report(p: &Peer, info: Option<oe_ike::SaInfo>) -> PeerReport {
     PeerReport {
         address: p.addr,
         state: p.state_name().into(),
         role: p.role.name().into(),
         identity: p.peer_id.clone(),
         authentication: p.authentication.clone(),
-        ike_sa: p.ike_established.map(|t| IkeSaReport {
-            spi_i: String::new(),
-            spi_r: String::new(),
-            proposal: String::new(),
+        ike_sa: p.ike_established.zip(info).map(|(t, info)| IkeSaReport {
+            spi_i: format!("{:016x}", info.spi_i),
+            spi_r: format!("{:016x}", info.spi_r),
+            proposal: info.proposal.unwrap_or_default(),
             established_secs_ago: secs_since(t),
-            rekey_in_secs: 0,
+            rekey_in_secs: info.rekey_at.map_or(0, |r| r.saturating_duration_since(Instant::now()).as_secs()),
         }),
         child_sas: p
             .children
