@@ -22,6 +22,7 @@ impl Agent {
             // A negotiation, an SA or a shunt already covers this host; remember the larval state so the
             // SA replaces it (a trigger may have started the negotiation before the first packet).
             peer.acquire_seq.get_or_insert(acquire.seq);
+            peer.trap.get_or_insert(acquire.policy.key);
             return;
         }
         if !matched.group.initiates() || self.stopping {
@@ -32,6 +33,9 @@ impl Agent {
             flow.src, flow.dst, flow.proto, flow.dst_port, describe_match(&matched)
         );
         self.start_initiator(flow.src, flow.dst, matched, Some(acquire.seq), cause).await;
+        if let Some(peer) = self.peers.get_mut(&flow.dst) {
+            peer.trap = Some(acquire.policy.key);
+        }
     }
 
     /// Starts negotiating with `addr` from `local`: the negotiation shunt, the reverse-zone IPSECKEY lookup

@@ -30,6 +30,7 @@ impl Agent {
             }
         }
         self.retire_shunt(addr, &child).await;
+        self.release_held_packets(addr).await;
         let now = Instant::now();
         let selectors = format!("{} === {}", child.local, child.remote);
         let Some(peer) = self.peers.get_mut(&addr) else { return };
@@ -106,6 +107,18 @@ impl Agent {
             .is_ok_and(|[out, _]| out.key() == spec.key());
         if !replaced {
             let _ = self.kernel.delete_policy(&spec.key()).await;
+        }
+    }
+
+    /// With `xfrm_larval_drop=0` the kernel queues a held flow's packets on the trap policy and re-checks
+    /// them on a timer that starts at 100 ms and doubles. Replacing the trap policy with itself
+    /// (XFRM_MSG_UPDPOLICY) moves the queue to the "new" policy and re-checks it at once
+    /// (`xfrm_policy_requeue`), so the first packets leave through the new SA without waiting for the timer.
+    async fn release_held_packets(&mut self, addr: IpAddr) {
+        let Some(trap) = self.peers.get_mut(&addr).and_then(|p| p.trap.take()) else { return };
+        let Some(spec) = self.base_installed.iter().find(|s| s.key() == trap).copied() else { return };
+        if let Err(e) = self.kernel.update_policy(&spec).await {
+            tracing::debug!("re-queueing held packets for {addr}: {e}");
         }
     }
 

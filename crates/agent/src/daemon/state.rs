@@ -98,6 +98,8 @@ pub(crate) struct Peer {
     pub(crate) pending_key: Option<(SaHandle, PendingKey)>,
     /// The `seq` of the ACQUIRE that started the negotiation (its larval state holds the flow).
     pub(crate) acquire_seq: Option<u32>,
+    /// The trap policy that caught the flow (the kernel queues held packets on it).
+    pub(crate) trap: Option<oe_kernel::PolicyKey>,
     /// Why the agent refused the peer's identity or key, if it did (the engine only knows "refused").
     pub(crate) refusal: Option<String>,
     /// Inbound SPIs allocated (ALLOCSPI) for this peer and not yet used by an installed child: their larval
@@ -137,6 +139,7 @@ impl Peer {
             deadline: None,
             pending_key: None,
             acquire_seq: None,
+            trap: None,
             refusal: None,
             waiters: Vec::new(),
             spare_spis: Vec::new(),
