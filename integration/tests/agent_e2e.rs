@@ -328,3 +328,69 @@ fn name_lookup_through_the_stub_brings_the_sa_up_first() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), NOKEY4);
     assert!(!established(&ws, NOKEY4));
 }
+
+/// A `private` destination without a key is never reached in clear: its traffic is dropped, with a drop
+/// shunt visible in `oe shunts`.
+#[test]
+fn private_host_without_a_key_is_dropped() {
+    if !uml::in_guest() {
+        return uml::rerun_in_guest("private_host_without_a_key_is_dropped");
+    }
+    let bed = bed();
+    let ws = Agent::start(&bed.ws, &workstation_config(
+        &bed.lanbed,
+        "private = [\"192.0.2.31/32\"]\n[shunts]\nnegotiation_timeout = \"3s\"\n",
+    ));
+    let receiver = udp_receiver(&bed.nokey, NOKEY4, 5000);
+    receiver.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut buf = [0; 64];
+    let dropped = wait_until(Duration::from_secs(20), || {
+        send_udp(&bed.ws, WS4, NOKEY4, 5000, b"secret");
+        let shunts = ws.request(r#"{"command":"shunts"}"#).to_string();
+        shunts.contains("\"action\":\"drop\"") && shunts.contains("failure")
+    });
+    assert!(dropped, "a drop failure shunt: {}\n{}", ws.request(r#"{"command":"shunts"}"#), ws.log());
+    while receiver.recv_from(&mut buf).is_ok() {}
+    for _ in 0..5 {
+        send_udp(&bed.ws, WS4, NOKEY4, 5000, b"secret");
+    }
+    assert!(receiver.recv_from(&mut buf).is_err(), "nothing reaches a private host in clear");
+    let explain = ws.request(&format!(r#"{{"command":"explain","host":"{NOKEY4}"}}"#)).to_string();
+    assert!(explain.contains("\"group\":\"private\"") && explain.contains("drop"), "{explain}");
+}
+
+/// The first TCP connection to a new host: its SYN waits for the SA and leaves as ESP, with no
+/// retransmission (the kernel queued it; the agent released it the moment the SA was in).
+#[test]
+fn first_tcp_connection_goes_out_as_esp_without_retransmission() {
+    if !uml::in_guest() {
+        return uml::rerun_in_guest("first_tcp_connection_goes_out_as_esp_without_retransmission");
+    }
+    let bed = bed();
+    let _srv = Agent::start(&bed.srv, &server_config(&bed.lanbed));
+    let ws = Agent::start(&bed.ws, &workstation_config(&bed.lanbed, ""));
+    let listener = bed.srv.run(|| std::net::TcpListener::bind((SRV6, 8080)).unwrap());
+    let retrans = |ns: &Netns| -> u64 {
+        let snmp = String::from_utf8_lossy(&ns.sh("cat /proc/net/snmp").stdout).into_owned();
+        let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+        let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
+        let i = names.split_whitespace().position(|n| n == "RetransSegs").unwrap();
+        values.split_whitespace().nth(i).unwrap().parse().unwrap()
+    };
+    let before = retrans(&bed.ws);
+    let capture = Capture::start(&bed.ws, &bed.ws_if);
+    let stream = bed.ws.run(|| std::net::TcpStream::connect_timeout(&std::net::SocketAddr::new(SRV6.parse().unwrap(), 8080), Duration::from_secs(10)));
+    let mut stream = stream.expect("the first TCP connection succeeds");
+    let (mut accepted, _) = listener.accept().unwrap();
+    std::io::Write::write_all(&mut stream, b"hello over tcp").unwrap();
+    let mut buf = [0; 14];
+    std::io::Read::read_exact(&mut accepted, &mut buf).unwrap();
+    assert_eq!(&buf, b"hello over tcp");
+    drop((stream, accepted));
+    let packets = capture.stop();
+    let flow = between(&packets, WS6, SRV6);
+    let clear: Vec<_> = flow.iter().filter(|p| p.is_cleartext_payload()).collect();
+    assert!(clear.is_empty(), "no cleartext TCP on the wire: {clear:?}");
+    assert!(flow.iter().any(|p| matches!(p.kind, Kind::Esp { .. })), "{flow:?}");
+    assert_eq!(retrans(&bed.ws), before, "no TCP retransmission:\n{}", ws.log());
+}
