@@ -16,7 +16,7 @@ use oe_integration::capture::{Capture, Kind};
 use oe_integration::dns::DnsFixture;
 use oe_integration::process::wait_until;
 use oe_integration::scenario::{established, send_udp, udp_receiver, LanBed};
-use oe_integration::{keys_dir, uml};
+use oe_integration::uml;
 
 fn say(text: &str) {
     println!("\n\u{2500}\u{2500} {text}");
@@ -42,15 +42,8 @@ fn main() {
     println!("plain  192.0.2.31 publishes no key; the resolver is 192.0.2.53; the root key is the only anchor");
 
     say("Starting `oe run` on the server (key, identity = its address) and on the workstation (anonymous)");
-    let server = Agent::start(&srv, &format!(
-        "[identity]\nkey = \"{}\"\n[groups]\nprivate-or-clear = []\nclear-or-private = [\"192.0.2.0/24\"]\n{}",
-        keys_dir().join("host-ed25519.pem").display(),
-        bed.agent_dns_config()
-    ));
-    let workstation = Agent::start(&ws, &format!(
-        "[identity]\nkey = \"@DIR@/none.pem\"\n[groups]\nprivate-or-clear = [\"192.0.2.0/24\"]\n{}",
-        bed.agent_dns_config()
-    ));
+    let server = Agent::start(&srv, &bed.server_config("host-ed25519.pem", "address"));
+    let workstation = Agent::start(&ws, &bed.workstation_config(""));
     show(&workstation, &["status"]);
 
     say("The workstation sends ONE datagram to the server (no SA exists yet)");

@@ -13,7 +13,7 @@ use oe_integration::dns::DnsFixture;
 use oe_integration::netns::Netns;
 use oe_integration::process::wait_until;
 use oe_integration::scenario::{established, send_udp, udp_receiver, LanBed};
-use oe_integration::{keys_dir, uml};
+use oe_integration::uml;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -50,15 +50,8 @@ fn main() {
     let bed = LanBed::start(DnsFixture::builder());
     let (ws, _) = bed.host("ws", &["192.0.2.1/24"]);
     let (srv, _) = bed.host("srv", &["192.0.2.30/24"]);
-    let _server = Agent::start(&srv, &format!(
-        "[identity]\nkey = \"{}\"\n[groups]\nprivate-or-clear = []\nclear-or-private = [\"192.0.2.0/24\"]\n{}",
-        keys_dir().join("host-ed25519.pem").display(),
-        bed.agent_dns_config()
-    ));
-    let ws_config = format!(
-        "[identity]\nkey = \"@DIR@/none.pem\"\n[groups]\nprivate-or-clear = [\"192.0.2.0/24\"]\n[ike]\nidle_timeout = \"1s\"\n{}",
-        bed.agent_dns_config()
-    );
+    let _server = Agent::start(&srv, &bed.server_config("host-ed25519.pem", "address"));
+    let ws_config = bed.workstation_config("[ike]\nidle_timeout = \"1s\"\n");
     let rx = udp_receiver(&srv, "192.0.2.30", 5000);
     rx.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     let rtt = rtt_ms(&ws, "192.0.2.30");

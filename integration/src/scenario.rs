@@ -44,6 +44,25 @@ impl LanBed {
         )
     }
 
+    /// An anonymous workstation's configuration: `private-or-clear` for the test networks, then `extra`
+    /// (lines that continue the `[groups]` section, or further sections).
+    pub fn workstation_config(&self, extra: &str) -> String {
+        format!(
+            "[identity]\nkey = \"@DIR@/no-key.pem\"\n[groups]\nprivate-or-clear = [\"192.0.2.0/24\", \"2001:db8::/64\"]\n{extra}\n{}",
+            self.agent_dns_config()
+        )
+    }
+
+    /// A server's configuration: the committed test key `key_file` (in `integration/keys`), identity `id`
+    /// ("address" or "fqdn:NAME"), answering anyone on the test networks (`clear-or-private`).
+    pub fn server_config(&self, key_file: &str, id: &str) -> String {
+        format!(
+            "[identity]\nkey = \"{}\"\nid = \"{id}\"\n[groups]\nprivate-or-clear = []\nclear-or-private = [\"192.0.2.0/24\", \"2001:db8::/64\"]\n{}",
+            crate::keys_dir().join(key_file).display(),
+            self.agent_dns_config()
+        )
+    }
+
     /// The DNS namespace (where the fixture's servers run).
     pub fn dns_namespace(&self) -> &Netns {
         &self.dns

@@ -15,7 +15,7 @@ use oe_integration::dns::DnsFixture;
 use oe_integration::netns::Netns;
 use oe_integration::process::wait_until;
 use oe_integration::scenario::{established, send_udp, udp_receiver, LanBed};
-use oe_integration::{keys_dir, uml};
+use oe_integration::uml;
 
 const WS4: &str = "192.0.2.1";
 const WS6: &str = "2001:db8::1";
@@ -41,19 +41,12 @@ fn bed() -> Bed {
 
 /// The workstation: anonymous, private-or-clear for the test networks.
 fn workstation_config(bed: &LanBed, extra: &str) -> String {
-    format!(
-        "[identity]\nkey = \"@DIR@/no-key.pem\"\n[groups]\nprivate-or-clear = [\"192.0.2.0/24\", \"2001:db8::/64\"]\n{extra}\n{}",
-        bed.agent_dns_config()
-    )
+    bed.workstation_config(extra)
 }
 
 /// The server: key host-ed25519 with its address as identity, answering anyone who asks.
 fn server_config(bed: &LanBed) -> String {
-    format!(
-        "[identity]\nkey = \"{}\"\nid = \"address\"\n[groups]\nprivate-or-clear = []\nclear-or-private = [\"192.0.2.0/24\", \"2001:db8::/64\"]\n{}",
-        keys_dir().join("host-ed25519.pem").display(),
-        bed.agent_dns_config()
-    )
+    bed.server_config("host-ed25519.pem", "address")
 }
 
 fn between<'a>(packets: &'a [Packet], a: &str, b: &str) -> Vec<&'a Packet> {

@@ -35,14 +35,6 @@ fn assert_esp_only(packets: &[oe_integration::capture::Packet], a: &str, b: &str
     assert!(clear.is_empty(), "{a} <-> {b}: cleartext on the wire: {clear:?}");
 }
 
-fn oe_server_config(bed: &LanBed, key_file: &str, id: &str) -> String {
-    format!(
-        "[identity]\nkey = \"{}\"\nid = \"{id}\"\n[groups]\nprivate-or-clear = []\nclear-or-private = [\"192.0.2.0/24\"]\n{}",
-        keys_dir().join(key_file).display(),
-        bed.agent_dns_config()
-    )
-}
-
 #[test]
 fn oe_client_reaches_a_libreswan_server() {
     if !uml::in_guest() {
@@ -61,9 +53,7 @@ fn oe_client_reaches_a_libreswan_server() {
         rsa_key_pem: Some(key("host-rsa3072.pem")),
         ..PlutoSetup::default()
     });
-    let agent = Agent::start(&ws, &format!(
-        "[identity]\nkey = \"@DIR@/none.pem\"\n[groups]\nprivate-or-clear = [\"192.0.2.0/24\"]\n{}", bed.agent_dns_config()
-    ));
+    let agent = Agent::start(&ws, &bed.workstation_config(""));
     let capture = Capture::start(&ws, &ws_if);
     let receiver = udp_receiver(&lsw, "192.0.2.11", 5000);
     let mut buf = [0; 64];
@@ -92,7 +82,7 @@ fn libreswan_anonymous_client_reaches_an_oe_server() {
     );
     let (srv, srv_if) = bed.host("srv", &["192.0.2.30/24"]);
     let (lsw, _) = bed.host("lsw", &["192.0.2.12/24"]);
-    let agent = Agent::start(&srv, &oe_server_config(&bed, "host-rsa3072.pem", "fqdn:srvrsa.rsa.example"));
+    let agent = Agent::start(&srv, &bed.server_config("host-rsa3072.pem", "fqdn:srvrsa.rsa.example"));
     let pluto = Pluto::start(&lsw, &PlutoSetup {
         conns: "conn oe-client\n    left=192.0.2.12\n    leftid=%null\n    leftauth=null\n    right=192.0.2.30\n    \
                 rightid=@srvrsa.rsa.example\n    rightauth=rsasig\n    rightrsasigkey=%dnsondemand\n    type=transport\n    \
@@ -125,7 +115,7 @@ fn strongswan_trap_reaches_an_oe_server() {
     let bed = LanBed::start(DnsFixture::builder().record("2.0.192.in-addr.arpa.", &format!("13 IPSECKEY 10 0 4 . {ed}")));
     let (srv, srv_if) = bed.host("srv", &["192.0.2.30/24"]);
     let (ss, _) = bed.host("ss", &["192.0.2.13/24"]);
-    let agent = Agent::start(&srv, &oe_server_config(&bed, "host-ed25519.pem", "address"));
+    let agent = Agent::start(&srv, &bed.server_config("host-ed25519.pem", "address"));
     let charon = Charon::start(&ss, &CharonSetup {
         swanctl_conf: "connections { oe { version = 2\n mobike = no\n local_addrs = 192.0.2.13\n remote_addrs = 192.0.2.30\n\
              proposals = aes256gcm16-prfsha256-x25519\n\
