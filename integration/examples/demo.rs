@@ -6,7 +6,7 @@
 //!
 //! Run (as root): `cargo run -p oe-integration --example demo` (needs `cargo build -p oe-agent` first and
 //! the test bed's packages: `bash integration/setup-host.sh`).
-#![allow(clippy::unwrap_used, clippy::panic)] // a demo
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)] // a demo
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
