@@ -9,7 +9,10 @@
 # Needs root (namespaces, XFRM, daemons); re-executes itself with sudo when started by another user.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-if [ "$(id -u)" != 0 ]; then exec sudo -E bash "$0" "$@"; fi
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || { echo "test-all.sh: run as root (namespaces, XFRM, daemons)" >&2; exit 1; }
+  exec sudo -E bash "$0" "$@"
+fi
 cd "$ROOT"
 step() { printf '\n==== %s (%s)\n' "$*" "$(date +%T)"; }
 T0=$(date +%s)
