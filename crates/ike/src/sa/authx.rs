@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use super::init::first;
 use super::tasks::{Outcome, Reply, Step, Task};
 use super::{Child, ChildState, Ctx, IkeSa, PeerKeys, Phase};
 use crate::auth;
@@ -15,7 +14,7 @@ use crate::event::{ChildSa, CloseReason, Event, PeerAuth};
 use crate::keys::child_keys;
 use crate::proposal::{check_esp, esp_offer, esp_reply, select_esp, EspAlgs};
 use crate::ts::{accept, host_ts, narrow_nat};
-use crate::wire::{
+use crate::wire::{Payloads, 
     find_notify, AuthMethodId, AuthPayload, ExchangeType, Identity, NotifyPayload, NotifyType,
     Payload, TsPayload,
 };
@@ -125,20 +124,8 @@ pub(crate) fn on_response(
     spi: Option<u32>,
     p: Vec<Payload>,
 ) -> Result<Outcome, Error> {
-    let idr = first(&p, |x| {
-        if let Payload::IdR(i) = x {
-            Some(i)
-        } else {
-            None
-        }
-    });
-    let auth_p = first(&p, |x| {
-        if let Payload::Auth(a) = x {
-            Some(a)
-        } else {
-            None
-        }
-    });
+    let idr = p.id_r();
+    let auth_p = p.auth();
     let (Some(idr), Some(auth_p)) = (idr.cloned(), auth_p.cloned()) else {
         let err = p.iter().find_map(|x| match x {
             Payload::Notify(n) if n.ty.is_error() => Some(n.ty),
@@ -180,13 +167,7 @@ fn initiator_child(
     }) {
         return Err(PeerError::Notified(n).into());
     }
-    let sa_p = first(p, |x| {
-        if let Payload::Sa(s) = x {
-            Some(s)
-        } else {
-            None
-        }
-    })
+    let sa_p = p.sa()
     .ok_or(PeerError::MissingPayload("SA"))?;
     let (outbound, algs) =
         check_esp(sa_p, &ctx.config.esp_proposals).ok_or(PeerError::BadProposal)?;
@@ -209,21 +190,9 @@ pub(crate) fn child_ts(
     ),
     Error,
 > {
-    let tsi = first(p, |x| {
-        if let Payload::TsI(t) = x {
-            Some(t)
-        } else {
-            None
-        }
-    })
+    let tsi = p.ts_i()
     .ok_or(PeerError::MissingPayload("TSi"))?;
-    let tsr = first(p, |x| {
-        if let Payload::TsR(t) = x {
-            Some(t)
-        } else {
-            None
-        }
-    })
+    let tsr = p.ts_r()
     .ok_or(PeerError::MissingPayload("TSr"))?;
     Ok((tsi.0.clone(), tsr.0.clone()))
 }
@@ -324,21 +293,9 @@ pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Resul
     if sa.phase != Phase::Connecting || sa.core.initiator {
         return Err(PeerError::Protocol("IKE_AUTH on an established SA").into());
     }
-    let idi = first(p, |x| {
-        if let Payload::IdI(i) = x {
-            Some(i)
-        } else {
-            None
-        }
-    })
+    let idi = p.id_i()
     .ok_or(PeerError::MissingPayload("IDi"))?;
-    let auth_p = first(p, |x| {
-        if let Payload::Auth(a) = x {
-            Some(a)
-        } else {
-            None
-        }
-    })
+    let auth_p = p.auth()
     .ok_or(PeerError::MissingPayload("AUTH"))?;
     // Ask for the SPI and the keys at once, so the agent can fetch both in parallel.
     let spi = sa.take_spi(ctx);
@@ -393,13 +350,7 @@ pub(crate) fn responder_child(
     spi: u32,
     p: &[Payload],
 ) -> Result<(ChildSa, Vec<Payload>), NotifyType> {
-    let sa_p = first(p, |x| {
-        if let Payload::Sa(s) = x {
-            Some(s)
-        } else {
-            None
-        }
-    })
+    let sa_p = p.sa()
     .ok_or(NotifyType::NO_PROPOSAL_CHOSEN)?;
     // We only do transport mode (RFC 7296 1.3.1): without USE_TRANSPORT_MODE the peer wants a tunnel.
     if find_notify(p, NotifyType::USE_TRANSPORT_MODE).is_none() {

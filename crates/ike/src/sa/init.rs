@@ -12,7 +12,7 @@ use crate::event::CloseReason;
 use crate::keys::{derive_ike, skeyseed};
 use crate::nat;
 use crate::proposal::{check_ike, ike_offer, select_ike, IkeAlgs};
-use crate::wire::{
+use crate::wire::{Payloads, 
     find_notify, flags, u16_list_data, ExchangeType, Header, KePayload, Message, NoncePayload,
     NotifyPayload, NotifyType, Payload, PayloadType,
 };
@@ -231,29 +231,11 @@ fn on_response(
     if msg.header.spi_r == 0 {
         return Err(PeerError::Protocol("IKE_SA_INIT response without responder SPI").into());
     }
-    let sa_p = first(p, |x| {
-        if let Payload::Sa(s) = x {
-            Some(s)
-        } else {
-            None
-        }
-    })
+    let sa_p = p.sa()
     .ok_or(PeerError::MissingPayload("SA"))?;
-    let ke = first(p, |x| {
-        if let Payload::Ke(k) = x {
-            Some(k)
-        } else {
-            None
-        }
-    })
+    let ke = p.ke()
     .ok_or(PeerError::MissingPayload("KE"))?;
-    let nr = first(p, |x| {
-        if let Payload::Nonce(n) = x {
-            Some(n)
-        } else {
-            None
-        }
-    })
+    let nr = p.nonce()
     .ok_or(PeerError::MissingPayload("Nonce"))?;
     let algs = check_ike(sa_p, &ctx.config.ike_proposals).ok_or(PeerError::BadProposal)?;
     if ke.group != algs.group.iana() || Some(algs.group) != sa.handshake.group {
@@ -282,13 +264,6 @@ fn retry(sa: &mut IkeSa, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     let d = vec![sa.handshake.init_request.clone()];
     sa.transmit_request(ctx, Task::IkeInit, 0, d);
     Ok(())
-}
-
-pub(crate) fn first<'a, T>(
-    p: &'a [Payload],
-    f: impl FnMut(&'a Payload) -> Option<&'a T>,
-) -> Option<&'a T> {
-    p.iter().find_map(f)
 }
 
 /// NAT detection, fragmentation support and signature hashes from the peer's message.
@@ -378,29 +353,11 @@ fn try_respond(
 ) -> Result<(), Refusal> {
     let syntax = |e: Error| (NotifyType::INVALID_SYNTAX, Vec::new(), e);
     let p = &msg.payloads;
-    let sa_p = first(p, |x| {
-        if let Payload::Sa(s) = x {
-            Some(s)
-        } else {
-            None
-        }
-    })
+    let sa_p = p.sa()
     .ok_or_else(|| syntax(PeerError::MissingPayload("SA").into()))?;
-    let ke = first(p, |x| {
-        if let Payload::Ke(k) = x {
-            Some(k)
-        } else {
-            None
-        }
-    })
+    let ke = p.ke()
     .ok_or_else(|| syntax(PeerError::MissingPayload("KE").into()))?;
-    let ni = first(p, |x| {
-        if let Payload::Nonce(n) = x {
-            Some(n)
-        } else {
-            None
-        }
-    })
+    let ni = p.nonce()
     .ok_or_else(|| syntax(PeerError::MissingPayload("Nonce").into()))?;
     let Some((reply, algs)) = select_ike(sa_p, &ctx.config.ike_proposals, Some(ke.group)) else {
         return Err((

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::authx::{child_ts, install_child, jitter, make_child};
-use super::init::{first, nonce};
+use super::init::nonce;
 use super::tasks::{Reply, Step, Task};
 use super::{ChildState, Core, Ctx, IkeSa};
 use crate::crypto::{DhGroup, KeyShare};
@@ -16,7 +16,7 @@ use crate::proposal::{
     check_esp, check_ike, esp_offer, esp_reply, ike_offer, select_esp, select_ike,
 };
 use crate::ts::accept;
-use crate::wire::{
+use crate::wire::{Payloads, 
     find_notify, ExchangeType, KePayload, NoncePayload, NotifyPayload, NotifyType, Payload,
     ProtocolId, SaPayload, TsPayload,
 };
@@ -134,21 +134,9 @@ pub(crate) fn on_child_response(
         }
         return Ok(());
     }
-    let sa_p = first(p, |x| {
-        if let Payload::Sa(s) = x {
-            Some(s)
-        } else {
-            None
-        }
-    })
+    let sa_p = p.sa()
     .ok_or(PeerError::MissingPayload("SA"))?;
-    let nr = first(p, |x| {
-        if let Payload::Nonce(n) = x {
-            Some(n)
-        } else {
-            None
-        }
-    })
+    let nr = p.nonce()
     .ok_or(PeerError::MissingPayload("Nonce"))?;
     let (outbound, algs) =
         check_esp(sa_p, &ctx.config.esp_proposals).ok_or(PeerError::BadProposal)?;
@@ -261,29 +249,11 @@ pub(crate) fn on_ike_response(
         sa.rekey_at = Some(ctx.now + retry_delay(ctx));
         return Ok(());
     }
-    let sa_p = first(p, |x| {
-        if let Payload::Sa(s) = x {
-            Some(s)
-        } else {
-            None
-        }
-    })
+    let sa_p = p.sa()
     .ok_or(PeerError::MissingPayload("SA"))?;
-    let nr = first(p, |x| {
-        if let Payload::Nonce(n) = x {
-            Some(n)
-        } else {
-            None
-        }
-    })
+    let nr = p.nonce()
     .ok_or(PeerError::MissingPayload("Nonce"))?;
-    let ke = first(p, |x| {
-        if let Payload::Ke(k) = x {
-            Some(k)
-        } else {
-            None
-        }
-    })
+    let ke = p.ke()
     .ok_or(PeerError::MissingPayload("KE"))?;
     let algs = check_ike(sa_p, &ctx.config.ike_proposals).ok_or(PeerError::BadProposal)?;
     let peer_spi = sa_p
@@ -362,13 +332,7 @@ pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Resul
     if !sa.established() {
         return Err(PeerError::Protocol("CREATE_CHILD_SA before IKE_AUTH").into());
     }
-    let sa_p = first(p, |x| {
-        if let Payload::Sa(s) = x {
-            Some(s)
-        } else {
-            None
-        }
-    })
+    let sa_p = p.sa()
     .ok_or(PeerError::MissingPayload("SA"))?;
     if sa_p.proposals.iter().any(|x| x.protocol == ProtocolId::IKE) {
         return respond_ike(sa, ctx, p, sa_p);
@@ -392,13 +356,7 @@ pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Resul
     let Some(spi) = sa.take_spi(ctx) else {
         return Ok(Reply::Pause);
     };
-    let ni = first(p, |x| {
-        if let Payload::Nonce(n) = x {
-            Some(n)
-        } else {
-            None
-        }
-    })
+    let ni = p.nonce()
     .ok_or(PeerError::MissingPayload("Nonce"))?;
     let Some((outbound, algs, number)) = select_esp(sa_p, &ctx.config.esp_proposals, None) else {
         sa.spis.push_front(spi);
@@ -452,21 +410,9 @@ fn respond_ike(
     if ours || sa.retiring.is_some() {
         return Ok(Reply::Send(vec![notify(NotifyType::TEMPORARY_FAILURE)]));
     }
-    let ni = first(p, |x| {
-        if let Payload::Nonce(n) = x {
-            Some(n)
-        } else {
-            None
-        }
-    })
+    let ni = p.nonce()
     .ok_or(PeerError::MissingPayload("Nonce"))?;
-    let ke = first(p, |x| {
-        if let Payload::Ke(k) = x {
-            Some(k)
-        } else {
-            None
-        }
-    })
+    let ke = p.ke()
     .ok_or(PeerError::MissingPayload("KE"))?;
     let Some((mut reply, algs)) = select_ike(sa_p, &ctx.config.ike_proposals, Some(ke.group))
     else {

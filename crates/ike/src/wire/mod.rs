@@ -10,6 +10,7 @@
 
 mod delete;
 mod error;
+mod find;
 mod header;
 mod id;
 mod message;
@@ -24,6 +25,7 @@ mod writer;
 
 pub use delete::DeletePayload;
 pub use error::WireError;
+pub use find::Payloads;
 pub use header::{flags, peek_routing, Header, HEADER_LEN};
 pub use id::Identity;
 pub use message::{encode_inner, find_notify, notifies, sk_prefix, skf_prefix, Message};
