@@ -15,7 +15,7 @@ use super::hook::{micros, unix_now, Decision, TriggerEvent, TriggerHook};
 use super::message::{answered_addresses, Question, Rcode};
 use super::stats::Stats;
 use crate::address::{canonical, AddressAnswer};
-use crate::answer::{Answer, LookupError};
+use crate::answer::{Answer, LookupError, SecureKeys};
 use crate::cache::{AddressOutcome, KeyCache, Lookup, Outcome};
 use crate::target::LookupTarget;
 
@@ -103,16 +103,41 @@ struct Task<L, H> {
     at: u64,
 }
 
+/// The IPSECKEY outcome, and the address outcome when the key is usable (else not waited for).
+type Outcomes = (
+    Result<Outcome, String>,
+    Option<Result<AddressOutcome, String>>,
+);
+
+/// The hook's IKE, started before the upstream answered (key and addresses were already known).
+struct Early {
+    future: HookFuture,
+}
+
+type HookFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 impl<L: Lookup, H: TriggerHook> Task<L, H> {
     async fn run(
         self,
         keys: JoinHandle<Outcome>,
         addrs: JoinHandle<AddressOutcome>,
-        answered: oneshot::Receiver<(Vec<IpAddr>, Instant)>,
+        mut answered: oneshot::Receiver<(Vec<IpAddr>, Instant)>,
         release: oneshot::Sender<Release>,
     ) {
-        // No answer (the upstreams failed): nothing to trigger; the lookups still fill the cache.
-        let Ok((answered, ready)) = answered.await else {
+        let lookups = lookups(keys, addrs);
+        tokio::pin!(lookups);
+        // Usually the forwarded answer comes first. When the lookups finish first (a cached key),
+        // IKE starts at once, in parallel with the forwarding.
+        let (answer, known, early) = tokio::select! {
+            biased;
+            answer = &mut answered => (answer, None, None),
+            outcomes = &mut lookups => {
+                let early = self.start_early(&outcomes);
+                ((&mut answered).await, Some(outcomes), early)
+            }
+        };
+        // No answer (the upstreams failed): nothing to hold; the lookups still fill the cache.
+        let Ok((answered, ready)) = answer else {
             return;
         };
         let t = &self.trigger;
@@ -123,8 +148,12 @@ impl<L: Lookup, H: TriggerHook> Task<L, H> {
         t.stats.bump(|c| &c.opportunistic);
         let fail_closed = t.hook.fail_closed(&answered);
         let deadline = ready + t.hold;
+        let outcomes = match known {
+            Some(outcomes) => outcomes,
+            None => lookups.await,
+        };
         let decision = self
-            .decide(&answered, keys, addrs, &release, deadline)
+            .decide(&answered, outcomes, early, &release, deadline)
             .await;
         let secure = matches!(decision, Decision::Secure { .. });
         let released = release
@@ -158,20 +187,47 @@ impl<L: Lookup, H: TriggerHook> Task<L, H> {
         });
     }
 
+    /// Key and addresses known before the answer: the validated addresses of the queried family
+    /// are the ones the answer will carry, so IKE can start now (if the hook wants them).
+    fn start_early(&self, outcomes: &Outcomes) -> Option<Early> {
+        let (Ok(keys), Some(Ok(addrs))) = outcomes else {
+            return None;
+        };
+        let secure = usable(keys)?;
+        let v4 = self.qtype == "A";
+        let bound: Vec<IpAddr> = addrs
+            .as_ref()
+            .as_ref()
+            .ok()?
+            .secure_addrs()
+            .iter()
+            .copied()
+            .filter(|a| a.is_ipv4() == v4)
+            .collect();
+        if bound.is_empty() || !self.trigger.hook.wants(&bound) {
+            return None;
+        }
+        let future = self
+            .trigger
+            .hook
+            .secure(self.name.clone(), bound, secure.clone());
+        Some(Early { future })
+    }
+
     async fn decide(
         &self,
         answered: &[IpAddr],
-        keys: JoinHandle<Outcome>,
-        addrs: JoinHandle<AddressOutcome>,
+        (keys, addrs): Outcomes,
+        early: Option<Early>,
         release: &oneshot::Sender<Release>,
         deadline: Instant,
     ) -> Decision {
-        let outcome = match keys.await {
+        let outcome = match keys {
             Ok(outcome) => outcome,
-            Err(e) => return lookup_failed(format!("the IPSECKEY lookup task failed: {e}")),
+            Err(why) => return lookup_failed(why),
         };
         let secure = match outcome.as_ref() {
-            Ok(answer @ Answer::Secure(secure)) if !answer.usable_keys().is_empty() => secure,
+            Ok(Answer::Secure(secure)) if usable(&outcome).is_some() => secure,
             Ok(Answer::Secure(_)) => return Decision::NoUsableKey,
             Ok(Answer::Insecure(_)) => return Decision::Insecure,
             Ok(Answer::Absent(a)) => {
@@ -186,28 +242,37 @@ impl<L: Lookup, H: TriggerHook> Task<L, H> {
             }
             Err(other) => return lookup_failed(other.to_string()),
         };
-        let proven = match addrs.await {
-            Ok(outcome) => bind(answered, &outcome),
-            Err(e) => Err(format!("the address lookup task failed: {e}")),
+        let keys = outcome
+            .as_ref()
+            .as_ref()
+            .map_or(0, |a| a.usable_keys().len());
+        let proven = match addrs {
+            Some(Ok(outcome)) => bind(answered, &outcome),
+            Some(Err(why)) => Err(why),
+            None => Err("no address lookup".into()),
         };
         let bound = match proven {
             Ok(bound) => bound,
+            // An early start went to proven addresses of the name: harmless, but not these.
             Err(reason) => return Decision::AddressesNotProven { reason },
         };
-        let late = release.is_closed();
-        let future = self
-            .trigger
-            .hook
-            .secure(self.name.clone(), bound.clone(), secure.clone());
+        let (future, late) = match early {
+            Some(early) => (early.future, false),
+            None => {
+                let late = release.is_closed();
+                let hook = &self.trigger.hook;
+                (
+                    hook.secure(self.name.clone(), bound.clone(), secure.clone()),
+                    late,
+                )
+            }
+        };
         // Late: the answer is out already; IKE starts anyway, nobody waits for it.
         let completed = !late && tokio::time::timeout_at(deadline, future).await.is_ok();
         Decision::Secure {
             owner: secure.owner.to_string(),
             addrs: bound,
-            keys: outcome
-                .as_ref()
-                .as_ref()
-                .map_or(0, |a| a.usable_keys().len()),
+            keys,
             completed,
             late,
         }
@@ -239,6 +304,28 @@ impl<L: Lookup, H: TriggerHook> Task<L, H> {
         );
         stats.event(event.clone());
         self.trigger.hook.record(event);
+    }
+}
+
+/// The IPSECKEY outcome, then the addresses only when the key is usable.
+async fn lookups(keys: JoinHandle<Outcome>, addrs: JoinHandle<AddressOutcome>) -> Outcomes {
+    let keys = keys
+        .await
+        .map_err(|e| format!("the IPSECKEY lookup task failed: {e}"));
+    if !keys.as_ref().is_ok_and(|k| usable(k).is_some()) {
+        return (keys, None);
+    }
+    let addrs = addrs
+        .await
+        .map_err(|e| format!("the address lookup task failed: {e}"));
+    (keys, Some(addrs))
+}
+
+/// The secure keys of an outcome with at least one usable key.
+fn usable(outcome: &Outcome) -> Option<&SecureKeys> {
+    match outcome.as_ref() {
+        Ok(answer @ Answer::Secure(secure)) if !answer.usable_keys().is_empty() => Some(secure),
+        _ => None,
     }
 }
 

@@ -15,11 +15,13 @@ use crate::answer::SecureKeys;
 /// quickly (no blocking I/O): start work elsewhere and return.
 pub trait TriggerHook: Send + Sync + 'static {
     /// Whether answers with these addresses are in an opportunistic group (worth an IPSECKEY
-    /// lookup and a hold). `addrs` are the forwarded answer's addresses of the queried family.
+    /// lookup and a hold). `addrs` are the forwarded answer's addresses of the queried family, or,
+    /// before an early start (key and addresses cached), the name's validated addresses of it.
     fn wants(&self, addrs: &[IpAddr]) -> bool;
 
     /// A SECURE key for `name`, bound to `addrs` (the answered addresses that the validated A/AAAA
-    /// answer proves): start IKE to them. The answer is held until the returned future completes
+    /// answer proves; for an early start, the validated addresses of the queried family): start
+    /// IKE to them. The answer is held until the returned future completes
     /// (the child SA is installed, or the attempt failed) or the stub's hold time passes, then it is
     /// released either way. The stub may drop the future before it completes: dropping it must
     /// not cancel IKE. Called again for every query of the name (A and AAAA each, repeats within

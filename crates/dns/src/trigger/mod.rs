@@ -23,6 +23,12 @@
 //! 3. a SECURE key: the answered addresses must be among the name's validated addresses (the key
 //!    is bound to those; an insecure or bogus address answer binds nothing). Then
 //!    [`TriggerHook::secure`] is called, and the answer is held until its future completes;
+//!
+//!    When the key and the addresses are already known before the upstream answers (both cached),
+//!    IKE starts at once with the name's validated addresses of the queried family, in parallel
+//!    with the forwarding; when the answer arrives it is held for what is left of IKE (if its
+//!    addresses are among the validated ones; otherwise it is released and recorded as
+//!    `addresses-not-proven`);
 //! 4. in every case the answer is released at most [`StubConfig::hold`] (default 400 ms) after
 //!    the upstream answered. A key that arrives later still calls `secure` (`late`), without a
 //!    hold. Every decision of 2-4 is reported through [`TriggerHook::record`].

@@ -77,6 +77,7 @@ impl Lookup for Fake {
 #[derive(Default)]
 struct Hook {
     calls: Mutex<Vec<(Name, Vec<IpAddr>)>>,
+    called_at: Mutex<Vec<std::time::Instant>>,
     events: Mutex<Vec<TriggerEvent>>,
 }
 
@@ -92,6 +93,10 @@ impl TriggerHook for Hook {
         _: SecureKeys,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         self.calls.lock().unwrap().push((name, addrs));
+        self.called_at
+            .lock()
+            .unwrap()
+            .push(std::time::Instant::now());
         Box::pin(async {})
     }
 
@@ -125,6 +130,9 @@ async fn upstream() -> (SocketAddr, Arc<Mutex<Vec<Vec<u8>>>>) {
             let (n, from) = socket.recv_from(&mut buf).await.unwrap();
             let query = Message::from_vec(&buf[..n]).unwrap();
             let (id, q) = (query.metadata.id, query.queries[0].clone());
+            if q.name().to_string().starts_with("delayed") {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
             let spoof = response(id ^ 1, q.clone());
             let other = Query::query(Name::from_ascii("evil.example.").unwrap(), RecordType::A);
             let wrong = response(id, other);
@@ -252,13 +260,58 @@ async fn a_key_is_not_bound_to_addresses_dns_does_not_prove() {
         panic!("{event:?}")
     };
     assert!(reason.contains("192.0.2.99"), "{reason}");
-    assert!(bed.hook.calls.lock().unwrap().is_empty());
+    // IKE may have started early to the proven address (the lookups beat the upstream here),
+    // never to the answered one.
+    let answered: IpAddr = "192.0.2.7".parse().unwrap();
+    assert!(bed
+        .hook
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|(_, a)| !a.contains(&answered)));
     assert!(!event.hold_expired);
     let json = serde_json::to_value(bed.stub.stats()).unwrap();
     assert_eq!(json["counters"]["addresses_not_proven"], 1);
     assert_eq!(
         json["recent"][0]["decision"]["outcome"],
         "addresses-not-proven"
+    );
+}
+
+/// Key and addresses already known (cached) when the query comes: IKE starts at once, while the
+/// upstream is still answering, and the answer waits only for what is left of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_key_starts_ike_before_the_upstream_answers() {
+    let bed = bed(Duration::from_millis(500)).await;
+    let asked = std::time::Instant::now();
+    let answer = ask(bed.addr, &query(1, "delayed.example.")).await;
+    let answered = std::time::Instant::now();
+    assert_eq!(Message::from_vec(&answer).unwrap().answers.len(), 1);
+    let event = bed.hook.event().await;
+    assert!(
+        matches!(
+            event.decision,
+            Decision::Secure {
+                completed: true,
+                late: false,
+                ..
+            }
+        ),
+        "{event:?}"
+    );
+    let called = bed.hook.called_at.lock().unwrap()[0];
+    // The upstream holds its answer 300 ms; the hook was called well before it came.
+    assert!(
+        called < asked + Duration::from_millis(250),
+        "{:?}",
+        called - asked
+    );
+    assert!(answered >= asked + Duration::from_millis(300));
+    assert_eq!(
+        bed.hook.calls.lock().unwrap().len(),
+        1,
+        "one IKE start, not a second one"
     );
 }
 
