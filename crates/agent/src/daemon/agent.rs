@@ -130,15 +130,26 @@ impl Agent {
         local_address_towards(remote).ok()
     }
 
-    /// Sends what the endpoint of `local` has queued and handles its events, until both are empty.
+    /// Handles the events of the endpoint of `local`, then sends what it has queued, until both are empty.
+    ///
+    /// Events go first so a responder's child SA is in the kernel before its IKE_AUTH (or CREATE_CHILD_SA)
+    /// response leaves: the initiator installs its side on that response and may send ESP at once, which
+    /// must not reach us before our inbound SA exists.
     pub(crate) async fn drain(&mut self, local: IpAddr) {
         loop {
             let Some(endpoint) = self.endpoints.get_mut(&local) else { return };
+            if let Some((handle, event)) = endpoint.poll_event() {
+                self.on_engine_event(local, handle, event).await;
+                continue;
+            }
+            let mut sent = false;
             while let Some(t) = endpoint.poll_transmit() {
                 self.sockets.send(t.local, t.remote, &t.contents);
+                sent = true;
             }
-            let Some((handle, event)) = endpoint.poll_event() else { return };
-            self.on_engine_event(local, handle, event).await;
+            if !sent {
+                return;
+            }
         }
     }
 
