@@ -467,3 +467,46 @@ fn dns_over_tls_upstream() {
     let wrong = tls("other.test");
     assert!(matches!(wrong, Err(LookupError::Failure(_))), "{wrong:?}");
 }
+
+/// The chain of trust is fetched once per zone, not once per lookup (DNSKEY and DS responses are
+/// kept, and validated again on every use); a bogus outcome makes the next lookup fetch it afresh.
+#[test]
+fn the_chain_of_trust_is_fetched_once_per_zone() {
+    use oe_dns::Validator;
+    let bed = bed();
+    let config = bed.config(bed.fixture.trust_anchor_dnskey());
+    let costs = bed.ns.run(move || {
+        let rt = oe_dns::current_thread_runtime().unwrap();
+        rt.block_on(async move {
+            let validator = Validator::new(config).unwrap();
+            let mut costs = Vec::new();
+            for name in [
+                names::ED_HOST,
+                names::NSEC_NXDOMAIN,
+                "nokey.ed.example.",
+                names::TAMPERED_HOST,
+                names::GATEWAYS,
+            ] {
+                let target: LookupTarget = name.parse().unwrap();
+                let (outcome, cost) = validator.lookup_with_cost(&target).await;
+                costs.push((name, outcome.is_ok(), cost.queries));
+            }
+            let hits = validator
+                .stats()
+                .chain_hits
+                .load(std::sync::atomic::Ordering::Relaxed);
+            (costs, hits)
+        })
+    });
+    println!("{costs:?}");
+    let (costs, hits) = costs;
+    // Cold: the name, ed.example DNSKEY and DS, the root DNSKEY.
+    assert_eq!(costs[0], (names::ED_HOST, true, 4));
+    // Warm: one query each, the chain comes from the cache.
+    assert_eq!(costs[1], (names::NSEC_NXDOMAIN, true, 1));
+    assert_eq!(costs[2], ("nokey.ed.example.", true, 1));
+    assert!(hits >= 2, "{hits}");
+    // Tampered: bogus, and the chain is flushed, so the next name in the zone fetches it again.
+    assert!(!costs[3].1);
+    assert!(costs[4].1 && costs[4].2 > 1, "{:?}", costs[4]);
+}

@@ -110,8 +110,10 @@ impl Validator {
             Ok(Validated::Unsigned(absence)) => Ok(Answer::Absent(absence)),
             Err(e) => Err(e),
         };
+        let outcome = with_rejection(outcome, &budget);
+        self.flush_if_bogus(&outcome);
         (
-            with_rejection(outcome, &budget),
+            outcome,
             LookupCost {
                 queries: budget.queries(),
             },
@@ -141,7 +143,16 @@ impl Validator {
                 )
             }
         };
-        with_rejection(outcome, &budget)
+        let outcome = with_rejection(outcome, &budget);
+        self.flush_if_bogus(&outcome);
+        outcome
+    }
+
+    /// A bogus outcome may come from a bad cached chain response: fetch the chain afresh next time.
+    fn flush_if_bogus<T>(&self, outcome: &Result<T, LookupError>) {
+        if matches!(outcome, Err(LookupError::Bogus(_))) {
+            self.transport.flush_chain();
+        }
     }
 
     async fn within_deadline<T>(

@@ -16,6 +16,11 @@
 //! queries per lookup (the walk for zone cuts issues one NS query per label); and, in the
 //! validator, a deadline on the whole lookup. A response over a limit is rejected before any
 //! signature is checked, so the lookup ends bogus.
+//!
+//! The guard also keeps DNSKEY and DS responses for a while ([`chain`]), so the chain of trust is
+//! not fetched again for every lookup (hickory validates them again on every use).
+
+mod chain;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -27,6 +32,8 @@ use hickory_resolver::net::NetError;
 use hickory_resolver::proto::dnssec::rdata::DNSSECRData;
 use hickory_resolver::proto::op::{DnsRequest, DnsResponse, Message};
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
+
+use chain::ChainCache;
 
 /// Prefix of the error a rejected response turns into.
 pub(crate) const REJECTED: &str = "response rejected by work limits";
@@ -74,6 +81,8 @@ pub struct GuardStats {
     pub queries: AtomicU64,
     /// Responses rejected by a limit.
     pub rejected: AtomicU64,
+    /// DNSKEY and DS queries answered from the chain cache (not sent upstream).
+    pub chain_hits: AtomicU64,
 }
 
 /// One lookup's share of work: queries sent so far and the first limit hit.
@@ -115,6 +124,7 @@ pub(crate) struct Guard<H> {
     inner: H,
     limits: WorkLimits,
     stats: Arc<GuardStats>,
+    chain: Arc<ChainCache>,
 }
 
 impl<H> Guard<H> {
@@ -124,7 +134,13 @@ impl<H> Guard<H> {
             inner,
             limits,
             stats,
+            chain: Arc::default(),
         }
+    }
+
+    /// Forgets the cached chain responses (call after a bogus outcome).
+    pub(crate) fn flush_chain(&self) {
+        self.chain.flush();
     }
 }
 
@@ -138,6 +154,11 @@ impl<H: DnsHandle> DnsHandle for Guard<H> {
     }
 
     fn send(&self, mut request: DnsRequest) -> Self::Response {
+        let key = ChainCache::key(&request);
+        if let Some(response) = key.as_ref().and_then(|k| self.chain.get(k)) {
+            self.stats.chain_hits.fetch_add(1, Ordering::Relaxed);
+            return Box::pin(stream::once(async move { Ok(response) }));
+        }
         self.stats.queries.fetch_add(1, Ordering::Relaxed);
         let over = BUDGET
             .try_with(|b| b.queries.fetch_add(1, Ordering::Relaxed) >= b.max)
@@ -153,10 +174,16 @@ impl<H: DnsHandle> DnsHandle for Guard<H> {
         request.metadata.checking_disabled = true;
         let limits = self.limits;
         let stats = self.stats.clone();
+        let chain = self.chain.clone();
         Box::pin(self.inner.send(request).map(move |result| {
             let response = result?;
             match check(&limits, &response) {
-                Ok(()) => Ok(response),
+                Ok(()) => {
+                    if let Some(key) = key.clone() {
+                        chain.put(key, &response);
+                    }
+                    Ok(response)
+                }
                 Err(why) => {
                     stats.rejected.fetch_add(1, Ordering::Relaxed);
                     let why = format!("{REJECTED}: {why}");

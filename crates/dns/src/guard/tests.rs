@@ -156,3 +156,61 @@ async fn oversized_response_is_rejected_before_validation() {
         .unwrap();
     assert!(matches!(result, Err(NetError::Msg(m)) if m.starts_with(super::REJECTED)));
 }
+
+/// Answers every query with `dnskey(1)` (TTL 60), counting the queries that reach it.
+#[derive(Clone)]
+struct Counting(Arc<std::sync::atomic::AtomicUsize>);
+
+impl DnsHandle for Counting {
+    type Response =
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<DnsResponse, NetError>> + Send>>;
+    type Runtime = TokioRuntimeProvider;
+
+    fn send(&self, _: DnsRequest) -> Self::Response {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut m = message(vec![dnskey(1)]);
+        m.metadata.message_type = MessageType::Response;
+        Box::pin(stream::once(async move {
+            Ok(DnsResponse::from_message(m).unwrap())
+        }))
+    }
+}
+
+#[tokio::test]
+async fn chain_responses_are_kept_until_flushed() {
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stats = Arc::new(GuardStats::default());
+    let guard = Guard::new(Counting(sent.clone()), WorkLimits::default(), stats.clone());
+    let ask = |t: RecordType| {
+        let q = Query::query(owner(), t);
+        let guard = guard.clone();
+        async move {
+            guard
+                .lookup(q, DnsRequestOptions::default())
+                .next()
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let count = || sent.load(std::sync::atomic::Ordering::SeqCst);
+    // DNSKEY and DS: fetched once, then served from the cache (as received).
+    let first = ask(RecordType::DNSKEY).await;
+    let again = ask(RecordType::DNSKEY).await;
+    assert_eq!(first.answers, again.answers);
+    ask(RecordType::DS).await;
+    ask(RecordType::DS).await;
+    assert_eq!(count(), 2);
+    // Other types always go upstream.
+    ask(RecordType::A).await;
+    ask(RecordType::A).await;
+    assert_eq!(count(), 4);
+    assert_eq!(
+        stats.chain_hits.load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    // A flush (after a bogus outcome) fetches the chain afresh.
+    guard.flush_chain();
+    ask(RecordType::DNSKEY).await;
+    assert_eq!(count(), 5);
+}
