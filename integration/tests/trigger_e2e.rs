@@ -308,7 +308,7 @@ fn assert_encrypted_from_the_first_packet(flow: &[&Packet], what: &str) {
 }
 
 /// The workstation's queries to the resolver sent in [from, to): how many, and the time from the
-/// first query to the last answer among them.
+/// first query to the last answer before `to`.
 fn dns_exchanges(packets: &[Packet], from: f64, to: f64) -> (usize, f64) {
     let resolver: IpAddr = RESOLVER.parse().unwrap();
     let queries: Vec<&Packet> = packets
@@ -326,15 +326,15 @@ fn dns_exchanges(packets: &[Packet], from: f64, to: f64) -> (usize, f64) {
             )
         })
         .collect();
+    let Some(first) = queries.first().map(|q| q.time) else {
+        return (0, 0.0);
+    };
     let last_answer = packets
         .iter()
-        .filter(|p| p.src == resolver && p.time >= from && p.time < to)
+        .filter(|p| p.src == resolver && p.time >= first && p.time < to)
         .map(|p| p.time)
-        .fold(from, f64::max);
-    (
-        queries.len(),
-        last_answer - queries.first().map_or(from, |q| q.time),
-    )
+        .fold(first, f64::max);
+    (queries.len(), last_answer - first)
 }
 
 /// One DNS round trip on the test link: the median of queries for a cached name straight to the
