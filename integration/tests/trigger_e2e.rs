@@ -354,14 +354,7 @@ fn dns_round_trip(ws: &Netns) -> f64 {
     })
 }
 
-/// Ignored until the agent's responder installs its child SA before it sends the IKE_AUTH
-/// response: `Agent::drain` (crates/agent/src/daemon/agent.rs) sends the engine's datagrams before
-/// it handles `ChildSaReady`, so the initiator's first ESP packets can reach the server while its
-/// inbound SA is still the ALLOCSPI larval state (dropped, `XfrmAcquireError` on the server). Seen
-/// in 3 of 3 runs here (the datagram or the SYN lost); with events handled before datagrams it
-/// passes. strongSwan and Libreswan install before they answer.
 #[test]
-#[ignore = "agent responder sends IKE_AUTH before installing its SAs (see the comment)"]
 fn first_packets_after_a_lookup_through_the_stub_are_esp() {
     if !uml::in_guest() {
         return uml::rerun_in_guest("first_packets_after_a_lookup_through_the_stub_are_esp");
