@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
 
 use crate::netns::Netns;
 use crate::process::{wait_until, Daemon};
@@ -66,7 +66,8 @@ impl Capture {
         let file = dir.path().join("capture.pcap");
         let log = dir.path().join("tcpdump.log");
         let mut cmd = ns.cmd("tcpdump");
-        cmd.args(["-Z", "root", "-U", "--immediate-mode", "-n", "-s", "256", "-i", ifname, "-w"]).arg(&file);
+        // Whole frames (-s 0): a truncated frame would hide what it carried.
+        cmd.args(["-Z", "root", "-U", "--immediate-mode", "-n", "-s", "0", "-i", ifname, "-w"]).arg(&file);
         let daemon = Daemon::spawn("tcpdump", cmd, &log).unwrap_or_else(|e| panic!("tcpdump: {e}"));
         let listening = wait_until(Duration::from_secs(10), || {
             std::fs::read_to_string(&log).is_ok_and(|t| t.contains("listening on"))
@@ -127,22 +128,24 @@ fn word(b: &[u8], at: usize) -> Result<[u8; 4], String> {
         .ok_or_else(|| "truncated pcap".to_owned())
 }
 
+/// Classifies one frame. Lax parsing: a frame whose IP or transport header claims more bytes than were
+/// captured is still classified by what its headers say, never silently skipped.
 fn classify(time: f64, frame: &[u8]) -> Option<Packet> {
-    let sliced = SlicedPacket::from_ethernet(frame).ok()?;
+    let sliced = LaxSlicedPacket::from_ethernet(frame).ok()?;
     let (src, dst, proto, payload) = match sliced.net? {
-        NetSlice::Ipv4(ip) => (
+        LaxNetSlice::Ipv4(ip) => (
             IpAddr::V4(ip.header().source_addr()),
             IpAddr::V4(ip.header().destination_addr()),
             ip.payload().ip_number.0,
             ip.payload().payload,
         ),
-        NetSlice::Ipv6(ip) => (
+        LaxNetSlice::Ipv6(ip) => (
             IpAddr::V6(ip.header().source_addr()),
             IpAddr::V6(ip.header().destination_addr()),
             ip.payload().ip_number.0,
             ip.payload().payload,
         ),
-        NetSlice::Arp(_) => return None,
+        LaxNetSlice::Arp(_) => return None,
     };
     let kind = match (proto, sliced.transport) {
         (50, _) => Kind::Esp { spi: u32::from_be_bytes(word(payload, 0).ok()?) },
@@ -153,6 +156,9 @@ fn classify(time: f64, frame: &[u8]) -> Option<Packet> {
             syn: tcp.syn(),
         },
         (_, Some(TransportSlice::Icmpv4(_) | TransportSlice::Icmpv6(_))) | (1 | 58, _) => Kind::Icmp,
+        // A UDP or TCP header that did not fit in the capture: still application traffic.
+        (17, None) => Kind::Udp { src_port: 0, dst_port: 0 },
+        (6, None) => Kind::Tcp { src_port: 0, dst_port: 0, syn: false },
         (other, _) => Kind::Other(other),
     };
     Some(Packet { time, src, dst, kind })
@@ -188,6 +194,19 @@ mod tests {
         header.extend_from_slice(&100u32.to_le_bytes());
         header.extend_from_slice(&100u32.to_le_bytes());
         assert!(parse_pcap(&header).is_err(), "a record longer than the file must be an error");
+    }
+
+    #[test]
+    fn truncated_frames_are_still_classified() {
+        let mut frame = vec![0u8; 12];
+        frame.extend_from_slice(&[0x08, 0x00]); // IPv4
+        let mut ip = vec![0x45, 0, 0x05, 0x78, 0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2];
+        ip.extend_from_slice(&[0x04, 0xd2, 0x13, 0x88, 0x05, 0x64, 0, 0]); // UDP 1234 -> 5000, claims 1380 bytes
+        ip.extend_from_slice(b"only a few");
+        frame.extend_from_slice(&ip);
+        let packet = classify(1.0, &frame).expect("a frame cut short by the capture is still a packet");
+        assert_eq!(packet.kind, Kind::Udp { src_port: 1234, dst_port: 5000 });
+        assert!(packet.is_cleartext_payload());
     }
 
     #[test]

@@ -22,10 +22,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use oe_dns::trigger::message::{answered_addresses, inspect_query, QueryAction};
 use oe_integration::agent::Agent;
-use oe_integration::capture::{parse_pcap, Kind, Packet};
+use oe_integration::capture::{Capture, Kind, Packet};
 use oe_integration::dns::{names, DnsFixture};
 use oe_integration::netns::Netns;
-use oe_integration::process::{wait_until, Daemon};
+use oe_integration::process::wait_until;
 use oe_integration::scenario::{established, udp_receiver, LanBed, RESOLVER};
 use oe_integration::{keys_dir, uml};
 
@@ -234,46 +234,6 @@ fn xfrm_stat(ns: &Netns) -> String {
 
 // ---------- what the capture shows ----------
 
-/// A full-length capture (tcpdump `-s 0`): IKE messages are longer than the harness capture's
-/// 256-byte snapshot, and truncated frames do not parse, so they would be missing.
-struct FullCapture {
-    daemon: Daemon,
-    dir: tempfile::TempDir,
-}
-
-impl FullCapture {
-    fn start(ns: &Netns, ifname: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("tcpdump.log");
-        let mut cmd = ns.cmd("tcpdump");
-        cmd.args([
-            "-Z",
-            "root",
-            "-U",
-            "--immediate-mode",
-            "-n",
-            "-s",
-            "0",
-            "-i",
-            ifname,
-            "-w",
-        ])
-        .arg(dir.path().join("capture.pcap"));
-        let daemon = Daemon::spawn("tcpdump", cmd, &log).unwrap();
-        let listening = wait_until(Duration::from_secs(10), || {
-            std::fs::read_to_string(&log).is_ok_and(|t| t.contains("listening on"))
-        });
-        assert!(listening, "tcpdump did not start");
-        Self { daemon, dir }
-    }
-
-    fn stop(mut self) -> Vec<Packet> {
-        std::thread::sleep(Duration::from_millis(200));
-        self.daemon.stop(Duration::from_secs(5));
-        parse_pcap(&std::fs::read(self.dir.path().join("capture.pcap")).unwrap()).unwrap()
-    }
-}
-
 fn between(packets: &[Packet], a: IpAddr, b: IpAddr) -> Vec<&Packet> {
     packets.iter().filter(|p| p.between(a, b)).collect()
 }
@@ -362,7 +322,7 @@ fn first_packets_after_a_lookup_through_the_stub_are_esp() {
     let bed = bed();
     let srv = Agent::start(&bed.srv, &server_config(&bed.lanbed));
     let ws = Agent::start(&bed.ws, &workstation_config(&bed.lanbed));
-    let capture = FullCapture::start(&bed.ws, &bed.ws_if);
+    let capture = Capture::start(&bed.ws, &bed.ws_if);
     let retrans_before = (tcp_retransmissions(&bed.ws), tcp_retransmissions(&bed.srv));
     let mut runs = Vec::new();
     // A first (the key is cold everywhere in the agent), then AAAA (the key is cached; IKE to
@@ -454,7 +414,7 @@ fn names_without_a_usable_key_resolve_at_once_and_build_nothing() {
     }
     let bed = bed();
     let ws = Agent::start(&bed.ws, &workstation_config(&bed.lanbed));
-    let capture = FullCapture::start(&bed.ws, &bed.ws_if);
+    let capture = Capture::start(&bed.ws, &bed.ws_if);
 
     // Insecure and bogus keys: the application gets its address; nothing is negotiated.
     for (name, want) in [
