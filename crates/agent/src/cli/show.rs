@@ -307,9 +307,11 @@ pub fn render_status(s: &StatusReport) -> String {
     if let Some(t) = &s.trigger {
         rows.push(("DNS trigger", format!(
             "on {}: {} queries, {} opportunistic, {} with a secure key, {} held (mean {:.0} ms, {} expired), \
-             {} without key, {} insecure, {} bogus",
+             {} without key, {} insecure, {} bogus, {} late keys, {} lookup failures, {} unproven addresses; \
+             {} FORMERR, {} NOTIMP, {} dropped, {} shed, {} upstream failures",
             t.listen.join(" "), t.queries, t.opportunistic, t.secure_keys, t.held, t.hold_mean_ms,
-            t.hold_expired, t.no_key, t.insecure, t.bogus
+            t.hold_expired, t.no_key, t.insecure, t.bogus, t.late_keys, t.lookup_failures,
+            t.addresses_not_proven, t.formerr, t.notimp, t.dropped, t.shed, t.upstream_failures
         )));
     }
     labelled(&rows)

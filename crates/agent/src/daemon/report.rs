@@ -158,6 +158,12 @@ fn trigger_summary(stub: &oe_dns::trigger::Stub) -> crate::status::protocol::Tri
         bogus: c.bogus,
         formerr: c.formerr,
         upstream_failures: c.upstream_failures,
+        late_keys: c.late_keys,
+        lookup_failures: c.lookup_failures,
+        addresses_not_proven: c.addresses_not_proven,
+        dropped: c.dropped,
+        shed: c.shed,
+        notimp: c.notimp,
     }
 }
 

@@ -170,6 +170,22 @@ pub struct TriggerSummary {
     pub formerr: u64,
     /// Queries no upstream answered.
     pub upstream_failures: u64,
+    /// Keys that arrived after the answer was released (IKE started anyway).
+    #[serde(default)]
+    pub late_keys: u64,
+    /// IPSECKEY or address lookups without a verdict.
+    #[serde(default)]
+    pub lookup_failures: u64,
+    /// Secure keys whose answered addresses were not proven (nothing bound).
+    #[serde(default)]
+    pub addresses_not_proven: u64,
+    /// Messages dropped, queries shed over the limits, other opcodes (NOTIMP).
+    #[serde(default)]
+    pub dropped: u64,
+    #[serde(default)]
+    pub shed: u64,
+    #[serde(default)]
+    pub notimp: u64,
 }
 
 /// What the kernel can do.
