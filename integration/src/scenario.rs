@@ -11,6 +11,24 @@ use crate::netns::{Lan, Netns};
 /// The resolver's address on the LAN.
 pub const RESOLVER: &str = "192.0.2.53";
 
+/// The standard hosts' addresses: a workstation, a server whose key (host-ed25519) the fixture publishes for
+/// `host.ed.example.` and for these addresses' reverse names, and a host without a key (a PTR only).
+pub const WS4: &str = "192.0.2.1";
+pub const WS6: &str = "2001:db8::1";
+pub const SRV4: &str = "192.0.2.30";
+pub const SRV6: &str = "2001:db8::30";
+pub const NOKEY4: &str = "192.0.2.31";
+
+/// The standard hosts on a [`LanBed`].
+#[derive(Debug)]
+pub struct Hosts {
+    pub ws: Netns,
+    pub srv: Netns,
+    pub nokey: Netns,
+    /// The workstation's interface on the LAN (for captures).
+    pub ws_if: String,
+}
+
 /// The LAN, the DNS namespace and the fixture. Hosts are added with [`LanBed::host`].
 #[derive(Debug)]
 pub struct LanBed {
@@ -27,6 +45,15 @@ impl LanBed {
         lan.attach(&dns, &[&format!("{RESOLVER}/24")]);
         let fixture = builder.resolver(RESOLVER.parse().unwrap_or_else(|e| panic!("{e}"))).start_in(&dns);
         Self { fixture, dns, lan }
+    }
+
+    /// The LAN with the standard hosts attached ([`WS4`], [`SRV4`], [`NOKEY4`] and their IPv6 twins).
+    pub fn with_standard_hosts(builder: Builder) -> (Self, Hosts) {
+        let bed = Self::start(builder);
+        let (ws, ws_if) = bed.host("ws", &[&format!("{WS4}/24"), &format!("{WS6}/64")]);
+        let (srv, _) = bed.host("srv", &[&format!("{SRV4}/24"), &format!("{SRV6}/64")]);
+        let (nokey, _) = bed.host("nokey", &[&format!("{NOKEY4}/24")]);
+        (bed, Hosts { ws, srv, nokey, ws_if })
     }
 
     /// A new host on the LAN with the given addresses (CIDR); returns it and its interface name.

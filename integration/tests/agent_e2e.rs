@@ -14,14 +14,9 @@ use oe_integration::capture::{Capture, Kind, Packet};
 use oe_integration::dns::DnsFixture;
 use oe_integration::netns::Netns;
 use oe_integration::process::wait_until;
-use oe_integration::scenario::{established, send_udp, udp_receiver, LanBed};
+use oe_integration::scenario::{established, send_udp, udp_receiver, Hosts, LanBed, NOKEY4, SRV4, SRV6, WS4, WS6};
 use oe_integration::uml;
 
-const WS4: &str = "192.0.2.1";
-const WS6: &str = "2001:db8::1";
-const SRV4: &str = "192.0.2.30";
-const SRV6: &str = "2001:db8::30";
-const NOKEY4: &str = "192.0.2.31";
 
 struct Bed {
     ws: Netns,
@@ -32,14 +27,10 @@ struct Bed {
 }
 
 fn bed() -> Bed {
-    let lanbed = LanBed::start(DnsFixture::builder());
-    let (ws, ws_if) = lanbed.host("ws", &[&format!("{WS4}/24"), &format!("{WS6}/64")]);
-    let (srv, _) = lanbed.host("srv", &[&format!("{SRV4}/24"), &format!("{SRV6}/64")]);
-    let (nokey, _) = lanbed.host("nokey", &[&format!("{NOKEY4}/24")]);
+    let (lanbed, Hosts { ws, srv, nokey, ws_if }) = LanBed::with_standard_hosts(DnsFixture::builder());
     Bed { ws, srv, nokey, ws_if, lanbed }
 }
 
-/// The workstation: anonymous, private-or-clear for the test networks.
 fn workstation_config(bed: &LanBed, extra: &str) -> String {
     bed.workstation_config(extra)
 }

@@ -26,14 +26,9 @@ use oe_integration::capture::{Capture, Kind, Packet};
 use oe_integration::dns::{names, DnsFixture};
 use oe_integration::netns::Netns;
 use oe_integration::process::wait_until;
-use oe_integration::scenario::{established, udp_receiver, LanBed, RESOLVER};
-use oe_integration::{keys_dir, uml};
+use oe_integration::scenario::{established, udp_receiver, Hosts, LanBed, NOKEY4, RESOLVER, SRV4, SRV6, WS4, WS6};
+use oe_integration::uml;
 
-const WS4: &str = "192.0.2.1";
-const WS6: &str = "2001:db8::1";
-const SRV4: &str = "192.0.2.30";
-const SRV6: &str = "2001:db8::30";
-const NOKEY4: &str = "192.0.2.31";
 const STUB: &str = "127.0.2.53:53";
 const A: u16 = 1;
 const AAAA: u16 = 28;
@@ -56,36 +51,19 @@ fn bed() -> Bed {
             .record("ed.example.", &format!("nk{i} A {NOKEY4}"))
             .record("ed.example.", &format!("dk{i} A {NOKEY4}"));
     }
-    let lanbed = LanBed::start(builder);
-    let (ws, ws_if) = lanbed.host("ws", &[&format!("{WS4}/24"), &format!("{WS6}/64")]);
-    let (srv, _) = lanbed.host("srv", &[&format!("{SRV4}/24"), &format!("{SRV6}/64")]);
-    let (nokey, _) = lanbed.host("nokey", &[&format!("{NOKEY4}/24")]);
-    Bed {
-        ws,
-        srv,
-        nokey,
-        ws_if,
-        lanbed,
-    }
+    let (lanbed, Hosts { ws, srv, nokey, ws_if }) = LanBed::with_standard_hosts(builder);
+    Bed { ws, srv, nokey, ws_if, lanbed }
 }
 
 /// The workstation: anonymous, private-or-clear for the test networks, the stub on 127.0.2.53,
 /// and the kernel left dropping the packet that raises an ACQUIRE.
 fn workstation_config(bed: &LanBed) -> String {
-    format!(
-        "[identity]\nkey = \"@DIR@/no-key.pem\"\n[groups]\nprivate-or-clear = [\"192.0.2.0/24\", \"2001:db8::/64\"]\n\
-         [trigger]\nlisten = [\"{STUB}\"]\nhold = \"2s\"\n[kernel]\nqueue_first_packet = false\n{}",
-        bed.agent_dns_config()
-    )
+    bed.workstation_config(&format!("[trigger]\nlisten = [\"{STUB}\"]\nhold = \"2s\"\n[kernel]\nqueue_first_packet = false\n"))
 }
 
 /// The server: key host-ed25519, its address as identity, answering anyone who asks.
 fn server_config(bed: &LanBed) -> String {
-    format!(
-        "[identity]\nkey = \"{}\"\nid = \"address\"\n[groups]\nprivate-or-clear = []\nclear-or-private = [\"192.0.2.0/24\", \"2001:db8::/64\"]\n{}",
-        keys_dir().join("host-ed25519.pem").display(),
-        bed.agent_dns_config()
-    )
+    bed.server_config("host-ed25519.pem", "address")
 }
 
 fn now() -> f64 {
