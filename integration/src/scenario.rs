@@ -19,14 +19,26 @@ pub const SRV4: &str = "192.0.2.30";
 pub const SRV6: &str = "2001:db8::30";
 pub const NOKEY4: &str = "192.0.2.31";
 
-/// The standard hosts on a [`LanBed`].
+/// A [`LanBed`] with the standard hosts attached.
 #[derive(Debug)]
-pub struct Hosts {
+pub struct StandardBed {
     pub ws: Netns,
     pub srv: Netns,
     pub nokey: Netns,
     /// The workstation's interface on the LAN (for captures).
     pub ws_if: String,
+    pub lanbed: LanBed,
+}
+
+impl StandardBed {
+    /// The LAN with the standard hosts attached ([`WS4`], [`SRV4`], [`NOKEY4`] and their IPv6 twins).
+    pub fn start(builder: Builder) -> Self {
+        let lanbed = LanBed::start(builder);
+        let (ws, ws_if) = lanbed.host("ws", &[&format!("{WS4}/24"), &format!("{WS6}/64")]);
+        let (srv, _) = lanbed.host("srv", &[&format!("{SRV4}/24"), &format!("{SRV6}/64")]);
+        let (nokey, _) = lanbed.host("nokey", &[&format!("{NOKEY4}/24")]);
+        Self { ws, srv, nokey, ws_if, lanbed }
+    }
 }
 
 /// The LAN, the DNS namespace and the fixture. Hosts are added with [`LanBed::host`].
@@ -45,15 +57,6 @@ impl LanBed {
         lan.attach(&dns, &[&format!("{RESOLVER}/24")]);
         let fixture = builder.resolver(RESOLVER.parse().unwrap_or_else(|e| panic!("{e}"))).start_in(&dns);
         Self { fixture, dns, lan }
-    }
-
-    /// The LAN with the standard hosts attached ([`WS4`], [`SRV4`], [`NOKEY4`] and their IPv6 twins).
-    pub fn with_standard_hosts(builder: Builder) -> (Self, Hosts) {
-        let bed = Self::start(builder);
-        let (ws, ws_if) = bed.host("ws", &[&format!("{WS4}/24"), &format!("{WS6}/64")]);
-        let (srv, _) = bed.host("srv", &[&format!("{SRV4}/24"), &format!("{SRV6}/64")]);
-        let (nokey, _) = bed.host("nokey", &[&format!("{NOKEY4}/24")]);
-        (bed, Hosts { ws, srv, nokey, ws_if })
     }
 
     /// A new host on the LAN with the given addresses (CIDR); returns it and its interface name.

@@ -14,21 +14,12 @@ use oe_integration::capture::{Capture, Kind, Packet};
 use oe_integration::dns::DnsFixture;
 use oe_integration::netns::Netns;
 use oe_integration::process::wait_until;
-use oe_integration::scenario::{established, send_udp, udp_receiver, Hosts, LanBed, NOKEY4, SRV4, SRV6, WS4, WS6};
+use oe_integration::scenario::{established, send_udp, udp_receiver, LanBed, StandardBed, NOKEY4, SRV4, SRV6, WS4, WS6};
 use oe_integration::uml;
 
 
-struct Bed {
-    ws: Netns,
-    srv: Netns,
-    nokey: Netns,
-    ws_if: String,
-    lanbed: LanBed,
-}
-
-fn bed() -> Bed {
-    let (lanbed, Hosts { ws, srv, nokey, ws_if }) = LanBed::with_standard_hosts(DnsFixture::builder());
-    Bed { ws, srv, nokey, ws_if, lanbed }
+fn bed() -> StandardBed {
+    StandardBed::start(DnsFixture::builder())
 }
 
 fn workstation_config(bed: &LanBed, extra: &str) -> String {

@@ -26,7 +26,7 @@ use oe_integration::capture::{Capture, Kind, Packet};
 use oe_integration::dns::{names, DnsFixture};
 use oe_integration::netns::Netns;
 use oe_integration::process::wait_until;
-use oe_integration::scenario::{established, udp_receiver, Hosts, LanBed, NOKEY4, RESOLVER, SRV4, SRV6, WS4, WS6};
+use oe_integration::scenario::{established, udp_receiver, LanBed, StandardBed, NOKEY4, RESOLVER, SRV4, SRV6, WS4, WS6};
 use oe_integration::uml;
 
 const STUB: &str = "127.0.2.53:53";
@@ -36,23 +36,14 @@ const AAAA: u16 = 28;
 /// from the resolver, all new to every cache.
 const COLD_NAMES: usize = 15;
 
-struct Bed {
-    ws: Netns,
-    srv: Netns,
-    nokey: Netns,
-    ws_if: String,
-    lanbed: LanBed,
-}
-
-fn bed() -> Bed {
+fn bed() -> StandardBed {
     let mut builder = DnsFixture::builder();
     for i in 1..=COLD_NAMES {
         builder = builder
             .record("ed.example.", &format!("nk{i} A {NOKEY4}"))
             .record("ed.example.", &format!("dk{i} A {NOKEY4}"));
     }
-    let (lanbed, Hosts { ws, srv, nokey, ws_if }) = LanBed::with_standard_hosts(builder);
-    Bed { ws, srv, nokey, ws_if, lanbed }
+    StandardBed::start(builder)
 }
 
 /// The workstation: anonymous, private-or-clear for the test networks, the stub on 127.0.2.53,
