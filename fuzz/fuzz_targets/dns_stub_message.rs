@@ -26,8 +26,16 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     match inspect_query(data) {
         QueryAction::Reply(reply, _) => {
             assert_eq!(reply.len(), HEADER_LEN);
-            assert_eq!(reply.get(..2), data.get(..2), "the reply keeps the query's ID");
-            assert_eq!(inspect_query(&reply), QueryAction::Drop, "replies are never answered");
+            assert_eq!(
+                reply.get(..2),
+                data.get(..2),
+                "the reply keeps the query's ID"
+            );
+            assert_eq!(
+                inspect_query(&reply),
+                QueryAction::Drop,
+                "replies are never answered"
+            );
         }
         QueryAction::Forward(q) => {
             assert_eq!(data.get(..2), Some(&q.id.to_be_bytes()[..]));
@@ -42,5 +50,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         assert!(!matched, "an answer with another ID never matches");
     }
     let addrs = answered_addresses(&q, data);
-    assert!(addrs.iter().all(|a| a.is_ipv4()), "an A question gets A addresses only");
+    assert!(
+        addrs.iter().all(|a| a.is_ipv4()),
+        "an A question gets A addresses only"
+    );
 });

@@ -25,7 +25,11 @@ fn say(text: &str) {
 fn show(agent: &Agent, args: &[&str]) {
     println!("$ oe {}", args.join(" "));
     let out = agent.cli(args);
-    print!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    print!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn main() {
@@ -38,7 +42,9 @@ fn main() {
     let (ws, ws_if) = bed.host("workstation", &["192.0.2.1/24"]);
     let (srv, _) = bed.host("server", &["192.0.2.30/24"]);
     let (_plain, _) = bed.host("plain", &["192.0.2.31/24"]);
-    println!("server 192.0.2.30 publishes: 30.2.0.192.in-addr.arpa. IPSECKEY 10 0 4 . (Ed25519 key)");
+    println!(
+        "server 192.0.2.30 publishes: 30.2.0.192.in-addr.arpa. IPSECKEY 10 0 4 . (Ed25519 key)"
+    );
     println!("plain  192.0.2.31 publishes no key; the resolver is 192.0.2.53; the root key is the only anchor");
 
     say("Starting `oe run` on the server (key, identity = its address) and on the workstation (anonymous)");
@@ -50,11 +56,23 @@ fn main() {
     let capture = Capture::start(&ws, &ws_if);
     let receiver = udp_receiver(&srv, "192.0.2.30", 5000);
     let started = Instant::now();
-    send_udp(&ws, "192.0.2.1", "192.0.2.30", 5000, b"hello, encrypted world");
+    send_udp(
+        &ws,
+        "192.0.2.1",
+        "192.0.2.30",
+        5000,
+        b"hello, encrypted world",
+    );
     let mut buf = [0; 64];
     let (n, _) = receiver.recv_from(&mut buf).unwrap();
-    println!("server received {:?} {:.0} ms after it was sent", String::from_utf8_lossy(&buf[..n]), started.elapsed().as_secs_f64() * 1e3);
-    wait_until(Duration::from_secs(10), || established(&workstation, "192.0.2.30"));
+    println!(
+        "server received {:?} {:.0} ms after it was sent",
+        String::from_utf8_lossy(&buf[..n]),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    wait_until(Duration::from_secs(10), || {
+        established(&workstation, "192.0.2.30")
+    });
 
     say("What crossed the wire between the two (captured on the workstation)");
     let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.30".parse().unwrap());
@@ -76,7 +94,10 @@ fn main() {
     send_udp(&ws, "192.0.2.1", "192.0.2.31", 5000, b"hi");
     let _ = plain_rx.recv_from(&mut buf);
     wait_until(Duration::from_secs(15), || {
-        workstation.request(r#"{"command":"shunts"}"#).to_string().contains("failure")
+        workstation
+            .request(r#"{"command":"shunts"}"#)
+            .to_string()
+            .contains("failure")
     });
     show(&workstation, &["shunts"]);
     show(&workstation, &["explain", "192.0.2.31"]);

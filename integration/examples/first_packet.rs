@@ -21,10 +21,21 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn rtt_ms(ns: &Netns, dst: &str) -> f64 {
-    let out = ns.cmd("ping").args(["-c", "21", "-i", "0.05", dst]).output().unwrap();
+    let out = ns
+        .cmd("ping")
+        .args(["-c", "21", "-i", "0.05", dst])
+        .output()
+        .unwrap();
     let times: Vec<f64> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.split("time=").nth(1)?.split_whitespace().next()?.parse().ok())
+        .filter_map(|l| {
+            l.split("time=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .collect();
     median(times)
 }
@@ -46,7 +57,10 @@ fn main() {
     if !uml::in_guest() {
         std::process::exit(uml::exec_self_in_guest().code().unwrap_or(1));
     }
-    let rounds: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(7);
+    let rounds: u32 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(7);
     let bed = LanBed::start(DnsFixture::builder());
     let (ws, _) = bed.host("ws", &["192.0.2.1/24"]);
     let (srv, _) = bed.host("srv", &["192.0.2.30/24"]);
@@ -61,16 +75,28 @@ fn main() {
         // Cold: a freshly started agent (empty key cache).
         let mut agent = Agent::start(&ws, &ws_config);
         cold.push(first_datagram_ms(&ws, &rx, round * 2));
-        assert!(wait_until(Duration::from_secs(10), || established(&agent, "192.0.2.30")));
+        assert!(wait_until(Duration::from_secs(10), || established(
+            &agent,
+            "192.0.2.30"
+        )));
         // Cached: let the SA go idle and be torn down, then start again with the key in the cache.
-        assert!(wait_until(Duration::from_secs(20), || !established(&agent, "192.0.2.30")), "idle teardown");
+        assert!(
+            wait_until(Duration::from_secs(20), || !established(
+                &agent,
+                "192.0.2.30"
+            )),
+            "idle teardown"
+        );
         std::thread::sleep(Duration::from_millis(300));
         cached.push(first_datagram_ms(&ws, &rx, round * 2 + 1));
         agent.stop();
         std::thread::sleep(Duration::from_millis(300));
     }
     let (cold_ms, cached_ms) = (median(cold.clone()), median(cached.clone()));
-    println!("link RTT (median of 21 pings): {rtt:.3} ms; 2x RTT = {:.3} ms", 2.0 * rtt);
+    println!(
+        "link RTT (median of 21 pings): {rtt:.3} ms; 2x RTT = {:.3} ms",
+        2.0 * rtt
+    );
     println!("first datagram delivered through ESP, cold key cache:   median {cold_ms:.1} ms  ({:.1}x 2xRTT)  samples {cold:.1?}", cold_ms / (2.0 * rtt));
     println!("first datagram delivered through ESP, cached key:       median {cached_ms:.1} ms  ({:.1}x 2xRTT)  samples {cached:.1?}", cached_ms / (2.0 * rtt));
 }

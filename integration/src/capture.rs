@@ -29,7 +29,11 @@ pub enum Kind {
     /// Other UDP.
     Udp { src_port: u16, dst_port: u16 },
     /// TCP; `syn` is set for SYN segments (with or without ACK).
-    Tcp { src_port: u16, dst_port: u16, syn: bool },
+    Tcp {
+        src_port: u16,
+        dst_port: u16,
+        syn: bool,
+    },
     /// ICMP or ICMPv6.
     Icmp,
     /// Any other IP protocol.
@@ -54,7 +58,10 @@ impl Packet {
 
     /// Whether the packet is plaintext application traffic (not ESP, not IKE, not ICMP control).
     pub fn is_cleartext_payload(&self) -> bool {
-        matches!(self.kind, Kind::Udp { .. } | Kind::Tcp { .. } | Kind::Other(_))
+        matches!(
+            self.kind,
+            Kind::Udp { .. } | Kind::Tcp { .. } | Kind::Other(_)
+        )
     }
 }
 
@@ -62,17 +69,36 @@ impl Capture {
     /// Starts tcpdump on `ifname` inside `ns` and waits until it listens.
     pub fn start(ns: &Netns, ifname: &str) -> Self {
         require::program("tcpdump", "tcpdump");
-        let dir = tempfile::Builder::new().prefix("oe-pcap.").tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::Builder::new()
+            .prefix("oe-pcap.")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("{e}"));
         let file = dir.path().join("capture.pcap");
         let log = dir.path().join("tcpdump.log");
         let mut cmd = ns.cmd("tcpdump");
         // Whole frames (-s 0): a truncated frame would hide what it carried.
-        cmd.args(["-Z", "root", "-U", "--immediate-mode", "-n", "-s", "0", "-i", ifname, "-w"]).arg(&file);
+        cmd.args([
+            "-Z",
+            "root",
+            "-U",
+            "--immediate-mode",
+            "-n",
+            "-s",
+            "0",
+            "-i",
+            ifname,
+            "-w",
+        ])
+        .arg(&file);
         let daemon = Daemon::spawn("tcpdump", cmd, &log).unwrap_or_else(|e| panic!("tcpdump: {e}"));
         let listening = wait_until(Duration::from_secs(10), || {
             std::fs::read_to_string(&log).is_ok_and(|t| t.contains("listening on"))
         });
-        assert!(listening, "tcpdump did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        assert!(
+            listening,
+            "tcpdump did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         Self { daemon, file, dir }
     }
 
@@ -81,7 +107,8 @@ impl Capture {
         // Let packets in flight reach the file before tcpdump stops.
         std::thread::sleep(Duration::from_millis(200));
         self.daemon.stop(Duration::from_secs(5));
-        let bytes = std::fs::read(&self.file).unwrap_or_else(|e| panic!("read {}: {e}", self.file.display()));
+        let bytes = std::fs::read(&self.file)
+            .unwrap_or_else(|e| panic!("read {}: {e}", self.file.display()));
         let packets = parse_pcap(&bytes).unwrap_or_else(|e| panic!("bad capture file: {e}"));
         drop(self.dir);
         packets
@@ -101,7 +128,11 @@ pub fn parse_pcap(bytes: &[u8]) -> Result<Vec<Packet>, String> {
     };
     let read = |b: &[u8], at: usize| -> Result<u32, String> {
         let w = word(b, at)?;
-        Ok(if big_endian { u32::from_be_bytes(w) } else { u32::from_le_bytes(w) })
+        Ok(if big_endian {
+            u32::from_be_bytes(w)
+        } else {
+            u32::from_le_bytes(w)
+        })
     };
     if read(header, 20)? != 1 {
         return Err("only Ethernet captures are supported".into());
@@ -148,20 +179,38 @@ fn classify(time: f64, frame: &[u8]) -> Option<Packet> {
         LaxNetSlice::Arp(_) => return None,
     };
     let kind = match (proto, sliced.transport) {
-        (50, _) => Kind::Esp { spi: u32::from_be_bytes(word(payload, 0).ok()?) },
-        (_, Some(TransportSlice::Udp(udp))) => udp_kind(udp.source_port(), udp.destination_port(), udp.payload()),
+        (50, _) => Kind::Esp {
+            spi: u32::from_be_bytes(word(payload, 0).ok()?),
+        },
+        (_, Some(TransportSlice::Udp(udp))) => {
+            udp_kind(udp.source_port(), udp.destination_port(), udp.payload())
+        }
         (_, Some(TransportSlice::Tcp(tcp))) => Kind::Tcp {
             src_port: tcp.source_port(),
             dst_port: tcp.destination_port(),
             syn: tcp.syn(),
         },
-        (_, Some(TransportSlice::Icmpv4(_) | TransportSlice::Icmpv6(_))) | (1 | 58, _) => Kind::Icmp,
+        (_, Some(TransportSlice::Icmpv4(_) | TransportSlice::Icmpv6(_))) | (1 | 58, _) => {
+            Kind::Icmp
+        }
         // A UDP or TCP header that did not fit in the capture: still application traffic.
-        (17, None) => Kind::Udp { src_port: 0, dst_port: 0 },
-        (6, None) => Kind::Tcp { src_port: 0, dst_port: 0, syn: false },
+        (17, None) => Kind::Udp {
+            src_port: 0,
+            dst_port: 0,
+        },
+        (6, None) => Kind::Tcp {
+            src_port: 0,
+            dst_port: 0,
+            syn: false,
+        },
         (other, _) => Kind::Other(other),
     };
-    Some(Packet { time, src, dst, kind })
+    Some(Packet {
+        time,
+        src,
+        dst,
+        kind,
+    })
 }
 
 fn udp_kind(src_port: u16, dst_port: u16, payload: &[u8]) -> Kind {
@@ -172,7 +221,9 @@ fn udp_kind(src_port: u16, dst_port: u16, payload: &[u8]) -> Kind {
         // RFC 3948 section 2.2: a zero non-ESP marker means IKE; one byte 0xff is a NAT keepalive.
         return match word(payload, 0) {
             Ok([0, 0, 0, 0]) | Err(_) => Kind::Ike,
-            Ok(spi) => Kind::Esp { spi: u32::from_be_bytes(spi) },
+            Ok(spi) => Kind::Esp {
+                spi: u32::from_be_bytes(spi),
+            },
         };
     }
     Kind::Udp { src_port, dst_port }
@@ -193,26 +244,47 @@ mod tests {
         header.extend_from_slice(&[0; 8]);
         header.extend_from_slice(&100u32.to_le_bytes());
         header.extend_from_slice(&100u32.to_le_bytes());
-        assert!(parse_pcap(&header).is_err(), "a record longer than the file must be an error");
+        assert!(
+            parse_pcap(&header).is_err(),
+            "a record longer than the file must be an error"
+        );
     }
 
     #[test]
     fn truncated_frames_are_still_classified() {
         let mut frame = vec![0u8; 12];
         frame.extend_from_slice(&[0x08, 0x00]); // IPv4
-        let mut ip = vec![0x45, 0, 0x05, 0x78, 0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2];
+        let mut ip = vec![
+            0x45, 0, 0x05, 0x78, 0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2,
+        ];
         ip.extend_from_slice(&[0x04, 0xd2, 0x13, 0x88, 0x05, 0x64, 0, 0]); // UDP 1234 -> 5000, claims 1380 bytes
         ip.extend_from_slice(b"only a few");
         frame.extend_from_slice(&ip);
-        let packet = classify(1.0, &frame).expect("a frame cut short by the capture is still a packet");
-        assert_eq!(packet.kind, Kind::Udp { src_port: 1234, dst_port: 5000 });
+        let packet =
+            classify(1.0, &frame).expect("a frame cut short by the capture is still a packet");
+        assert_eq!(
+            packet.kind,
+            Kind::Udp {
+                src_port: 1234,
+                dst_port: 5000
+            }
+        );
         assert!(packet.is_cleartext_payload());
     }
 
     #[test]
     fn nat_t_marker_separates_ike_from_esp() {
         assert_eq!(udp_kind(4500, 4500, &[0, 0, 0, 0, 1]), Kind::Ike);
-        assert_eq!(udp_kind(4500, 4500, &[0, 0, 1, 2, 9]), Kind::Esp { spi: 0x0102 });
-        assert_eq!(udp_kind(1234, 53, &[1, 2, 3, 4]), Kind::Udp { src_port: 1234, dst_port: 53 });
+        assert_eq!(
+            udp_kind(4500, 4500, &[0, 0, 1, 2, 9]),
+            Kind::Esp { spi: 0x0102 }
+        );
+        assert_eq!(
+            udp_kind(1234, 53, &[1, 2, 3, 4]),
+            Kind::Udp {
+                src_port: 1234,
+                dst_port: 53
+            }
+        );
     }
 }

@@ -82,7 +82,10 @@ pub struct Builder {
 
 impl Default for Builder {
     fn default() -> Self {
-        Self { extra: BTreeMap::new(), resolver: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53)) }
+        Self {
+            extra: BTreeMap::new(),
+            resolver: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53)),
+        }
     }
 }
 
@@ -91,7 +94,10 @@ impl Builder {
     /// e.g. `.record("ed.example.", "server A 192.0.2.2")`.
     pub fn record(mut self, zone: &str, line: &str) -> Self {
         let zone = zone.trim_end_matches('.').to_owned() + ".";
-        assert!(ZONES.contains(&zone.as_str()), "the fixture has no zone {zone}; zones: {ZONES:?}");
+        assert!(
+            ZONES.contains(&zone.as_str()),
+            "the fixture has no zone {zone}; zones: {ZONES:?}"
+        );
         self.extra.entry(zone).or_default().push(line.to_owned());
         self
     }
@@ -105,7 +111,10 @@ impl Builder {
     /// Builds and signs the tree, and starts the servers inside `ns`.
     pub fn start_in(self, ns: &Netns) -> DnsFixture {
         require_tools();
-        let dir = tempfile::Builder::new().prefix("oe-dns.").tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let dir = tempfile::Builder::new()
+            .prefix("oe-dns.")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("tempdir: {e}"));
         let extra = dir.path().join("extra");
         std::fs::create_dir_all(&extra).unwrap_or_else(|e| panic!("mkdir: {e}"));
         for (zone, lines) in &self.extra {
@@ -120,7 +129,12 @@ impl Builder {
                 .env("RESOLVER", self.resolver.to_string()),
         );
         let daemons = start_servers(ns, &tree);
-        let mut fixture = DnsFixture { resolver: self.resolver, tree, daemons, _dir: dir };
+        let mut fixture = DnsFixture {
+            resolver: self.resolver,
+            tree,
+            daemons,
+            _dir: dir,
+        };
         fixture.wait_ready(ns);
         fixture
     }
@@ -190,16 +204,39 @@ impl DnsFixture {
         // Generous: on a loaded two-core machine running UML guests side by side, start-up can take a while.
         let ready = wait_until(Duration::from_secs(60), || {
             ns.cmd("dig")
-                .args([&server, "+short", "+time=1", "+tries=1", names::ED_HOST, "A"])
+                .args([
+                    &server,
+                    "+short",
+                    "+time=1",
+                    "+tries=1",
+                    names::ED_HOST,
+                    "A",
+                ])
                 .output()
                 .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("192.0.2.30"))
         });
         if !ready {
-            let running: Vec<String> = self.daemons.iter_mut().map(|d| format!("{}: {}", d.pid(), d.is_running())).collect();
-            let logs: String = ["nsd.out", "knotd.out", "unbound-resolver.out", "nsd/nsd.log", "knot/knot.log", "unbound/resolver.log"]
-                .iter()
-                .map(|f| format!("--- {f}\n{}\n", std::fs::read_to_string(self.tree.join(f)).unwrap_or_default()))
+            let running: Vec<String> = self
+                .daemons
+                .iter_mut()
+                .map(|d| format!("{}: {}", d.pid(), d.is_running()))
                 .collect();
+            let logs: String = [
+                "nsd.out",
+                "knotd.out",
+                "unbound-resolver.out",
+                "nsd/nsd.log",
+                "knot/knot.log",
+                "unbound/resolver.log",
+            ]
+            .iter()
+            .map(|f| {
+                format!(
+                    "--- {f}\n{}\n",
+                    std::fs::read_to_string(self.tree.join(f)).unwrap_or_default()
+                )
+            })
+            .collect();
             panic!("the DNS fixture did not answer within 60 s (pid: running {running:?}); logs:\n{logs}");
         }
     }
@@ -234,9 +271,21 @@ fn start_servers(ns: &Netns, tree: &Path) -> Vec<Daemon> {
             .unwrap_or_else(|e| panic!("cannot start {program}: {e}"))
     };
     vec![
-        spawn("nsd", "nsd", &["-d".into(), "-c".into(), conf("nsd/nsd.conf")]),
+        spawn(
+            "nsd",
+            "nsd",
+            &["-d".into(), "-c".into(), conf("nsd/nsd.conf")],
+        ),
         spawn("knotd", "knotd", &["-c".into(), conf("knot/knot.conf")]),
-        spawn("unbound-resolver", "unbound", &["-d".into(), "-c".into(), conf("unbound/resolver.conf")]),
-        spawn("unbound-validator", "unbound", &["-d".into(), "-c".into(), conf("unbound/validator.conf")]),
+        spawn(
+            "unbound-resolver",
+            "unbound",
+            &["-d".into(), "-c".into(), conf("unbound/resolver.conf")],
+        ),
+        spawn(
+            "unbound-validator",
+            "unbound",
+            &["-d".into(), "-c".into(), conf("unbound/validator.conf")],
+        ),
     ]
 }

@@ -44,7 +44,9 @@ pub fn test_key_ipseckey(name: &str) -> String {
         .filter(|l| !l.starts_with('#'))
         .find_map(|l| {
             let mut f = l.split_whitespace();
-            (f.next() == Some(name)).then(|| f.nth(1).map(str::to_owned)).flatten()
+            (f.next() == Some(name))
+                .then(|| f.nth(1).map(str::to_owned))
+                .flatten()
         })
         .unwrap_or_else(|| panic!("no test key named {name} in {}", path.display()))
 }

@@ -101,7 +101,8 @@ impl Netns {
         let id = next_id();
         let (ia, ib) = (format!("v{id}a"), format!("v{id}b"));
         run_ok(Command::new("ip").args([
-            "link", "add", &ia, "netns", &a.name, "type", "veth", "peer", "name", &ib, "netns", &b.name,
+            "link", "add", &ia, "netns", &a.name, "type", "veth", "peer", "name", &ib, "netns",
+            &b.name,
         ]));
         a.ip(&["link", "set", &ia, "up"]);
         b.ip(&["link", "set", &ib, "up"]);
@@ -111,7 +112,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let status = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let status = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
         if !matches!(status, Ok(s) if s.success()) {
             eprintln!("warning: could not delete namespace {}", self.name);
         }
@@ -120,10 +123,14 @@ impl Drop for Netns {
 
 /// Deletes namespaces that earlier test processes created and could not delete (they were killed).
 fn sweep_stale() {
-    let Ok(entries) = std::fs::read_dir("/run/netns") else { return };
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = owner_pid(&name) else { continue };
+        let Some(pid) = owner_pid(&name) else {
+            continue;
+        };
         if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             let _ = Command::new("ip").args(["netns", "del", &name]).status();
         }
@@ -134,7 +141,10 @@ fn sweep_stale() {
 fn owner_pid(name: &str) -> Option<u32> {
     let rest = name.strip_prefix(PREFIX)?;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    rest[digits.len()..].starts_with('n').then(|| digits.parse().ok()).flatten()
+    rest[digits.len()..]
+        .starts_with('n')
+        .then(|| digits.parse().ok())
+        .flatten()
 }
 
 /// Two hosts on one link: `a` is 192.0.2.1 and 2001:db8::1, `b` is 192.0.2.2 and 2001:db8::2.

@@ -16,10 +16,16 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `cmd` with stdout and stderr appended to `log` (a file path).
     pub fn spawn(name: &str, mut cmd: Command, log: &std::path::Path) -> std::io::Result<Self> {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
         let err = out.try_clone()?;
         let child = cmd.stdin(Stdio::null()).stdout(out).stderr(err).spawn()?;
-        Ok(Self { name: name.to_owned(), child })
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+        })
     }
 
     /// The process ID.
@@ -52,7 +58,11 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        eprintln!("{} (pid {}) ignored SIGTERM; killing it", self.name, self.child.id());
+        eprintln!(
+            "{} (pid {}) ignored SIGTERM; killing it",
+            self.name,
+            self.child.id()
+        );
         let _ = self.child.kill();
         self.child.wait().ok()
     }

@@ -37,7 +37,13 @@ impl StandardBed {
         let (ws, ws_if) = lanbed.host("ws", &[&format!("{WS4}/24"), &format!("{WS6}/64")]);
         let (srv, _) = lanbed.host("srv", &[&format!("{SRV4}/24"), &format!("{SRV6}/64")]);
         let (nokey, _) = lanbed.host("nokey", &[&format!("{NOKEY4}/24")]);
-        Self { ws, srv, nokey, ws_if, lanbed }
+        Self {
+            ws,
+            srv,
+            nokey,
+            ws_if,
+            lanbed,
+        }
     }
 }
 
@@ -55,7 +61,9 @@ impl LanBed {
         let lan = Lan::new();
         let dns = Netns::new("dns");
         lan.attach(&dns, &[&format!("{RESOLVER}/24")]);
-        let fixture = builder.resolver(RESOLVER.parse().unwrap_or_else(|e| panic!("{e}"))).start_in(&dns);
+        let fixture = builder
+            .resolver(RESOLVER.parse().unwrap_or_else(|e| panic!("{e}")))
+            .start_in(&dns);
         Self { fixture, dns, lan }
     }
 
@@ -101,8 +109,12 @@ impl LanBed {
 
 /// A UDP socket bound inside `ns`, with a 10 s read timeout.
 pub fn udp_receiver(ns: &Netns, addr: &str, port: u16) -> UdpSocket {
-    let socket = ns.run(|| UdpSocket::bind((addr, port)).unwrap_or_else(|e| panic!("bind {addr}:{port}: {e}")));
-    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap_or_else(|e| panic!("{e}"));
+    let socket = ns.run(|| {
+        UdpSocket::bind((addr, port)).unwrap_or_else(|e| panic!("bind {addr}:{port}: {e}"))
+    });
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap_or_else(|e| panic!("{e}"));
     socket
 }
 

@@ -61,9 +61,16 @@ pub fn rerun_in_guest(test: &str) {
     println!("{}", String::from_utf8_lossy(&out.stdout));
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     let secs = started.elapsed().as_secs_f64();
-    println!("---- UML guest ran {test} in {secs:.1} s, exit {:?} ----", out.status.code());
+    println!(
+        "---- UML guest ran {test} in {secs:.1} s, exit {:?} ----",
+        out.status.code()
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{test} failed inside the UML guest (exit {:?})", out.status.code());
+    assert!(
+        out.status.success(),
+        "{test} failed inside the UML guest (exit {:?})",
+        out.status.code()
+    );
     // The filter must have matched exactly one test, or the guest ran nothing and "passed".
     assert!(
         stdout.contains("1 passed"),

@@ -29,10 +29,16 @@ fn key(name: &str) -> String {
 fn assert_esp_only(packets: &[oe_integration::capture::Packet], a: &str, b: &str) {
     let (a, b): (IpAddr, IpAddr) = (a.parse().unwrap(), b.parse().unwrap());
     let flow: Vec<_> = packets.iter().filter(|p| p.between(a, b)).collect();
-    let esp = flow.iter().filter(|p| matches!(p.kind, Kind::Esp { .. })).count();
+    let esp = flow
+        .iter()
+        .filter(|p| matches!(p.kind, Kind::Esp { .. }))
+        .count();
     let clear: Vec<_> = flow.iter().filter(|p| p.is_cleartext_payload()).collect();
     assert!(esp >= 1, "{a} <-> {b}: ESP on the wire: {flow:?}");
-    assert!(clear.is_empty(), "{a} <-> {b}: cleartext on the wire: {clear:?}");
+    assert!(
+        clear.is_empty(),
+        "{a} <-> {b}: cleartext on the wire: {clear:?}"
+    );
 }
 
 #[test]
@@ -41,7 +47,10 @@ fn oe_client_reaches_a_libreswan_server() {
         return uml::rerun_in_guest("oe_client_reaches_a_libreswan_server");
     }
     let rsa = test_key_ipseckey("host-rsa3072");
-    let bed = LanBed::start(DnsFixture::builder().record("2.0.192.in-addr.arpa.", &format!("11 IPSECKEY 10 0 2 . {rsa}")));
+    let bed = LanBed::start(DnsFixture::builder().record(
+        "2.0.192.in-addr.arpa.",
+        &format!("11 IPSECKEY 10 0 2 . {rsa}"),
+    ));
     let (ws, ws_if) = bed.host("ws", &["192.0.2.1/24"]);
     let (lsw, _) = bed.host("lsw", &["192.0.2.11/24"]);
     let pluto = Pluto::start(&lsw, &PlutoSetup {
@@ -58,15 +67,31 @@ fn oe_client_reaches_a_libreswan_server() {
     let receiver = udp_receiver(&lsw, "192.0.2.11", 5000);
     let mut buf = [0; 64];
     send_udp(&ws, "192.0.2.1", "192.0.2.11", 5000, b"to libreswan");
-    receiver.recv_from(&mut buf).unwrap_or_else(|e| panic!("datagram lost ({e}):\n{}\n{}", agent.log(), pluto.log()));
-    assert!(wait_until(Duration::from_secs(10), || established(&agent, "192.0.2.11")), "{}\n{}", agent.log(), pluto.log());
+    receiver
+        .recv_from(&mut buf)
+        .unwrap_or_else(|e| panic!("datagram lost ({e}):\n{}\n{}", agent.log(), pluto.log()));
+    assert!(
+        wait_until(Duration::from_secs(10), || established(
+            &agent,
+            "192.0.2.11"
+        )),
+        "{}\n{}",
+        agent.log(),
+        pluto.log()
+    );
     send_udp(&ws, "192.0.2.1", "192.0.2.11", 5000, b"again");
     receiver.recv_from(&mut buf).unwrap();
     assert_esp_only(&capture.stop(), "192.0.2.1", "192.0.2.11");
     let traffic = pluto.traffic_status();
-    assert!(traffic.contains("inBytes=") && traffic.contains("192.0.2.1"), "pluto's view: {traffic}");
+    assert!(
+        traffic.contains("inBytes=") && traffic.contains("192.0.2.1"),
+        "pluto's view: {traffic}"
+    );
     let peers = agent.request(r#"{"command":"peers"}"#).to_string();
-    assert!(peers.contains("address:192.0.2.11") && peers.contains("RSA"), "oe authenticated Libreswan's RSA key: {peers}");
+    assert!(
+        peers.contains("address:192.0.2.11") && peers.contains("RSA"),
+        "oe authenticated Libreswan's RSA key: {peers}"
+    );
 }
 
 #[test]
@@ -82,7 +107,10 @@ fn libreswan_anonymous_client_reaches_an_oe_server() {
     );
     let (srv, srv_if) = bed.host("srv", &["192.0.2.30/24"]);
     let (lsw, _) = bed.host("lsw", &["192.0.2.12/24"]);
-    let agent = Agent::start(&srv, &bed.server_config("host-rsa3072.pem", "fqdn:srvrsa.rsa.example"));
+    let agent = Agent::start(
+        &srv,
+        &bed.server_config("host-rsa3072.pem", "fqdn:srvrsa.rsa.example"),
+    );
     let pluto = Pluto::start(&lsw, &PlutoSetup {
         conns: "conn oe-client\n    left=192.0.2.12\n    leftid=%null\n    leftauth=null\n    right=192.0.2.30\n    \
                 rightid=@srvrsa.rsa.example\n    rightauth=rsasig\n    rightrsasigkey=%dnsondemand\n    type=transport\n    \
@@ -95,7 +123,12 @@ fn libreswan_anonymous_client_reaches_an_oe_server() {
     let capture = Capture::start(&srv, &srv_if);
     let out = pluto.whack(&["--initiate", "--name", "oe-client"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("established Child SA"), "pluto initiate: {text}\n{}\n{}", pluto.log(), agent.log());
+    assert!(
+        text.contains("established Child SA"),
+        "pluto initiate: {text}\n{}\n{}",
+        pluto.log(),
+        agent.log()
+    );
     let receiver = udp_receiver(&srv, "192.0.2.30", 5000);
     let mut buf = [0; 64];
     send_udp(&lsw, "192.0.2.12", "192.0.2.30", 5000, b"from libreswan");
@@ -103,7 +136,10 @@ fn libreswan_anonymous_client_reaches_an_oe_server() {
     assert_esp_only(&capture.stop(), "192.0.2.12", "192.0.2.30");
     assert!(established(&agent, "192.0.2.12"), "{}", agent.log());
     let peers = agent.request(r#"{"command":"peers"}"#).to_string();
-    assert!(peers.contains("NULL"), "the oe server accepted an anonymous client: {peers}");
+    assert!(
+        peers.contains("NULL"),
+        "the oe server accepted an anonymous client: {peers}"
+    );
 }
 
 #[test]
@@ -112,7 +148,10 @@ fn strongswan_trap_reaches_an_oe_server() {
         return uml::rerun_in_guest("strongswan_trap_reaches_an_oe_server");
     }
     let ed = test_key_ipseckey("ws-ed25519");
-    let bed = LanBed::start(DnsFixture::builder().record("2.0.192.in-addr.arpa.", &format!("13 IPSECKEY 10 0 4 . {ed}")));
+    let bed = LanBed::start(DnsFixture::builder().record(
+        "2.0.192.in-addr.arpa.",
+        &format!("13 IPSECKEY 10 0 4 . {ed}"),
+    ));
     let (srv, srv_if) = bed.host("srv", &["192.0.2.30/24"]);
     let (ss, _) = bed.host("ss", &["192.0.2.13/24"]);
     let agent = Agent::start(&srv, &bed.server_config("host-ed25519.pem", "address"));
@@ -129,16 +168,30 @@ fn strongswan_trap_reaches_an_oe_server() {
     });
     let capture = Capture::start(&srv, &srv_if);
     let receiver = udp_receiver(&srv, "192.0.2.30", 5000);
-    receiver.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     let mut buf = [0; 64];
     let got = wait_until(Duration::from_secs(15), || {
         send_udp(&ss, "192.0.2.13", "192.0.2.30", 5000, b"through the trap");
         established(&agent, "192.0.2.13") && receiver.recv_from(&mut buf).is_ok()
     });
-    assert!(got, "charon's trap brought up an SA with oe:\n{}\n{}", charon.log(), agent.log());
+    assert!(
+        got,
+        "charon's trap brought up an SA with oe:\n{}\n{}",
+        charon.log(),
+        agent.log()
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert_esp_only(&capture.stop(), "192.0.2.13", "192.0.2.30");
-    assert!(charon.list_sas().contains("INSTALLED, TRANSPORT"), "charon: {}", charon.list_sas());
+    assert!(
+        charon.list_sas().contains("INSTALLED, TRANSPORT"),
+        "charon: {}",
+        charon.list_sas()
+    );
     let peers = agent.request(r#"{"command":"peers"}"#).to_string();
-    assert!(peers.contains("address:192.0.2.13") && peers.contains("Ed25519 key from DNSSEC"), "oe authenticated charon by DNS: {peers}");
+    assert!(
+        peers.contains("address:192.0.2.13") && peers.contains("Ed25519 key from DNSSEC"),
+        "oe authenticated charon by DNS: {peers}"
+    );
 }

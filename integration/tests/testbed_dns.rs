@@ -21,7 +21,10 @@ fn delv_verdict(out: &str) -> Verdict {
     } else if out.contains("; unsigned answer") {
         Verdict::Insecure
     } else {
-        assert!(out.contains("resolution failed") || out.contains("no valid signature"), "unexpected delv output: {out}");
+        assert!(
+            out.contains("resolution failed") || out.contains("no valid signature"),
+            "unexpected delv output: {out}"
+        );
         Verdict::Bogus
     }
 }
@@ -31,7 +34,10 @@ fn delv_sees_secure_insecure_bogus_and_absent() {
     let ns = Netns::new("dns");
     let started = std::time::Instant::now();
     let fixture = DnsFixture::start_in(&ns);
-    println!("DNS fixture built, signed and serving in {:.2} s", started.elapsed().as_secs_f64());
+    println!(
+        "DNS fixture built, signed and serving in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     let cases = [
         (names::RSA_HOST, Verdict::Secure),
         (names::ECDSA_HOST, Verdict::Secure),
@@ -64,18 +70,37 @@ fn validating_unbound_agrees() {
     let ns = Netns::new("dns");
     let fixture = DnsFixture::start_in(&ns);
     let dig = |name: &str| {
-        let out = ns.cmd("dig").args([&format!("@{VALIDATOR}"), "+dnssec", "+time=3", name, "IPSECKEY"]).output().unwrap();
+        let out = ns
+            .cmd("dig")
+            .args([
+                &format!("@{VALIDATOR}"),
+                "+dnssec",
+                "+time=3",
+                name,
+                "IPSECKEY",
+            ])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     for name in [names::ED_HOST, names::RSA_HOST, names::REV_V6_ED] {
         let out = dig(name);
-        assert!(out.contains("flags: qr rd ra ad"), "{name} should validate (ad): {out}");
+        assert!(
+            out.contains("flags: qr rd ra ad"),
+            "{name} should validate (ad): {out}"
+        );
     }
     for name in [names::EXPIRED_HOST, names::TAMPERED_HOST] {
-        assert!(dig(name).contains("status: SERVFAIL"), "{name} should be SERVFAIL (bogus)");
+        assert!(
+            dig(name).contains("status: SERVFAIL"),
+            "{name} should be SERVFAIL (bogus)"
+        );
     }
     let out = dig(names::INSECURE_HOST);
-    assert!(out.contains("status: NOERROR") && !out.contains(" ad;"), "insecure answers carry no ad: {out}");
+    assert!(
+        out.contains("status: NOERROR") && !out.contains(" ad;"),
+        "insecure answers carry no ad: {out}"
+    );
     drop(fixture);
 }
 

@@ -15,7 +15,12 @@ fn exists(name: &str) -> bool {
 fn pair_reaches_each_other_over_v4_and_v6() {
     let pair = Pair::new();
     for dst in [Pair::B4, Pair::B6] {
-        let out = pair.a.cmd("ping").args(["-c", "1", "-W", "2", dst]).output().unwrap();
+        let out = pair
+            .a
+            .cmd("ping")
+            .args(["-c", "1", "-W", "2", dst])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "ping {dst}: {out:?}");
     }
 }
@@ -29,7 +34,9 @@ fn closure_runs_inside_the_namespace() {
         socket.send_to(b"hello", (Pair::B6, 4000)).unwrap();
     });
     let mut buf = [0; 16];
-    receiver.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    receiver
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
     let (n, from) = receiver.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"hello");
     assert_eq!(from.ip().to_string(), Pair::A6);
@@ -62,10 +69,20 @@ fn lan_joins_three_hosts() {
     let lan = Lan::new();
     let hosts: Vec<Netns> = ["x", "y", "z"].iter().map(|l| Netns::new(l)).collect();
     for (i, host) in hosts.iter().enumerate() {
-        lan.attach(host, &[&format!("198.51.100.{}/24", i + 1), &format!("2001:db8:1::{}/64", i + 1)]);
+        lan.attach(
+            host,
+            &[
+                &format!("198.51.100.{}/24", i + 1),
+                &format!("2001:db8:1::{}/64", i + 1),
+            ],
+        );
     }
     for dst in ["198.51.100.3", "2001:db8:1::2"] {
-        let out = hosts[0].cmd("ping").args(["-c", "1", "-W", "2", dst]).output().unwrap();
+        let out = hosts[0]
+            .cmd("ping")
+            .args(["-c", "1", "-W", "2", dst])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "ping {dst} over the LAN");
     }
 }

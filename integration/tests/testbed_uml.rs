@@ -47,12 +47,26 @@ fn static_esp_crosses_the_wire_encrypted() {
     let capture = Capture::start(&pair.a, &pair.a_if);
     for (src, dst) in [(Pair::A4, Pair::B4), (Pair::A6, Pair::B6)] {
         let receiver = pair.b.run(|| UdpSocket::bind((dst, 5000)).unwrap());
-        receiver.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        pair.a.run(|| UdpSocket::bind((src, 0)).unwrap().send_to(b"secret payload", (dst, 5000)).unwrap());
+        receiver
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        pair.a.run(|| {
+            UdpSocket::bind((src, 0))
+                .unwrap()
+                .send_to(b"secret payload", (dst, 5000))
+                .unwrap()
+        });
         let mut buf = [0; 64];
-        let (n, _) = receiver.recv_from(&mut buf).expect("the datagram arrives through ESP");
+        let (n, _) = receiver
+            .recv_from(&mut buf)
+            .expect("the datagram arrives through ESP");
         assert_eq!(&buf[..n], b"secret payload");
-        let ping = pair.a.cmd("ping").args(["-c", "2", "-i", "0.2", "-W", "2", dst]).output().unwrap();
+        let ping = pair
+            .a
+            .cmd("ping")
+            .args(["-c", "2", "-i", "0.2", "-W", "2", dst])
+            .output()
+            .unwrap();
         assert!(ping.status.success(), "ping {dst} through ESP");
     }
     let packets = capture.stop();
@@ -60,14 +74,32 @@ fn static_esp_crosses_the_wire_encrypted() {
     let (a6, b6): (IpAddr, IpAddr) = (Pair::A6.parse().unwrap(), Pair::B6.parse().unwrap());
     for (x, y) in [(a4, b4), (a6, b6)] {
         let between: Vec<_> = packets.iter().filter(|p| p.between(x, y)).collect();
-        let esp = between.iter().filter(|p| matches!(p.kind, Kind::Esp { .. })).count();
+        let esp = between
+            .iter()
+            .filter(|p| matches!(p.kind, Kind::Esp { .. }))
+            .count();
         // A datagram and two echo requests each way: at least 5 ESP packets per family.
         assert!(esp >= 5, "{x} <-> {y}: {esp} ESP packets in {between:?}");
-        let clear: Vec<_> = between.iter().filter(|p| !matches!(p.kind, Kind::Esp { .. })).collect();
-        assert!(clear.is_empty(), "{x} <-> {y}: cleartext on the wire: {clear:?}");
+        let clear: Vec<_> = between
+            .iter()
+            .filter(|p| !matches!(p.kind, Kind::Esp { .. }))
+            .collect();
+        assert!(
+            clear.is_empty(),
+            "{x} <-> {y}: cleartext on the wire: {clear:?}"
+        );
     }
-    let spis: Vec<u32> = packets.iter().filter_map(|p| match p.kind { Kind::Esp { spi } => Some(spi), _ => None }).collect();
-    assert!(spis.contains(&0x1000) && spis.contains(&0x2000), "both SAs carried traffic: {spis:x?}");
+    let spis: Vec<u32> = packets
+        .iter()
+        .filter_map(|p| match p.kind {
+            Kind::Esp { spi } => Some(spi),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        spis.contains(&0x1000) && spis.contains(&0x2000),
+        "both SAs carried traffic: {spis:x?}"
+    );
 }
 
 #[test]
@@ -96,12 +128,22 @@ fn assert_acquire(ns: &Netns, local: &str, remote: &str) {
     let mut monitor = Daemon::spawn("ip xfrm monitor", monitor, log.path()).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let acquired = oe_integration::process::wait_until(Duration::from_secs(10), || {
-        let _ = ns.run(|| UdpSocket::bind((local, 0)).unwrap().send_to(b"trigger", (remote, 7000)));
+        let _ = ns.run(|| {
+            UdpSocket::bind((local, 0))
+                .unwrap()
+                .send_to(b"trigger", (remote, 7000))
+        });
         std::fs::read_to_string(log.path()).is_ok_and(|t| t.contains("acquire"))
     });
     monitor.stop(Duration::from_secs(2));
     let text = std::fs::read_to_string(log.path()).unwrap();
     assert!(acquired, "no ACQUIRE for {local} -> {remote}: {text}");
-    assert!(text.contains(&format!("src {local} dst {remote}")), "ACQUIRE names the pair: {text}");
-    assert!(text.contains("dport 7000"), "ACQUIRE carries the selector's port: {text}");
+    assert!(
+        text.contains(&format!("src {local} dst {remote}")),
+        "ACQUIRE names the pair: {text}"
+    );
+    assert!(
+        text.contains("dport 7000"),
+        "ACQUIRE carries the selector's port: {text}"
+    );
 }

@@ -26,7 +26,9 @@ use oe_integration::capture::{Capture, Kind, Packet};
 use oe_integration::dns::{names, DnsFixture};
 use oe_integration::netns::Netns;
 use oe_integration::process::wait_until;
-use oe_integration::scenario::{established, udp_receiver, LanBed, StandardBed, NOKEY4, RESOLVER, SRV4, SRV6, WS4, WS6};
+use oe_integration::scenario::{
+    established, udp_receiver, LanBed, StandardBed, NOKEY4, RESOLVER, SRV4, SRV6, WS4, WS6,
+};
 use oe_integration::uml;
 
 const STUB: &str = "127.0.2.53:53";
@@ -49,7 +51,9 @@ fn bed() -> StandardBed {
 /// The workstation: anonymous, private-or-clear for the test networks, the stub on 127.0.2.53,
 /// and the kernel left dropping the packet that raises an ACQUIRE.
 fn workstation_config(bed: &LanBed) -> String {
-    bed.workstation_config(&format!("[trigger]\nlisten = [\"{STUB}\"]\nhold = \"2s\"\n[kernel]\nqueue_first_packet = false\n"))
+    bed.workstation_config(&format!(
+        "[trigger]\nlisten = [\"{STUB}\"]\nhold = \"2s\"\n[kernel]\nqueue_first_packet = false\n"
+    ))
 }
 
 /// The server: key host-ed25519, its address as identity, answering anyone who asks.

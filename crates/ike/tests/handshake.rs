@@ -107,8 +107,15 @@ fn initiator_refusing_the_responders_key_makes_the_responder_clean_up() {
     assert_eq!(p.a.closed(), Some(&CloseReason::Refused));
     assert_eq!(p.b.closed(), Some(&CloseReason::PeerDeleted));
     assert!(p.a.children().is_empty(), "A never installed a child");
-    assert_eq!(p.b.children().len(), 1, "B installed its child when it answered IKE_AUTH");
-    assert!(p.b.live_children().is_empty(), "B removed the child it had installed");
+    assert_eq!(
+        p.b.children().len(),
+        1,
+        "B installed its child when it answered IKE_AUTH"
+    );
+    assert!(
+        p.b.live_children().is_empty(),
+        "B removed the child it had installed"
+    );
 }
 
 #[test]
@@ -562,7 +569,10 @@ fn nat_detected_and_ike_floats_to_port_4500() {
 
 #[test]
 fn sa_info_reports_spis_and_the_negotiated_algorithms() {
-    let mut p = Pair::new(config("a", Some("ed25519_a")), config("b", Some("ed25519_b")));
+    let mut p = Pair::new(
+        config("a", Some("ed25519_a")),
+        config("b", Some("ed25519_b")),
+    );
     let handle = p.connect();
     p.drive();
     let info = p.a.ep.sa_info(handle).expect("the SA exists");
@@ -570,7 +580,15 @@ fn sa_info_reports_spis_and_the_negotiated_algorithms() {
     assert_ne!(info.spi_i, 0);
     assert_ne!(info.spi_r, 0);
     assert_eq!(info.children, 1);
-    let proposal = info.proposal.expect("algorithms are known after IKE_SA_INIT");
-    assert!(proposal.starts_with("AES_GCM_16_256/PRF_HMAC_SHA2_256/"), "{proposal}");
-    assert!(info.rekey_at.is_some(), "an established SA has a rekey time");
+    let proposal = info
+        .proposal
+        .expect("algorithms are known after IKE_SA_INIT");
+    assert!(
+        proposal.starts_with("AES_GCM_16_256/PRF_HMAC_SHA2_256/"),
+        "{proposal}"
+    );
+    assert!(
+        info.rekey_at.is_some(),
+        "an established SA has a rekey time"
+    );
 }

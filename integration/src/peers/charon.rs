@@ -13,7 +13,8 @@ use crate::require;
 
 /// Plugins charon loads by default: enough for raw public keys, X25519/ECP, AES-GCM/CBC, ChaCha20-Poly1305,
 /// kernel-netlink and the vici control socket.
-pub const DEFAULT_PLUGINS: &str = "random nonce openssl pem pkcs1 pkcs8 pubkey curve25519 sha1 sha2 hmac kdf \
+pub const DEFAULT_PLUGINS: &str =
+    "random nonce openssl pem pkcs1 pkcs8 pubkey curve25519 sha1 sha2 hmac kdf \
      aes gcm chapoly kernel-netlink socket-default vici";
 
 /// What a test gives charon.
@@ -45,7 +46,10 @@ impl Charon {
         require::root();
         require::file("/usr/lib/ipsec/charon", "strongswan-charon");
         require::program("swanctl", "strongswan-swanctl");
-        let dir = tempfile::Builder::new().prefix("oe-charon.").tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::Builder::new()
+            .prefix("oe-charon.")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("{e}"));
         write_config(dir.path(), setup);
         let conf = dir.path().join("strongswan.conf");
         let script = format!(
@@ -56,15 +60,27 @@ impl Charon {
         cmd.args(["-c", &script]);
         let daemon = Daemon::spawn("charon", cmd, &dir.path().join("charon.stdout"))
             .unwrap_or_else(|e| panic!("cannot start charon: {e}"));
-        let charon = Self { daemon, dir, ns: ns.name().to_owned() };
+        let charon = Self {
+            daemon,
+            dir,
+            ns: ns.name().to_owned(),
+        };
         let vici = charon.vici_path();
         assert!(
             wait_until(Duration::from_secs(10), || vici.exists()),
             "charon did not open its vici socket; log: {}",
             charon.log()
         );
-        let out = charon.swanctl(&["--load-all", "--file", &charon.swanctl_conf().to_string_lossy()]);
-        assert!(out.status.success(), "swanctl --load-all failed: {}", text(&out));
+        let out = charon.swanctl(&[
+            "--load-all",
+            "--file",
+            &charon.swanctl_conf().to_string_lossy(),
+        ]);
+        assert!(
+            out.status.success(),
+            "swanctl --load-all failed: {}",
+            text(&out)
+        );
         charon
     }
 
@@ -115,7 +131,8 @@ fn text(out: &Output) -> String {
 
 fn write(path: &Path, content: &str) {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir {}: {e}", parent.display()));
+        std::fs::create_dir_all(parent)
+            .unwrap_or_else(|e| panic!("mkdir {}: {e}", parent.display()));
     }
     std::fs::write(path, content).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }

@@ -40,10 +40,8 @@ pub struct Pluto {
 impl Pluto {
     /// Where Libreswan is unpacked (`$OE_LIBRESWAN/root`, default /opt/oe-testbed/libreswan/root).
     pub fn root() -> PathBuf {
-        let base = std::env::var_os("OE_LIBRESWAN").map_or_else(
-            || PathBuf::from("/opt/oe-testbed/libreswan"),
-            PathBuf::from,
-        );
+        let base = std::env::var_os("OE_LIBRESWAN")
+            .map_or_else(|| PathBuf::from("/opt/oe-testbed/libreswan"), PathBuf::from);
         base.join("root")
     }
 
@@ -64,19 +62,35 @@ impl Pluto {
     /// Prepares the NSS database, writes ipsec.conf, starts pluto inside `ns`, and adds the connections.
     pub fn start(ns: &Netns, setup: &PlutoSetup) -> Self {
         Self::require();
-        let dir = tempfile::Builder::new().prefix("oe-pluto.").tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::Builder::new()
+            .prefix("oe-pluto.")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("{e}"));
         for sub in ["nss", "run", "ipsec.d"] {
             std::fs::create_dir_all(dir.path().join(sub)).unwrap_or_else(|e| panic!("{e}"));
         }
         std::fs::write(dir.path().join("ipsec.secrets"), "").unwrap_or_else(|e| panic!("{e}"));
-        run_ok(ipsec_cmd(dir.path()).args(["initnss", "--nssdir"]).arg(dir.path().join("nss")));
-        let ckaid = setup.rsa_key_pem.as_deref().map(|pem| import_rsa_key(dir.path(), pem));
+        run_ok(
+            ipsec_cmd(dir.path())
+                .args(["initnss", "--nssdir"])
+                .arg(dir.path().join("nss")),
+        );
+        let ckaid = setup
+            .rsa_key_pem
+            .as_deref()
+            .map(|pem| import_rsa_key(dir.path(), pem));
         write_ipsec_conf(dir.path(), setup, ckaid.as_deref());
         if let Some(resolv) = &setup.resolv_conf {
-            std::fs::write(dir.path().join("resolv.conf"), resolv).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(dir.path().join("resolv.conf"), resolv)
+                .unwrap_or_else(|e| panic!("{e}"));
         }
         let daemon = spawn_pluto(ns, dir.path(), setup.resolv_conf.is_some());
-        let pluto = Self { daemon, dir, ns: ns.name().to_owned(), ckaid };
+        let pluto = Self {
+            daemon,
+            dir,
+            ns: ns.name().to_owned(),
+            ckaid,
+        };
         let ctl = pluto.ctl_path();
         assert!(
             wait_until(Duration::from_secs(10), || ctl.exists()),
@@ -100,7 +114,9 @@ impl Pluto {
 
     /// Runs `whack ARGS` against this pluto (inside the namespace).
     pub fn whack(&self, args: &[&str]) -> Output {
-        self.whack_cmd(args).output().unwrap_or_else(|e| panic!("whack: {e}"))
+        self.whack_cmd(args)
+            .output()
+            .unwrap_or_else(|e| panic!("whack: {e}"))
     }
 
     /// `whack --trafficstatus` output.
@@ -148,7 +164,11 @@ impl Pluto {
 fn ipsec_cmd(dir: &Path) -> Command {
     let root = Pluto::root();
     let mut cmd = Command::new(root.join("usr/sbin/ipsec"));
-    let path = format!("{}:{}", root.join("usr/sbin").display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        root.join("usr/sbin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     cmd.env("IPSEC_EXECDIR", root.join("usr/libexec/ipsec"))
         .env("IPSEC_SBINDIR", root.join("usr/sbin"))
         .env("IPSEC_CONF", dir.join("ipsec.conf"))
@@ -165,19 +185,58 @@ fn import_rsa_key(dir: &Path, pem: &str) -> String {
     let key = dir.join("import-key.pem");
     let (cert, p12) = (dir.join("import-cert.pem"), dir.join("import.p12"));
     std::fs::write(&key, pem).unwrap_or_else(|e| panic!("{e}"));
-    run_ok(Command::new("openssl").args(["req", "-x509", "-new", "-subj", "/CN=oe-test", "-days", "3650"])
-        .arg("-key").arg(&key).arg("-out").arg(&cert));
-    run_ok(Command::new("openssl").args(["pkcs12", "-export", "-passout", "pass:oe", "-name", "oe-test"])
-        .arg("-inkey").arg(&key).arg("-in").arg(&cert).arg("-out").arg(&p12));
-    run_ok(Command::new("pk12util").arg("-i").arg(&p12).arg("-d")
-        .arg(format!("sql:{}", dir.join("nss").display())).args(["-W", "oe"]));
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-new",
+                "-subj",
+                "/CN=oe-test",
+                "-days",
+                "3650",
+            ])
+            .arg("-key")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+    );
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "pkcs12", "-export", "-passout", "pass:oe", "-name", "oe-test",
+            ])
+            .arg("-inkey")
+            .arg(&key)
+            .arg("-in")
+            .arg(&cert)
+            .arg("-out")
+            .arg(&p12),
+    );
+    run_ok(
+        Command::new("pk12util")
+            .arg("-i")
+            .arg(&p12)
+            .arg("-d")
+            .arg(format!("sql:{}", dir.join("nss").display()))
+            .args(["-W", "oe"]),
+    );
     // Keep the private key only: with the certificate present, pluto would send it in IKE_AUTH.
-    run_ok(Command::new("certutil").arg("-D").arg("-d")
-        .arg(format!("sql:{}", dir.join("nss").display())).args(["-n", "oe-test"]));
+    run_ok(
+        Command::new("certutil")
+            .arg("-D")
+            .arg("-d")
+            .arg(format!("sql:{}", dir.join("nss").display()))
+            .args(["-n", "oe-test"]),
+    );
     for f in [&key, &cert, &p12] {
         let _ = std::fs::remove_file(f);
     }
-    let list = stdout_of(ipsec_cmd(dir).args(["showhostkey", "--list", "--nssdir"]).arg(dir.join("nss")));
+    let list = stdout_of(
+        ipsec_cmd(dir)
+            .args(["showhostkey", "--list", "--nssdir"])
+            .arg(dir.join("nss")),
+    );
     list.split_whitespace()
         .skip_while(|w| *w != "ckaid:")
         .nth(1)
@@ -203,7 +262,11 @@ fn write_ipsec_conf(dir: &Path, setup: &PlutoSetup, ckaid: Option<&str>) {
 fn spawn_pluto(ns: &Netns, dir: &Path, own_resolv: bool) -> Daemon {
     let root = Pluto::root();
     let d = dir.display();
-    let resolv = if own_resolv { format!("mount --bind {d}/resolv.conf /etc/resolv.conf && ") } else { String::new() };
+    let resolv = if own_resolv {
+        format!("mount --bind {d}/resolv.conf /etc/resolv.conf && ")
+    } else {
+        String::new()
+    };
     let script = format!(
         "mount -t tmpfs tmpfs /run && {resolv}mount -t overlay overlay -o lowerdir={libexec}:/usr/libexec /usr/libexec \
          && PATH={sbin}:$PATH exec /usr/libexec/ipsec/pluto --nofork --config {d}/ipsec.conf --rundir {d}/run \
@@ -213,5 +276,6 @@ fn spawn_pluto(ns: &Netns, dir: &Path, own_resolv: bool) -> Daemon {
     );
     let mut cmd = ns.cmd("sh");
     cmd.args(["-c", &script]);
-    Daemon::spawn("pluto", cmd, &dir.join("pluto.stdout")).unwrap_or_else(|e| panic!("cannot start pluto: {e}"))
+    Daemon::spawn("pluto", cmd, &dir.join("pluto.stdout"))
+        .unwrap_or_else(|e| panic!("cannot start pluto: {e}"))
 }

@@ -34,7 +34,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
         None => Config::embedded(),
     };
     crate::service::logging::init(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("oe: cannot start the runtime: {e}");

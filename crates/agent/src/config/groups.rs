@@ -48,12 +48,18 @@ impl Group {
 
     /// Whether the agent answers IKE from peers in this group.
     pub fn responds(self) -> bool {
-        matches!(self, Self::Private | Self::PrivateOrClear | Self::ClearOrPrivate)
+        matches!(
+            self,
+            Self::Private | Self::PrivateOrClear | Self::ClearOrPrivate
+        )
     }
 
     /// Whether traffic may flow in clear when encryption fails.
     pub fn fails_open(self) -> bool {
-        matches!(self, Self::PrivateOrClear | Self::ClearOrPrivate | Self::Clear)
+        matches!(
+            self,
+            Self::PrivateOrClear | Self::ClearOrPrivate | Self::Clear
+        )
     }
 }
 
@@ -108,7 +114,11 @@ impl fmt::Display for Entry {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GroupError {
     #[error("groups.{group}: {entry:?}: {why}")]
-    BadEntry { group: &'static str, entry: String, why: String },
+    BadEntry {
+        group: &'static str,
+        entry: String,
+        why: String,
+    },
     #[error("groups: {a} and {b} match exactly the same traffic")]
     Ambiguous { a: String, b: String },
 }
@@ -147,13 +157,18 @@ impl GroupTable {
 
     /// Adds an entry (the agent adds its DNS servers to `clear` this way).
     pub fn add(&mut self, entry: Entry) -> Result<(), GroupError> {
-        if let Some(twin) = self.entries.iter().find(|e| {
-            e.prefix == entry.prefix && e.proto == entry.proto && e.port == entry.port
-        }) {
+        if let Some(twin) = self
+            .entries
+            .iter()
+            .find(|e| e.prefix == entry.prefix && e.proto == entry.proto && e.port == entry.port)
+        {
             if twin.group == entry.group {
                 return Ok(());
             }
-            return Err(GroupError::Ambiguous { a: twin.to_string(), b: entry.to_string() });
+            return Err(GroupError::Ambiguous {
+                a: twin.to_string(),
+                b: entry.to_string(),
+            });
         }
         self.entries.push(entry);
         Ok(())
@@ -166,7 +181,16 @@ impl GroupTable {
             .iter()
             .filter(|e| e.matches(dst, proto, port))
             .max_by_key(|e| e.specificity())
-            .map_or(Match { group: Group::Clear, entry: None }, |e| Match { group: e.group, entry: Some(*e) })
+            .map_or(
+                Match {
+                    group: Group::Clear,
+                    entry: None,
+                },
+                |e| Match {
+                    group: e.group,
+                    entry: Some(*e),
+                },
+            )
     }
 
     /// Every entry, in configuration order.
@@ -176,7 +200,11 @@ impl GroupTable {
 }
 
 fn parse_entry(group: Group, text: &str) -> Result<Entry, GroupError> {
-    let bad = |why: &str| GroupError::BadEntry { group: group.name(), entry: text.to_owned(), why: why.to_owned() };
+    let bad = |why: &str| GroupError::BadEntry {
+        group: group.name(),
+        entry: text.to_owned(),
+        why: why.to_owned(),
+    };
     let mut words = text.split_whitespace();
     let prefix: IpNet = words
         .next()
@@ -188,7 +216,9 @@ fn parse_entry(group: Group, text: &str) -> Result<Entry, GroupError> {
     }
     let (proto, port) = match words.next() {
         None => (None, None),
-        Some(selector) => parse_selector(selector).ok_or_else(|| bad("protocol must be tcp, udp, sctp, icmp, ipv6-icmp or a number, optionally /port"))?,
+        Some(selector) => parse_selector(selector).ok_or_else(|| {
+            bad("protocol must be tcp, udp, sctp, icmp, ipv6-icmp or a number, optionally /port")
+        })?,
     };
     if words.next().is_some() {
         return Err(bad("trailing words"));
@@ -196,7 +226,12 @@ fn parse_entry(group: Group, text: &str) -> Result<Entry, GroupError> {
     if port.is_some() && !matches!(proto, Some(6 | 17 | 132)) {
         return Err(bad("a port needs tcp, udp or sctp"));
     }
-    Ok(Entry { group, prefix, proto, port })
+    Ok(Entry {
+        group,
+        prefix,
+        proto,
+        port,
+    })
 }
 
 fn parse_selector(text: &str) -> Option<(Option<u8>, Option<u16>)> {
@@ -258,12 +293,24 @@ mod tests {
             ..Groups::default()
         });
         let g = |a: &str, proto, port| t.classify(a.parse().unwrap(), proto, port).group;
-        assert_eq!(g("198.51.100.7", 6, 80), Group::Clear, "a /32 beats any /24");
-        assert_eq!(g("198.51.100.8", 17, 53), Group::Clear, "proto+port beats proto beats prefix");
+        assert_eq!(
+            g("198.51.100.7", 6, 80),
+            Group::Clear,
+            "a /32 beats any /24"
+        );
+        assert_eq!(
+            g("198.51.100.8", 17, 53),
+            Group::Clear,
+            "proto+port beats proto beats prefix"
+        );
         assert_eq!(g("198.51.100.8", 6, 22), Group::Block);
         assert_eq!(g("198.51.100.8", 17, 123), Group::Private);
         assert_eq!(g("203.0.113.1", 17, 123), Group::PrivateOrClear);
-        assert_eq!(t.classify("2001:db8::1".parse().unwrap(), 6, 1).entry, None, "uncovered means clear");
+        assert_eq!(
+            t.classify("2001:db8::1".parse().unwrap(), 6, 1).entry,
+            None,
+            "uncovered means clear"
+        );
     }
 
     #[test]
@@ -275,9 +322,12 @@ mod tests {
             ("10.0.0.0/8 tcp/0", "protocol"),
             ("10.0.0.0/8 tcp/80 extra", "trailing"),
         ] {
-            let err = GroupTable::from_config(&Groups { private: vec![entry.into()], ..Groups::default() })
-                .unwrap_err()
-                .to_string();
+            let err = GroupTable::from_config(&Groups {
+                private: vec![entry.into()],
+                ..Groups::default()
+            })
+            .unwrap_err()
+            .to_string();
             assert!(err.contains(fragment), "{entry}: {err}");
         }
         let err = GroupTable::from_config(&Groups {

@@ -17,9 +17,15 @@ pub const DEFAULT_TOML: &str = include_str!("../../../../config/oe.toml");
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
     #[error("{path}: {source}")]
     Groups { path: PathBuf, source: GroupError },
     #[error("{path}: {what}")]
@@ -180,7 +186,10 @@ pub struct Log {
 
 impl Default for Identity {
     fn default() -> Self {
-        Self { key: PathBuf::from("/etc/oe/key.pem"), id: "address".into() }
+        Self {
+            key: PathBuf::from("/etc/oe/key.pem"),
+            id: "address".into(),
+        }
     }
 }
 
@@ -192,9 +201,20 @@ impl Default for Groups {
             private_or_clear: v(&["0.0.0.0/0", "::/0"]),
             clear_or_private: vec![],
             clear: v(&[
-                "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-                "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32", "::1/128", "fe80::/10",
-                "fc00::/7", "ff00::/8",
+                "0.0.0.0/8",
+                "10.0.0.0/8",
+                "100.64.0.0/10",
+                "127.0.0.0/8",
+                "169.254.0.0/16",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "224.0.0.0/4",
+                "240.0.0.0/4",
+                "255.255.255.255/32",
+                "::1/128",
+                "fe80::/10",
+                "fc00::/7",
+                "ff00::/8",
             ]),
             block: vec![],
         }
@@ -222,7 +242,12 @@ impl Default for Ike {
                 "aes256gcm16-prfsha256-modp2048",
                 "aes256-sha256-prfsha256-x25519",
             ]),
-            esp_proposals: v(&["aes256gcm16", "aes128gcm16", "chacha20poly1305", "aes256-sha256"]),
+            esp_proposals: v(&[
+                "aes256gcm16",
+                "aes128gcm16",
+                "chacha20poly1305",
+                "aes256-sha256",
+            ]),
             ike_lifetime: Duration::from_secs(8 * 3600),
             child_lifetime: Duration::from_secs(3600),
             idle_timeout: Duration::from_secs(600),
@@ -248,35 +273,48 @@ impl Default for Dns {
 
 impl Default for Kernel {
     fn default() -> Self {
-        Self { queue_first_packet: true }
+        Self {
+            queue_first_packet: true,
+        }
     }
 }
 
 impl Default for Status {
     fn default() -> Self {
-        Self { socket: PathBuf::from("/run/oe/oe.sock"), mode: "0600".into(), group: String::new() }
+        Self {
+            socket: PathBuf::from("/run/oe/oe.sock"),
+            mode: "0600".into(),
+            group: String::new(),
+        }
     }
 }
 
 impl Default for Log {
     fn default() -> Self {
-        Self { format: LogFormat::Text, level: "info".into() }
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
     }
 }
 
 impl Config {
     /// Parses configuration text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text)
-            .map_err(|source| ConfigError::Parse { path: origin.to_owned(), source })?;
+        let config: Self = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: origin.to_owned(),
+            source,
+        })?;
         config.validate(origin)?;
         Ok(config)
     }
 
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
@@ -296,17 +334,33 @@ impl Config {
     }
 
     fn validate(&self, origin: &Path) -> Result<(), ConfigError> {
-        let invalid = |what: String| ConfigError::Invalid { path: origin.to_owned(), what };
-        self.group_table().map_err(|source| ConfigError::Groups { path: origin.to_owned(), source })?;
+        let invalid = |what: String| ConfigError::Invalid {
+            path: origin.to_owned(),
+            what,
+        };
+        self.group_table().map_err(|source| ConfigError::Groups {
+            path: origin.to_owned(),
+            source,
+        })?;
         if self.status_mode().is_none_or(|m| m > 0o777) {
-            return Err(invalid(format!("status.mode {:?} is not an octal mode", self.status.mode)));
+            return Err(invalid(format!(
+                "status.mode {:?} is not an octal mode",
+                self.status.mode
+            )));
         }
         let id = self.identity.id.as_str();
-        if !(id == "address" || id == "null" || id.strip_prefix("fqdn:").is_some_and(|n| !n.is_empty())) {
-            return Err(invalid(format!("identity.id {id:?}: use \"address\", \"null\" or \"fqdn:<name>\"")));
+        if !(id == "address"
+            || id == "null"
+            || id.strip_prefix("fqdn:").is_some_and(|n| !n.is_empty()))
+        {
+            return Err(invalid(format!(
+                "identity.id {id:?}: use \"address\", \"null\" or \"fqdn:<name>\""
+            )));
         }
         if self.ike.proposals.is_empty() || self.ike.esp_proposals.is_empty() {
-            return Err(invalid("ike.proposals and ike.esp_proposals must not be empty".into()));
+            return Err(invalid(
+                "ike.proposals and ike.esp_proposals must not be empty".into(),
+            ));
         }
         Ok(())
     }
@@ -340,7 +394,9 @@ mod tests {
             "[identity]\nid = \"fqdn:\"\n",
             "[shunts]\nfailure_lifetime = \"soon\"\n",
         ] {
-            let err = Config::parse(bad, Path::new("my.toml")).unwrap_err().to_string();
+            let err = Config::parse(bad, Path::new("my.toml"))
+                .unwrap_err()
+                .to_string();
             assert!(err.starts_with("my.toml"), "{bad:?} -> {err}");
         }
     }

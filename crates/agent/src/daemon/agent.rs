@@ -32,7 +32,9 @@ pub(crate) fn trap_reqid_for_this_run(ownership: &Ownership) -> Reqid {
     let mut seed = [0u8; 4];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
     let n = 1 + u32::from_le_bytes(seed) % TRAP_REQIDS;
-    ownership.reqid(n).unwrap_or_else(|| ownership.probe_reqid())
+    ownership
+        .reqid(n)
+        .unwrap_or_else(|| ownership.probe_reqid())
 }
 
 /// How many events `oe events` shows from history.
@@ -89,7 +91,9 @@ pub(crate) struct Agent {
 
 impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Agent").field("peers", &self.peers.len()).finish_non_exhaustive()
+        f.debug_struct("Agent")
+            .field("peers", &self.peers.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -104,7 +108,9 @@ impl Agent {
         loop {
             self.next_reqid = self.next_reqid.wrapping_add(1).max(TRAP_REQIDS + 1);
             if let Some(reqid) = self.ownership.reqid(self.next_reqid) {
-                if self.peers.values().all(|p| p.reqid != reqid) && reqid != self.ownership.probe_reqid() {
+                if self.peers.values().all(|p| p.reqid != reqid)
+                    && reqid != self.ownership.probe_reqid()
+                {
                     return reqid;
                 }
             } else {
@@ -137,7 +143,9 @@ impl Agent {
     /// must not reach us before our inbound SA exists.
     pub(crate) async fn drain(&mut self, local: IpAddr) {
         loop {
-            let Some(endpoint) = self.endpoints.get_mut(&local) else { return };
+            let Some(endpoint) = self.endpoints.get_mut(&local) else {
+                return;
+            };
             if let Some((handle, event)) = endpoint.poll_event() {
                 self.on_engine_event(local, handle, event).await;
                 continue;
@@ -171,8 +179,12 @@ impl Agent {
             }
             self.drain(local).await;
         }
-        let overdue: Vec<IpAddr> =
-            self.peers.values().filter(|p| p.deadline.is_some_and(|d| d <= now)).map(|p| p.addr).collect();
+        let overdue: Vec<IpAddr> = self
+            .peers
+            .values()
+            .filter(|p| p.deadline.is_some_and(|d| d <= now))
+            .map(|p| p.addr)
+            .collect();
         for addr in overdue {
             self.negotiation_timed_out(addr).await;
         }
@@ -184,7 +196,12 @@ impl Agent {
         let time = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        let report = EventReport { time, kind: kind.to_owned(), peer, detail };
+        let report = EventReport {
+            time,
+            kind: kind.to_owned(),
+            peer,
+            detail,
+        };
         if self.history.len() >= EVENT_HISTORY {
             self.history.pop_front();
         }
@@ -203,8 +220,14 @@ impl Agent {
 }
 
 /// Identity and authentication for an endpoint bound to `local`.
-pub(crate) fn local_identity(id: &LocalId, key: Option<&Arc<oe_ike::crypto::PrivateKey>>, local: IpAddr) -> (Identity, LocalAuth) {
-    let Some(key) = key else { return (Identity::Null, LocalAuth::Null) };
+pub(crate) fn local_identity(
+    id: &LocalId,
+    key: Option<&Arc<oe_ike::crypto::PrivateKey>>,
+    local: IpAddr,
+) -> (Identity, LocalAuth) {
+    let Some(key) = key else {
+        return (Identity::Null, LocalAuth::Null);
+    };
     let identity = match (id, local) {
         (LocalId::Null, _) => return (Identity::Null, LocalAuth::Null),
         (LocalId::Fqdn(name), _) => Identity::Fqdn(name.clone()),

@@ -13,13 +13,25 @@ use crate::config::{Entry, Group, GroupTable};
 pub(crate) fn base_policies(table: &GroupTable, trap_reqid: Reqid) -> Vec<(Entry, PolicySpec)> {
     let mut out = Vec::new();
     for entry in table.entries() {
-        let Some(selector) = selector(entry) else { continue };
+        let Some(selector) = selector(entry) else {
+            continue;
+        };
         match entry.group {
-            Group::Private | Group::PrivateOrClear => out.push((*entry, PolicySpec::trap(selector, trap_reqid))),
+            Group::Private | Group::PrivateOrClear => {
+                out.push((*entry, PolicySpec::trap(selector, trap_reqid)))
+            }
             Group::Clear | Group::Block => {
-                let shunt = if entry.group == Group::Clear { Shunt::Pass } else { Shunt::Block };
+                let shunt = if entry.group == Group::Clear {
+                    Shunt::Pass
+                } else {
+                    Shunt::Block
+                };
                 for dir in [Direction::Out, Direction::In] {
-                    let sel = if dir == Direction::Out { selector } else { selector.reversed() };
+                    let sel = if dir == Direction::Out {
+                        selector
+                    } else {
+                        selector.reversed()
+                    };
                     out.push((*entry, PolicySpec::group_shunt(sel, dir, shunt)));
                 }
             }
@@ -49,10 +61,20 @@ mod tests {
         let table = GroupTable::from_config(&Groups::default()).unwrap();
         let reqid = oe_kernel::Ownership::default().reqid(0).unwrap();
         let policies = base_policies(&table, reqid);
-        let traps = policies.iter().filter(|(e, _)| e.group == Group::PrivateOrClear).count();
+        let traps = policies
+            .iter()
+            .filter(|(e, _)| e.group == Group::PrivateOrClear)
+            .count();
         assert_eq!(traps, 2, "one trap per family");
-        let clear = table.entries().iter().filter(|e| e.group == Group::Clear).count();
-        let passes = policies.iter().filter(|(e, _)| e.group == Group::Clear).count();
+        let clear = table
+            .entries()
+            .iter()
+            .filter(|e| e.group == Group::Clear)
+            .count();
+        let passes = policies
+            .iter()
+            .filter(|(e, _)| e.group == Group::Clear)
+            .count();
         assert_eq!(passes, 2 * clear, "pass in and out for every clear entry");
         let ownership = oe_kernel::Ownership::default();
         assert!(policies.iter().all(|(_, p)| p.validate(&ownership).is_ok()));
@@ -60,9 +82,15 @@ mod tests {
 
     #[test]
     fn entries_keep_their_protocol_and_port() {
-        let groups = Groups { private: vec!["198.51.100.0/24 tcp/443".into()], ..Groups::default() };
+        let groups = Groups {
+            private: vec!["198.51.100.0/24 tcp/443".into()],
+            ..Groups::default()
+        };
         let table = GroupTable::from_config(&groups).unwrap();
-        let (_, trap) = base_policies(&table, oe_kernel::Ownership::default().reqid(0).unwrap()).into_iter().find(|(e, _)| e.group == Group::Private).unwrap();
+        let (_, trap) = base_policies(&table, oe_kernel::Ownership::default().reqid(0).unwrap())
+            .into_iter()
+            .find(|(e, _)| e.group == Group::Private)
+            .unwrap();
         assert_eq!(trap.selector.proto(), Some(6));
         assert_eq!(trap.selector.dst_port(), Some(443));
         assert_eq!(trap.selector.dst().len(), 24);

@@ -13,7 +13,11 @@ use super::Input;
 #[derive(Debug, Clone)]
 pub(crate) enum KeyOutcome {
     /// Keys proven from the trust anchor, usable until the earlier of TTL and RRSIG expiry.
-    Secure { keys: Vec<oe_ike::crypto::PublicKey>, described: Vec<String>, until: SystemTime },
+    Secure {
+        keys: Vec<oe_ike::crypto::PublicKey>,
+        described: Vec<String>,
+        until: SystemTime,
+    },
     /// Provably unsigned: never used for authentication.
     Insecure,
     /// No IPSECKEY (NXDOMAIN or NODATA); `proven` when the denial itself validated.
@@ -30,15 +34,24 @@ impl KeyOutcome {
         match result {
             Ok(answer @ Answer::Secure(secure)) => {
                 let usable = answer.usable_keys();
-                let keys: Vec<_> = usable.iter().filter_map(|k| crate::keys::dns_key_to_ike(&k.key)).collect();
+                let keys: Vec<_> = usable
+                    .iter()
+                    .filter_map(|k| crate::keys::dns_key_to_ike(&k.key))
+                    .collect();
                 let described = usable.iter().map(|k| k.key.kind()).collect();
                 if keys.is_empty() {
                     return Self::Absent { proven: true };
                 }
-                Self::Secure { keys, described, until: secure.usable_until }
+                Self::Secure {
+                    keys,
+                    described,
+                    until: secure.usable_until,
+                }
             }
             Ok(Answer::Insecure(_)) => Self::Insecure,
-            Ok(Answer::Absent(absence)) => Self::Absent { proven: absence.denial.is_secure() },
+            Ok(Answer::Absent(absence)) => Self::Absent {
+                proven: absence.denial.is_secure(),
+            },
             Err(LookupError::Bogus(why)) => Self::Bogus(why.clone()),
             Err(other) => Self::Failure(other.to_string()),
         }
@@ -47,11 +60,18 @@ impl KeyOutcome {
     /// One line for logs and `explain`.
     pub(crate) fn summary(&self) -> String {
         match self {
-            Self::Secure { described, until, .. } => {
-                let secs = until.duration_since(SystemTime::now()).unwrap_or_default().as_secs();
+            Self::Secure {
+                described, until, ..
+            } => {
+                let secs = until
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default()
+                    .as_secs();
                 format!("secure: {} (usable for {}s)", described.join(", "), secs)
             }
-            Self::Insecure => "insecure: the zone is provably unsigned; its keys are not used".into(),
+            Self::Insecure => {
+                "insecure: the zone is provably unsigned; its keys are not used".into()
+            }
             Self::Absent { proven: true } => "absent: no IPSECKEY, and DNSSEC proves it".into(),
             Self::Absent { proven: false } => "absent: no IPSECKEY (in an unsigned zone)".into(),
             Self::Bogus(why) => format!("bogus: {why}; never used"),
@@ -88,8 +108,17 @@ pub(crate) struct DnsService {
 
 impl DnsService {
     pub(crate) fn new(validator: Validator, tx: mpsc::Sender<Input>, capacity: usize) -> Self {
-        let config = CacheConfig { max_entries: capacity.max(1), ..CacheConfig::default() };
-        Self { cache: KeyCache::new(validator, config), tx, latest: HashMap::new(), addresses: HashMap::new(), lookups: 0 }
+        let config = CacheConfig {
+            max_entries: capacity.max(1),
+            ..CacheConfig::default()
+        };
+        Self {
+            cache: KeyCache::new(validator, config),
+            tx,
+            latest: HashMap::new(),
+            addresses: HashMap::new(),
+            lookups: 0,
+        }
     }
 
     /// Starts a lookup of `target` (answered from the cache when it can); the outcome arrives as
@@ -101,7 +130,12 @@ impl DnsService {
         let (cache, tx, target) = (self.cache.clone(), self.tx.clone(), target.clone());
         tokio::spawn(async move {
             let outcome = cache.get(&target).await;
-            let _ = tx.send(Input::Dns { name, result: (*outcome).clone() }).await;
+            let _ = tx
+                .send(Input::Dns {
+                    name,
+                    result: (*outcome).clone(),
+                })
+                .await;
         });
     }
 
@@ -111,7 +145,11 @@ impl DnsService {
     }
 
     /// Records a finished lookup; returns its outcome.
-    pub(crate) fn complete(&mut self, name: &str, result: &Result<Answer, LookupError>) -> KeyOutcome {
+    pub(crate) fn complete(
+        &mut self,
+        name: &str,
+        result: &Result<Answer, LookupError>,
+    ) -> KeyOutcome {
         let outcome = KeyOutcome::from_result(result);
         self.latest.insert(name.to_owned(), outcome.clone());
         outcome
@@ -132,14 +170,20 @@ impl DnsService {
         let query = address_key(name);
         self.addresses.remove(&query);
         let Ok(LookupTarget::Forward(owner)) = name.parse::<LookupTarget>() else {
-            self.addresses.insert(query, Err(format!("{name:?} is not a domain name")));
+            self.addresses
+                .insert(query, Err(format!("{name:?} is not a domain name")));
             return;
         };
         self.lookups += 1;
         let (cache, tx) = (self.cache.clone(), self.tx.clone());
         tokio::spawn(async move {
             let outcome = cache.get_addresses(&owner).await;
-            let _ = tx.send(Input::Addresses { query, outcome: address_outcome(&outcome) }).await;
+            let _ = tx
+                .send(Input::Addresses {
+                    query,
+                    outcome: address_outcome(&outcome),
+                })
+                .await;
         });
     }
 
@@ -162,7 +206,10 @@ impl DnsService {
             .into_iter()
             .filter_map(|e| {
                 let outcome = self.latest.get(&e.query)?.clone();
-                let left = (UNIX_EPOCH + Duration::from_secs(e.expires)).duration_since(now).ok()?.as_secs();
+                let left = (UNIX_EPOCH + Duration::from_secs(e.expires))
+                    .duration_since(now)
+                    .ok()?
+                    .as_secs();
                 Some((e.query, outcome, left))
             })
             .collect()

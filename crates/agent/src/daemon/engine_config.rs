@@ -20,16 +20,32 @@ use crate::config::Config;
 pub struct ProposalError(pub String, pub &'static str);
 
 /// Builds the engine configuration for the endpoint bound to `local`.
-pub(crate) fn build(config: &Config, id: &LocalId, key: Option<Arc<PrivateKey>>, local: IpAddr) -> oe_ike::Config {
+pub(crate) fn build(
+    config: &Config,
+    id: &LocalId,
+    key: Option<Arc<PrivateKey>>,
+    local: IpAddr,
+) -> oe_ike::Config {
     let (identity, auth) = local_identity(id, key.as_ref(), local);
     let mut engine = oe_ike::Config::new(identity, auth);
     // Proposals were checked when the configuration was loaded ([`check`]); skip any that fail here.
-    engine.ike_proposals = config.ike.proposals.iter().filter_map(|p| ike_proposal(p).ok()).collect();
-    engine.esp_proposals = config.ike.esp_proposals.iter().filter_map(|p| esp_proposal(p).ok()).collect();
+    engine.ike_proposals = config
+        .ike
+        .proposals
+        .iter()
+        .filter_map(|p| ike_proposal(p).ok())
+        .collect();
+    engine.esp_proposals = config
+        .ike
+        .esp_proposals
+        .iter()
+        .filter_map(|p| esp_proposal(p).ok())
+        .collect();
     engine.ike_lifetime = lifetime(config.ike.ike_lifetime);
     engine.child_lifetime = lifetime(config.ike.child_lifetime);
     engine.accept_null_peers = config.ike.accept_anonymous;
-    engine.liveness_interval = (!config.ike.liveness_interval.is_zero()).then_some(config.ike.liveness_interval);
+    engine.liveness_interval =
+        (!config.ike.liveness_interval.is_zero()).then_some(config.ike.liveness_interval);
     engine.nat_t_port = config.ike.nat_port;
     engine
 }
@@ -47,7 +63,10 @@ pub(crate) fn check(config: &Config) -> Result<(), ProposalError> {
 
 /// Rekey at 90% of the lifetime (the engine adds its own jitter); the hard limit is the lifetime itself.
 fn lifetime(total: Duration) -> Lifetime {
-    Lifetime { soft: total.mul_f64(0.9), hard: total }
+    Lifetime {
+        soft: total.mul_f64(0.9),
+        hard: total,
+    }
 }
 
 fn cipher(word: &str) -> Option<EncrAlg> {
@@ -84,28 +103,45 @@ fn prf(word: &str) -> Option<PrfAlg> {
 pub(crate) fn ike_proposal(text: &str) -> Result<IkeProposal, ProposalError> {
     let err = |why| ProposalError(text.to_owned(), why);
     let mut words = text.split('-');
-    let encr = words.next().and_then(cipher).ok_or_else(|| err("unknown encryption algorithm"))?;
+    let encr = words
+        .next()
+        .and_then(cipher)
+        .ok_or_else(|| err("unknown encryption algorithm"))?;
     let mut next = words.next();
     let integ = if encr.is_aead() {
         None
     } else {
-        let integ = (next == Some("sha256")).then_some(IntegAlg::HmacSha2_256_128).ok_or_else(|| err("AES-CBC needs sha256 integrity"))?;
+        let integ = (next == Some("sha256"))
+            .then_some(IntegAlg::HmacSha2_256_128)
+            .ok_or_else(|| err("AES-CBC needs sha256 integrity"))?;
         next = words.next();
         Some(integ)
     };
-    let prf = next.and_then(prf).ok_or_else(|| err("expected prfsha256, prfsha384 or prfsha512"))?;
-    let groups: Vec<DhGroup> = words.map(|w| group(w).ok_or_else(|| err("unknown key exchange group"))).collect::<Result<_, _>>()?;
+    let prf = next
+        .and_then(prf)
+        .ok_or_else(|| err("expected prfsha256, prfsha384 or prfsha512"))?;
+    let groups: Vec<DhGroup> = words
+        .map(|w| group(w).ok_or_else(|| err("unknown key exchange group")))
+        .collect::<Result<_, _>>()?;
     if groups.is_empty() {
         return Err(err("no key exchange group"));
     }
-    Ok(IkeProposal { encr, integ, prf, groups })
+    Ok(IkeProposal {
+        encr,
+        integ,
+        prf,
+        groups,
+    })
 }
 
 /// Parses an ESP proposal such as `aes256gcm16` or `aes256-sha256`.
 pub(crate) fn esp_proposal(text: &str) -> Result<EspProposal, ProposalError> {
     let err = |why| ProposalError(text.to_owned(), why);
     let mut words = text.split('-');
-    let encr = words.next().and_then(cipher).ok_or_else(|| err("unknown encryption algorithm"))?;
+    let encr = words
+        .next()
+        .and_then(cipher)
+        .ok_or_else(|| err("unknown encryption algorithm"))?;
     let integ = match (encr.is_aead(), words.next()) {
         (true, None) => None,
         (false, Some("sha256")) => Some(IntegAlg::HmacSha2_256_128),
@@ -133,10 +169,21 @@ mod tests {
 
     #[test]
     fn bad_proposals_are_refused() {
-        for bad in ["des-prfsha256-x25519", "aes256gcm16-x25519", "aes256gcm16-prfsha256", "aes256-prfsha256-x25519", "aes256gcm16-prfsha256-modp1024"] {
+        for bad in [
+            "des-prfsha256-x25519",
+            "aes256gcm16-x25519",
+            "aes256gcm16-prfsha256",
+            "aes256-prfsha256-x25519",
+            "aes256gcm16-prfsha256-modp1024",
+        ] {
             assert!(ike_proposal(bad).is_err(), "{bad}");
         }
-        for bad in ["aes256gcm16-sha256", "aes256", "3des-sha1", "aes128-sha256-x"] {
+        for bad in [
+            "aes256gcm16-sha256",
+            "aes256",
+            "3des-sha1",
+            "aes128-sha256-x",
+        ] {
             assert!(esp_proposal(bad).is_err(), "{bad}");
         }
     }

@@ -21,17 +21,34 @@ impl Agent {
             Event::NeedSpi { local: l, remote } if self.adopt(local, handle, remote) => {
                 self.need_spi(local, handle, l, remote).await;
             }
-            Event::IkeSaEstablished { peer_id, peer_auth, .. } => self.ike_established(local, handle, &peer_id, peer_auth).await,
-            Event::ChildSaReady { child, replaces } => self.child_ready(local, handle, *child, replaces).await,
+            Event::IkeSaEstablished {
+                peer_id, peer_auth, ..
+            } => {
+                self.ike_established(local, handle, &peer_id, peer_auth)
+                    .await
+            }
+            Event::ChildSaReady { child, replaces } => {
+                self.child_ready(local, handle, *child, replaces).await
+            }
             Event::ChildSaFailed { error } => {
                 if let Some(addr) = self.sa_index.get(&(local, handle)).copied() {
-                    self.event("child-failed", Some(addr), format!("child SA not created: {error}"));
+                    self.event(
+                        "child-failed",
+                        Some(addr),
+                        format!("child SA not created: {error}"),
+                    );
                     if self.peers.get(&addr).is_some_and(|p| p.children.is_empty()) {
                         self.fail(addr, format!("child SA refused: {error}")).await;
                     }
                 }
             }
-            Event::ChildSaDeleted { inbound_spi, outbound_spi } => self.child_deleted(local, handle, inbound_spi, outbound_spi).await,
+            Event::ChildSaDeleted {
+                inbound_spi,
+                outbound_spi,
+            } => {
+                self.child_deleted(local, handle, inbound_spi, outbound_spi)
+                    .await
+            }
             Event::IkeSaRekeyed => {
                 self.counters.rekeys += 1;
                 let addr = self.sa_index.get(&(local, handle)).copied();
@@ -49,9 +66,15 @@ impl Agent {
             return true;
         }
         let matched = self.table.classify(remote, 0, 0);
-        let busy = self.peers.get(&remote).is_some_and(|p| p.role == Role::Initiator && matches!(p.phase, Phase::Negotiating { .. }));
+        let busy = self.peers.get(&remote).is_some_and(|p| {
+            p.role == Role::Initiator && matches!(p.phase, Phase::Negotiating { .. })
+        });
         if !matched.group.responds() || self.stopping || self.esp.is_err() {
-            self.event("refused", Some(remote), format!("IKE from {remote} refused: its group is {}", matched.group));
+            self.event(
+                "refused",
+                Some(remote),
+                format!("IKE from {remote} refused: its group is {}", matched.group),
+            );
             if let Some(endpoint) = self.endpoints.get_mut(&local) {
                 endpoint.delete(Instant::now(), handle);
             }
@@ -63,28 +86,65 @@ impl Agent {
                 Some(p) => p.reqid,
                 None => self.alloc_reqid(),
             };
-            self.peers.entry(remote).or_insert_with(|| Peer::new(remote, local, matched, reqid, Role::Responder, Instant::now()));
+            self.peers.entry(remote).or_insert_with(|| {
+                Peer::new(
+                    remote,
+                    local,
+                    matched,
+                    reqid,
+                    Role::Responder,
+                    Instant::now(),
+                )
+            });
         }
         true
     }
 
     /// The engine must verify the peer's AUTH: find its key in DNS (reverse zone for an address identity,
     /// the name itself for an FQDN identity). Only SECURE keys are ever supplied.
-    fn need_peer_key(&mut self, local: IpAddr, handle: SaHandle, remote: IpAddr, identity: Identity) {
+    fn need_peer_key(
+        &mut self,
+        local: IpAddr,
+        handle: SaHandle,
+        remote: IpAddr,
+        identity: Identity,
+    ) {
         if self.supply_bound_keys(local, handle, remote, &identity) {
             return;
         }
         let pending = match &identity {
-            Identity::Ipv4(a) if IpAddr::V4(*a) == remote => PendingKey::Reverse { name: super::dnsq::key(&LookupTarget::Reverse(remote)) },
-            Identity::Ipv6(a) if IpAddr::V6(*a) == remote => PendingKey::Reverse { name: super::dnsq::key(&LookupTarget::Reverse(remote)) },
+            Identity::Ipv4(a) if IpAddr::V4(*a) == remote => PendingKey::Reverse {
+                name: super::dnsq::key(&LookupTarget::Reverse(remote)),
+            },
+            Identity::Ipv6(a) if IpAddr::V6(*a) == remote => PendingKey::Reverse {
+                name: super::dnsq::key(&LookupTarget::Reverse(remote)),
+            },
             Identity::Fqdn(name) => match name.parse::<LookupTarget>() {
                 Ok(target @ LookupTarget::Forward(_)) => {
                     let key_query = super::dnsq::key(&target);
-                    PendingKey::Fqdn { name: name.clone(), addr_query: super::dnsq::address_key(name), key_query }
+                    PendingKey::Fqdn {
+                        name: name.clone(),
+                        addr_query: super::dnsq::address_key(name),
+                        key_query,
+                    }
                 }
-                _ => return self.refuse_key(local, handle, remote, format!("identity {name:?} is not a domain name")),
+                _ => {
+                    return self.refuse_key(
+                        local,
+                        handle,
+                        remote,
+                        format!("identity {name:?} is not a domain name"),
+                    )
+                }
             },
-            other => return self.refuse_key(local, handle, remote, format!("identity {other:?} does not name this peer ({remote})")),
+            other => {
+                return self.refuse_key(
+                    local,
+                    handle,
+                    remote,
+                    format!("identity {other:?} does not name this peer ({remote})"),
+                )
+            }
         };
         if let Some(peer) = self.peers.get_mut(&remote) {
             peer.peer_id = Some(identity_text(&identity));
@@ -92,7 +152,9 @@ impl Agent {
         }
         match &pending {
             PendingKey::Reverse { .. } => self.wait_dns(remote, LookupTarget::Reverse(remote)),
-            PendingKey::Fqdn { name, key_query, .. } => {
+            PendingKey::Fqdn {
+                name, key_query, ..
+            } => {
                 if let Ok(target) = name.parse::<LookupTarget>() {
                     self.wait_dns(remote, target);
                 }
@@ -105,15 +167,26 @@ impl Agent {
 
     /// Keys the DNS trigger already bound to this address (the name's SECURE key and SECURE addresses),
     /// for a peer proving that name or the address itself.
-    fn supply_bound_keys(&mut self, local: IpAddr, handle: SaHandle, remote: IpAddr, identity: &Identity) -> bool {
+    fn supply_bound_keys(
+        &mut self,
+        local: IpAddr,
+        handle: SaHandle,
+        remote: IpAddr,
+        identity: &Identity,
+    ) -> bool {
         let name = match identity {
             Identity::Fqdn(n) => Some(n.as_str()),
             Identity::Ipv4(a) if IpAddr::V4(*a) == remote => None,
             Identity::Ipv6(a) if IpAddr::V6(*a) == remote => None,
             _ => return false,
         };
-        let Some((owner, bound)) = self.bound_keys_for(remote, name) else { return false };
-        let how = format!("{} key from DNSSEC ({owner}, secure; bound to {remote} by the DNS trigger)", bound.described.join("/"));
+        let Some((owner, bound)) = self.bound_keys_for(remote, name) else {
+            return false;
+        };
+        let how = format!(
+            "{} key from DNSSEC ({owner}, secure; bound to {remote} by the DNS trigger)",
+            bound.described.join("/")
+        );
         if let Some(peer) = self.peers.get_mut(&remote) {
             peer.peer_id = Some(identity_text(identity));
             peer.authentication = Some(how);
@@ -141,7 +214,11 @@ impl Agent {
                     peer.note_dns(&query, why);
                 }
             }
-            _ => self.dns_waiters.entry(query).or_default().push((addr, true)),
+            _ => self
+                .dns_waiters
+                .entry(query)
+                .or_default()
+                .push((addr, true)),
         }
     }
 
@@ -175,7 +252,11 @@ impl Agent {
     }
 
     /// A DNS answer arrived: note it for every peer that asked, and resume exchanges waiting for keys.
-    pub(crate) async fn on_dns(&mut self, name: String, result: Result<oe_dns::Answer, oe_dns::LookupError>) {
+    pub(crate) async fn on_dns(
+        &mut self,
+        name: String,
+        result: Result<oe_dns::Answer, oe_dns::LookupError>,
+    ) {
         let outcome = self.dns.complete(&name, &result);
         self.event("dns", None, format!("{name}: {}", outcome.summary()));
         for (addr, needs_key) in self.dns_waiters.remove(&name).unwrap_or_default() {
@@ -194,22 +275,51 @@ impl Agent {
 
     /// Supplies or refuses the peer's keys once every lookup it needs has an outcome.
     fn try_answer_key(&mut self, addr: IpAddr) {
-        let Some(peer) = self.peers.get(&addr) else { return };
-        let Some((handle, pending)) = peer.pending_key.clone() else { return };
+        let Some(peer) = self.peers.get(&addr) else {
+            return;
+        };
+        let Some((handle, pending)) = peer.pending_key.clone() else {
+            return;
+        };
         let local = peer.local;
         let decision = match &pending {
             PendingKey::Reverse { name } => match self.dns.cached(name) {
                 None => return,
-                Some(KeyOutcome::Secure { keys, described, .. }) => Ok((keys, format!("{} key from DNSSEC ({name}, secure)", described.join("/")))),
+                Some(KeyOutcome::Secure {
+                    keys, described, ..
+                }) => Ok((
+                    keys,
+                    format!("{} key from DNSSEC ({name}, secure)", described.join("/")),
+                )),
                 Some(other) => Err(format!("no usable key for {name}: {}", other.summary())),
             },
-            PendingKey::Fqdn { name, key_query, addr_query } => match (self.dns.cached(key_query), self.dns.cached_addresses(addr_query)) {
+            PendingKey::Fqdn {
+                name,
+                key_query,
+                addr_query,
+            } => match (
+                self.dns.cached(key_query),
+                self.dns.cached_addresses(addr_query),
+            ) {
                 (None, _) | (_, None) => return,
-                (Some(KeyOutcome::Secure { keys, described, .. }), Some(Ok(addrs))) if addrs.contains(&addr) => {
-                    Ok((keys, format!("{} key from DNSSEC ({name}, secure; address matches)", described.join("/"))))
+                (
+                    Some(KeyOutcome::Secure {
+                        keys, described, ..
+                    }),
+                    Some(Ok(addrs)),
+                ) if addrs.contains(&addr) => Ok((
+                    keys,
+                    format!(
+                        "{} key from DNSSEC ({name}, secure; address matches)",
+                        described.join("/")
+                    ),
+                )),
+                (Some(KeyOutcome::Secure { .. }), Some(Ok(addrs))) => Err(format!(
+                    "{name} does not resolve (securely) to {addr}: {addrs:?}"
+                )),
+                (Some(KeyOutcome::Secure { .. }), Some(Err(why))) => {
+                    Err(format!("addresses of {name}: {why}"))
                 }
-                (Some(KeyOutcome::Secure { .. }), Some(Ok(addrs))) => Err(format!("{name} does not resolve (securely) to {addr}: {addrs:?}")),
-                (Some(KeyOutcome::Secure { .. }), Some(Err(why))) => Err(format!("addresses of {name}: {why}")),
                 (Some(other), _) => Err(format!("no usable key for {name}: {}", other.summary())),
             },
         };
@@ -261,19 +371,35 @@ impl Agent {
         }
     }
 
-    async fn ike_established(&mut self, local: IpAddr, handle: SaHandle, peer_id: &Identity, auth: PeerAuth) {
-        let Some(addr) = self.sa_index.get(&(local, handle)).copied() else { return };
+    async fn ike_established(
+        &mut self,
+        local: IpAddr,
+        handle: SaHandle,
+        peer_id: &Identity,
+        auth: PeerAuth,
+    ) {
+        let Some(addr) = self.sa_index.get(&(local, handle)).copied() else {
+            return;
+        };
         let anonymous = auth == PeerAuth::Null;
         // A NULL-authenticated SA never replaces an authenticated one (oe-flow, Responder).
-        let has_authenticated = self.peers.get(&addr).is_some_and(|p| !p.anonymous && p.ike.is_some_and(|h| h != handle) && !p.children.is_empty());
+        let has_authenticated = self.peers.get(&addr).is_some_and(|p| {
+            !p.anonymous && p.ike.is_some_and(|h| h != handle) && !p.children.is_empty()
+        });
         if anonymous && has_authenticated {
-            self.event("refused", Some(addr), "anonymous IKE SA refused: an authenticated SA exists".into());
+            self.event(
+                "refused",
+                Some(addr),
+                "anonymous IKE SA refused: an authenticated SA exists".into(),
+            );
             if let Some(endpoint) = self.endpoints.get_mut(&local) {
                 endpoint.delete(Instant::now(), handle);
             }
             return;
         }
-        let Some(peer) = self.peers.get_mut(&addr) else { return };
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return;
+        };
         peer.ike = Some(handle);
         peer.ike_established = Some(Instant::now());
         peer.peer_id = Some(identity_text(peer_id));
@@ -283,12 +409,24 @@ impl Agent {
         }
         let how = peer.authentication.clone().unwrap_or_default();
         let role = peer.role;
-        self.event("ike-established", Some(addr), format!("IKE SA up as {} with {} ({how})", role.name(), identity_text(peer_id)));
+        self.event(
+            "ike-established",
+            Some(addr),
+            format!(
+                "IKE SA up as {} with {} ({how})",
+                role.name(),
+                identity_text(peer_id)
+            ),
+        );
     }
 
     async fn ike_closed(&mut self, local: IpAddr, handle: SaHandle, reason: CloseReason) {
-        let Some(addr) = self.sa_index.remove(&(local, handle)) else { return };
-        let Some(peer) = self.peers.get(&addr) else { return };
+        let Some(addr) = self.sa_index.remove(&(local, handle)) else {
+            return;
+        };
+        let Some(peer) = self.peers.get(&addr) else {
+            return;
+        };
         if peer.ike != Some(handle) {
             return; // an older or refused IKE SA of this peer
         }

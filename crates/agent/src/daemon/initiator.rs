@@ -30,9 +30,14 @@ impl Agent {
         }
         let cause = format!(
             "traffic from {} to {} (proto {}, port {}) matched {}",
-            flow.src, flow.dst, flow.proto, flow.dst_port, describe_match(&matched)
+            flow.src,
+            flow.dst,
+            flow.proto,
+            flow.dst_port,
+            describe_match(&matched)
         );
-        self.start_initiator(flow.src, flow.dst, matched, Some(acquire.seq), cause).await;
+        self.start_initiator(flow.src, flow.dst, matched, Some(acquire.seq), cause)
+            .await;
         if let Some(peer) = self.peers.get_mut(&flow.dst) {
             peer.trap = Some(acquire.policy.key);
         }
@@ -59,7 +64,11 @@ impl Agent {
         self.install_negotiation_shunt(addr).await;
         self.lookup_for_peer(addr, LookupTarget::Reverse(addr));
         let port = self.config.ike.port;
-        let handle = self.endpoint(local).connect(now, SocketAddr::new(local, port), SocketAddr::new(addr, port));
+        let handle = self.endpoint(local).connect(
+            now,
+            SocketAddr::new(local, port),
+            SocketAddr::new(addr, port),
+        );
         self.sa_index.insert((local, handle), addr);
         if let Some(peer) = self.peers.get_mut(&addr) {
             peer.ike = Some(handle);
@@ -71,7 +80,10 @@ impl Agent {
     pub(crate) fn lookup_for_peer(&mut self, addr: IpAddr, target: LookupTarget) {
         let name = super::dnsq::key(&target);
         self.dns.request(&target);
-        self.dns_waiters.entry(name).or_default().push((addr, false));
+        self.dns_waiters
+            .entry(name)
+            .or_default()
+            .push((addr, false));
     }
 
     /// What covers a host while IKE runs. "pass": a pass policy, traffic flows in clear meanwhile. "hold":
@@ -80,31 +92,60 @@ impl Agent {
     /// for ([`Self::release_hold`]). `private` always holds. Pass shunts carry a kernel lifetime, so they
     /// cannot outlive a crashed agent; holds end with the larval state (`xfrm_acq_expires`).
     async fn install_negotiation_shunt(&mut self, addr: IpAddr) {
-        let Some(peer) = self.peers.get_mut(&addr) else { return };
-        let hold = peer.group.group == Group::Private || self.config.shunts.negotiation == NegotiationShunt::Hold;
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return;
+        };
+        let hold = peer.group.group == Group::Private
+            || self.config.shunts.negotiation == NegotiationShunt::Hold;
         if hold {
             let now = Instant::now();
             let reason = "negotiating; the kernel holds the flow".to_owned();
-            peer.shunt = Some(ShuntState { action: "hold", stage: "negotiation", reason, installed: now, expires: peer.deadline, spec: None });
+            peer.shunt = Some(ShuntState {
+                action: "hold",
+                stage: "negotiation",
+                reason,
+                installed: now,
+                expires: peer.deadline,
+                spec: None,
+            });
             return;
         }
         let seconds = self.config.shunts.negotiation_timeout.as_secs() + 5;
-        self.install_shunt(addr, Shunt::Pass, "pass", "negotiation", "negotiating".into(), seconds).await;
+        self.install_shunt(
+            addr,
+            Shunt::Pass,
+            "pass",
+            "negotiation",
+            "negotiating".into(),
+            seconds,
+        )
+        .await;
     }
 
     /// The reverse zone answered for a peer we are initiating to. Without a secure key there, holding the
     /// flow only delays it: a fail-open group lets it pass while IKE goes on (the peer may still prove an
     /// FQDN identity).
     pub(crate) async fn release_hold(&mut self, addr: IpAddr, outcome: &super::dnsq::KeyOutcome) {
-        let Some(peer) = self.peers.get(&addr) else { return };
+        let Some(peer) = self.peers.get(&addr) else {
+            return;
+        };
         let held = peer.shunt.as_ref().is_some_and(|s| s.action == "hold");
-        let negotiating = matches!(peer.phase, Phase::Negotiating { .. }) && peer.role == Role::Initiator;
-        if !held || !negotiating || !peer.group.group.fails_open() || matches!(outcome, super::dnsq::KeyOutcome::Secure { .. }) {
+        let negotiating =
+            matches!(peer.phase, Phase::Negotiating { .. }) && peer.role == Role::Initiator;
+        if !held
+            || !negotiating
+            || !peer.group.group.fails_open()
+            || matches!(outcome, super::dnsq::KeyOutcome::Secure { .. })
+        {
             return;
         }
         let seconds = self.config.shunts.negotiation_timeout.as_secs() + 5;
-        let reason = format!("no key in the reverse zone ({}); IKE goes on, traffic passes meanwhile", outcome.word());
-        self.install_shunt(addr, Shunt::Pass, "pass", "negotiation", reason, seconds).await;
+        let reason = format!(
+            "no key in the reverse zone ({}); IKE goes on, traffic passes meanwhile",
+            outcome.word()
+        );
+        self.install_shunt(addr, Shunt::Pass, "pass", "negotiation", reason, seconds)
+            .await;
     }
 
     /// Installs a host shunt for the peer's selector, replacing any other in place (an existing policy with
@@ -118,9 +159,13 @@ impl Agent {
         reason: String,
         seconds: u64,
     ) {
-        let Some(peer) = self.peers.get_mut(&addr) else { return };
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return;
+        };
         let old = peer.shunt.take().and_then(|s| s.spec);
-        let Some(selector) = host_selector(peer) else { return };
+        let Some(selector) = host_selector(peer) else {
+            return;
+        };
         let spec = PolicySpec::host_shunt(selector, Direction::Out, shunt, Some(seconds));
         let installed = match self.kernel.add_policy(&spec).await {
             Ok(()) => Ok(()),
@@ -135,15 +180,33 @@ impl Agent {
         }
         let now = Instant::now();
         let expires = Some(now + std::time::Duration::from_secs(seconds));
-        self.event("shunt", Some(addr), format!("{stage} shunt: {action} for {seconds}s ({reason})"));
+        self.event(
+            "shunt",
+            Some(addr),
+            format!("{stage} shunt: {action} for {seconds}s ({reason})"),
+        );
         if let Some(peer) = self.peers.get_mut(&addr) {
-            peer.shunt = Some(ShuntState { action, stage, reason, installed: now, expires, spec: Some(spec) });
+            peer.shunt = Some(ShuntState {
+                action,
+                stage,
+                reason,
+                installed: now,
+                expires,
+                spec: Some(spec),
+            });
         }
     }
 
     /// Removes the peer's shunt, if any.
     pub(crate) async fn remove_shunt(&mut self, addr: IpAddr) {
-        let Some(spec) = self.peers.get_mut(&addr).and_then(|p| p.shunt.take()).and_then(|s| s.spec) else { return };
+        let Some(spec) = self
+            .peers
+            .get_mut(&addr)
+            .and_then(|p| p.shunt.take())
+            .and_then(|s| s.spec)
+        else {
+            return;
+        };
         if let Err(e) = self.kernel.delete_policy(&spec.key()).await {
             tracing::debug!("removing shunt for {addr}: {e}");
         }
@@ -151,7 +214,9 @@ impl Agent {
 
     /// The negotiation took too long: give up on it.
     pub(crate) async fn negotiation_timed_out(&mut self, addr: IpAddr) {
-        let Some(peer) = self.peers.get_mut(&addr) else { return };
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return;
+        };
         peer.deadline = None;
         if !matches!(peer.phase, Phase::Negotiating { .. }) {
             return;
@@ -169,17 +234,26 @@ impl Agent {
     /// A negotiation failed: the failure shunt of the group (pass for private-or-clear, drop for private),
     /// for the configured lifetime. Responders install none: they trapped nothing.
     pub(crate) async fn fail(&mut self, addr: IpAddr, reason: String) {
-        let Some(peer) = self.peers.get_mut(&addr) else { return };
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return;
+        };
         if matches!(peer.phase, Phase::Failed { .. }) {
             return;
         }
-        peer.phase = Phase::Failed { at: Instant::now(), reason: reason.clone() };
+        peer.phase = Phase::Failed {
+            at: Instant::now(),
+            reason: reason.clone(),
+        };
         peer.deadline = None;
         super::trigger::release_waiters(&mut peer.waiters);
         peer.last_ike = Some(format!("failed: {reason}"));
         let (role, group) = (peer.role, peer.group.group);
         self.counters.negotiations_failed += 1;
-        self.event("failed", Some(addr), format!("negotiation with {addr} failed: {reason}"));
+        self.event(
+            "failed",
+            Some(addr),
+            format!("negotiation with {addr} failed: {reason}"),
+        );
         self.remove_host_policies(addr).await;
         self.release_spare_spis(addr).await;
         if role == Role::Responder {
@@ -187,9 +261,14 @@ impl Agent {
             self.peers.remove(&addr);
             return;
         }
-        let (shunt, action) = if group.fails_open() { (Shunt::Pass, "pass") } else { (Shunt::Block, "drop") };
+        let (shunt, action) = if group.fails_open() {
+            (Shunt::Pass, "pass")
+        } else {
+            (Shunt::Block, "drop")
+        };
         let seconds = self.config.shunts.failure_lifetime.as_secs().max(1);
-        self.install_shunt(addr, shunt, action, "failure", reason, seconds).await;
+        self.install_shunt(addr, shunt, action, "failure", reason, seconds)
+            .await;
     }
 }
 
@@ -197,7 +276,9 @@ impl Agent {
 pub(crate) fn host_selector(peer: &Peer) -> Option<TrafficSelector> {
     let selector = TrafficSelector::hosts(peer.local, peer.addr).ok()?;
     match peer.group.entry.and_then(|e| e.proto) {
-        Some(proto) => selector.with_proto(proto, None, peer.group.entry.and_then(|e| e.port)).ok(),
+        Some(proto) => selector
+            .with_proto(proto, None, peer.group.entry.and_then(|e| e.port))
+            .ok(),
         None => Some(selector),
     }
 }
@@ -205,7 +286,11 @@ pub(crate) fn host_selector(peer: &Peer) -> Option<TrafficSelector> {
 /// "private-or-clear (0.0.0.0/0)" for logs.
 pub(crate) fn describe_match(m: &crate::config::Match) -> String {
     match &m.entry {
-        Some(entry) => format!("{} ({})", m.group, entry.to_string().trim_start_matches(m.group.name()).trim()),
+        Some(entry) => format!(
+            "{} ({})",
+            m.group,
+            entry.to_string().trim_start_matches(m.group.name()).trim()
+        ),
         None => format!("{} (no entry covers it)", m.group),
     }
 }

@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use oe_ike::crypto::{EncrAlg, IntegAlg};
 use oe_ike::{ChildSa, SaHandle};
-use oe_kernel::{EspAlgorithm, Key, Lifetime, Limits, PolicySpec, Replay, SaId, SaSpec, Spi, TrafficSelector, UdpEncap};
+use oe_kernel::{
+    EspAlgorithm, Key, Lifetime, Limits, PolicySpec, Replay, SaId, SaSpec, Spi, TrafficSelector,
+    UdpEncap,
+};
 
 use super::agent::Agent;
 use super::state::{Child, Phase};
@@ -15,25 +18,43 @@ use super::state::{Child, Phase};
 const REPLAY_WINDOW: u32 = 128;
 
 impl Agent {
-    pub(crate) async fn child_ready(&mut self, local: IpAddr, handle: SaHandle, child: ChildSa, replaces: Option<u32>) {
-        let Some(addr) = self.sa_index.get(&(local, handle)).copied() else { return };
-        let Some(reqid) = self.peers.get(&addr).map(|p| p.reqid) else { return };
+    pub(crate) async fn child_ready(
+        &mut self,
+        local: IpAddr,
+        handle: SaHandle,
+        child: ChildSa,
+        replaces: Option<u32>,
+    ) {
+        let Some(addr) = self.sa_index.get(&(local, handle)).copied() else {
+            return;
+        };
+        let Some(reqid) = self.peers.get(&addr).map(|p| p.reqid) else {
+            return;
+        };
         let esp = esp_name(child.encr);
         match self.install_child(&child, reqid).await {
             Ok(()) => {}
             Err(e) => {
-                self.event("install-failed", Some(addr), format!("kernel refused the SA pair: {e}"));
+                self.event(
+                    "install-failed",
+                    Some(addr),
+                    format!("kernel refused the SA pair: {e}"),
+                );
                 if let Some(endpoint) = self.endpoints.get_mut(&local) {
                     endpoint.delete(Instant::now(), handle);
                 }
-                return self.fail(addr, format!("kernel refused the SA pair: {e}")).await;
+                return self
+                    .fail(addr, format!("kernel refused the SA pair: {e}"))
+                    .await;
             }
         }
         self.retire_shunt(addr, &child).await;
         self.release_held_packets(addr).await;
         let now = Instant::now();
         let selectors = format!("{} === {}", child.local, child.remote);
-        let Some(peer) = self.peers.get_mut(&addr) else { return };
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return;
+        };
         peer.spare_spis.retain(|s| *s != child.inbound_spi);
         peer.children.push(Child {
             inbound_spi: child.inbound_spi,
@@ -53,47 +74,88 @@ impl Agent {
         peer.last_ike = Some("established".into());
         if first {
             self.counters.negotiations_succeeded += 1;
-            if self.peers.get(&addr).is_some_and(|p| p.role == super::state::Role::Responder) {
+            if self
+                .peers
+                .get(&addr)
+                .is_some_and(|p| p.role == super::state::Role::Responder)
+            {
                 self.counters.responder_sas += 1;
             }
         }
-        let what = if replaces.is_some() { "rekeyed child SA" } else { "child SA" };
-        self.event("child-installed", Some(addr), format!(
-            "{what} installed: {esp}, SPIs {:08x} in / {:08x} out", child.inbound_spi, child.outbound_spi
-        ));
+        let what = if replaces.is_some() {
+            "rekeyed child SA"
+        } else {
+            "child SA"
+        };
+        self.event(
+            "child-installed",
+            Some(addr),
+            format!(
+                "{what} installed: {esp}, SPIs {:08x} in / {:08x} out",
+                child.inbound_spi, child.outbound_spi
+            ),
+        );
     }
 
     /// Adds the inbound and outbound SAs and the host policies (in, out) for one child.
-    pub(crate) async fn install_child(&mut self, child: &ChildSa, reqid: oe_kernel::Reqid) -> Result<(), String> {
+    pub(crate) async fn install_child(
+        &mut self,
+        child: &ChildSa,
+        reqid: oe_kernel::Reqid,
+    ) -> Result<(), String> {
         let (inbound, mut outbound) =
             sa_specs(child, reqid).ok_or("the negotiated algorithm has no kernel equivalent")?;
         // The outbound SA replaces the larval state the ACQUIRE left (so held packets go out through it).
         outbound.acquire_seq = self.peers.get(&child.remote).and_then(|p| p.acquire_seq);
         // The inbound SPI came from ALLOCSPI, whose larval state the SA takes over (XFRM_MSG_UPDSA).
-        self.kernel.update_sa(&inbound).await.map_err(|e| e.to_string())?;
+        self.kernel
+            .update_sa(&inbound)
+            .await
+            .map_err(|e| e.to_string())?;
         if let Err(e) = self.kernel.add_sa(&outbound).await {
             let _ = self.kernel.delete_sa(inbound.id()).await;
             return Err(e.to_string());
         }
-        let policies = PolicySpec::host_sa_pair(child.local, child.remote, reqid).map_err(|e| e.to_string())?;
+        let policies = PolicySpec::host_sa_pair(child.local, child.remote, reqid)
+            .map_err(|e| e.to_string())?;
         for policy in &policies {
             // A rekeyed child reuses the policies of its predecessor (same reqid): update in place.
             if let Err(e) = self.kernel.add_policy(policy).await {
-                self.kernel.update_policy(policy).await.map_err(|_| e.to_string())?;
+                self.kernel
+                    .update_policy(policy)
+                    .await
+                    .map_err(|_| e.to_string())?;
             }
         }
         Ok(())
     }
 
-    pub(crate) async fn child_deleted(&mut self, local: IpAddr, handle: SaHandle, inbound: u32, outbound: u32) {
-        let Some(addr) = self.sa_index.get(&(local, handle)).copied() else { return };
-        let Some(peer) = self.peers.get_mut(&addr) else { return };
+    pub(crate) async fn child_deleted(
+        &mut self,
+        local: IpAddr,
+        handle: SaHandle,
+        inbound: u32,
+        outbound: u32,
+    ) {
+        let Some(addr) = self.sa_index.get(&(local, handle)).copied() else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return;
+        };
         let remote = peer.addr;
         peer.children.retain(|c| c.inbound_spi != inbound);
         let last = peer.children.is_empty();
         let _ = self.kernel.delete_sa(SaId::esp(local, Spi(inbound))).await;
-        let _ = self.kernel.delete_sa(SaId::esp(remote, Spi(outbound))).await;
-        self.event("child-deleted", Some(addr), format!("child SA {inbound:08x}/{outbound:08x} removed"));
+        let _ = self
+            .kernel
+            .delete_sa(SaId::esp(remote, Spi(outbound)))
+            .await;
+        self.event(
+            "child-deleted",
+            Some(addr),
+            format!("child SA {inbound:08x}/{outbound:08x} removed"),
+        );
         if last {
             self.remove_host_policies(addr).await;
         }
@@ -102,7 +164,14 @@ impl Agent {
     /// The SA policies replaced a shunt with the same selector in place (no gap, no cleartext); any other
     /// shunt is removed.
     async fn retire_shunt(&mut self, addr: IpAddr, child: &ChildSa) {
-        let Some(spec) = self.peers.get_mut(&addr).and_then(|p| p.shunt.take()).and_then(|s| s.spec) else { return };
+        let Some(spec) = self
+            .peers
+            .get_mut(&addr)
+            .and_then(|p| p.shunt.take())
+            .and_then(|s| s.spec)
+        else {
+            return;
+        };
         let replaced = PolicySpec::host_sa_pair(child.local, child.remote, oe_kernel::Reqid(0))
             .is_ok_and(|[out, _]| out.key() == spec.key());
         if !replaced {
@@ -115,8 +184,17 @@ impl Agent {
     /// (XFRM_MSG_UPDPOLICY) moves the queue to the "new" policy and re-checks it at once
     /// (`xfrm_policy_requeue`), so the first packets leave through the new SA without waiting for the timer.
     async fn release_held_packets(&mut self, addr: IpAddr) {
-        let Some(trap) = self.peers.get_mut(&addr).and_then(|p| p.trap.take()) else { return };
-        let Some(spec) = self.base_installed.iter().find(|s| s.key() == trap).copied() else { return };
+        let Some(trap) = self.peers.get_mut(&addr).and_then(|p| p.trap.take()) else {
+            return;
+        };
+        let Some(spec) = self
+            .base_installed
+            .iter()
+            .find(|s| s.key() == trap)
+            .copied()
+        else {
+            return;
+        };
         if let Err(e) = self.kernel.update_policy(&spec).await {
             tracing::debug!("re-queueing held packets for {addr}: {e}");
         }
@@ -124,7 +202,9 @@ impl Agent {
 
     /// Deletes the larval states of SPIs allocated for children that never came.
     pub(crate) async fn release_spare_spis(&mut self, addr: IpAddr) {
-        let Some(peer) = self.peers.get_mut(&addr) else { return };
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return;
+        };
         let (local, spis) = (peer.local, std::mem::take(&mut peer.spare_spis));
         for spi in spis {
             let _ = self.kernel.delete_sa(SaId::esp(local, Spi(spi))).await;
@@ -133,8 +213,12 @@ impl Agent {
 
     /// Removes the host policies that route the peer's traffic into its SAs (the trap applies again).
     pub(crate) async fn remove_host_policies(&mut self, addr: IpAddr) {
-        let Some(peer) = self.peers.get(&addr) else { return };
-        let Ok(policies) = PolicySpec::host_sa_pair(peer.local, peer.addr, peer.reqid) else { return };
+        let Some(peer) = self.peers.get(&addr) else {
+            return;
+        };
+        let Ok(policies) = PolicySpec::host_sa_pair(peer.local, peer.addr, peer.reqid) else {
+            return;
+        };
         for policy in policies {
             let _ = self.kernel.delete_policy(&policy.key()).await;
         }
@@ -142,9 +226,16 @@ impl Agent {
 
     /// Removes everything the agent holds for a peer: SAs, host policies, shunt; the trap takes over.
     pub(crate) async fn forget_peer(&mut self, addr: IpAddr) {
-        let Some(peer) = self.peers.get(&addr) else { return };
-        let (local, children): (IpAddr, Vec<(u32, u32)>) =
-            (peer.local, peer.children.iter().map(|c| (c.inbound_spi, c.outbound_spi)).collect());
+        let Some(peer) = self.peers.get(&addr) else {
+            return;
+        };
+        let (local, children): (IpAddr, Vec<(u32, u32)>) = (
+            peer.local,
+            peer.children
+                .iter()
+                .map(|c| (c.inbound_spi, c.outbound_spi))
+                .collect(),
+        );
         for (inbound, outbound) in children {
             let _ = self.kernel.delete_sa(SaId::esp(local, Spi(inbound))).await;
             let _ = self.kernel.delete_sa(SaId::esp(addr, Spi(outbound))).await;
@@ -164,8 +255,14 @@ pub(crate) fn sa_specs(child: &ChildSa, reqid: oe_kernel::Reqid) -> Option<(SaSp
     let lifetime = Lifetime {
         // The engine rekeys at the soft lifetime; the kernel's soft limit is a late backstop, its hard
         // limit the SA's end.
-        soft: Limits { add_seconds: Some(child.lifetime.hard.as_secs().saturating_sub(30).max(1)), ..Limits::default() },
-        hard: Limits { add_seconds: Some(child.lifetime.hard.as_secs().max(2)), ..Limits::default() },
+        soft: Limits {
+            add_seconds: Some(child.lifetime.hard.as_secs().saturating_sub(30).max(1)),
+            ..Limits::default()
+        },
+        hard: Limits {
+            add_seconds: Some(child.lifetime.hard.as_secs().max(2)),
+            ..Limits::default()
+        },
     };
     let encap = child.encap;
     let spec = |src, dst, spi, algorithm, encap: Option<(u16, u16)>| SaSpec {
@@ -175,24 +272,54 @@ pub(crate) fn sa_specs(child: &ChildSa, reqid: oe_kernel::Reqid) -> Option<(SaSp
         reqid,
         algorithm,
         lifetime,
-        replay: Replay { window: REPLAY_WINDOW, esn: false },
-        encap: encap.map(|(src_port, dst_port)| UdpEncap { src_port, dst_port, mapping_threshold: None }),
+        replay: Replay {
+            window: REPLAY_WINDOW,
+            esn: false,
+        },
+        encap: encap.map(|(src_port, dst_port)| UdpEncap {
+            src_port,
+            dst_port,
+            mapping_threshold: None,
+        }),
         selector: TrafficSelector::hosts(src, dst).ok(),
         acquire_seq: None,
     };
-    let inbound = spec(child.remote, child.local, child.inbound_spi, alg(&k.encr_in, &k.integ_in)?, encap.map(|(o, t)| (t, o)));
-    let outbound = spec(child.local, child.remote, child.outbound_spi, alg(&k.encr_out, &k.integ_out)?, encap);
+    let inbound = spec(
+        child.remote,
+        child.local,
+        child.inbound_spi,
+        alg(&k.encr_in, &k.integ_in)?,
+        encap.map(|(o, t)| (t, o)),
+    );
+    let outbound = spec(
+        child.local,
+        child.remote,
+        child.outbound_spi,
+        alg(&k.encr_out, &k.integ_out)?,
+        encap,
+    );
     Some((inbound, outbound))
 }
 
-fn esp_algorithm(encr: EncrAlg, integ: Option<IntegAlg>, encr_key: &[u8], integ_key: &[u8]) -> Option<EspAlgorithm> {
+fn esp_algorithm(
+    encr: EncrAlg,
+    integ: Option<IntegAlg>,
+    encr_key: &[u8],
+    integ_key: &[u8],
+) -> Option<EspAlgorithm> {
     Some(match (encr, integ) {
-        (EncrAlg::AesGcm16 { .. }, None) => EspAlgorithm::AesGcm16 { key: Key::new(encr_key.to_vec()) },
-        (EncrAlg::ChaCha20Poly1305, None) => EspAlgorithm::ChaCha20Poly1305 { key: Key::new(encr_key.to_vec()) },
-        (EncrAlg::AesCbc { .. }, Some(IntegAlg::HmacSha2_256_128)) => EspAlgorithm::AesCbcHmacSha256 {
-            enc_key: Key::new(encr_key.to_vec()),
-            auth_key: Key::new(integ_key.to_vec()),
+        (EncrAlg::AesGcm16 { .. }, None) => EspAlgorithm::AesGcm16 {
+            key: Key::new(encr_key.to_vec()),
         },
+        (EncrAlg::ChaCha20Poly1305, None) => EspAlgorithm::ChaCha20Poly1305 {
+            key: Key::new(encr_key.to_vec()),
+        },
+        (EncrAlg::AesCbc { .. }, Some(IntegAlg::HmacSha2_256_128)) => {
+            EspAlgorithm::AesCbcHmacSha256 {
+                enc_key: Key::new(encr_key.to_vec()),
+                auth_key: Key::new(integ_key.to_vec()),
+            }
+        }
         _ => return None,
     })
 }

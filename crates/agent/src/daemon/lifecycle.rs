@@ -14,8 +14,12 @@ impl Agent {
         match event {
             KernelEvent::Acquire(acquire) => self.on_acquire(acquire).await,
             KernelEvent::Expire(expire) => self.on_sa_expire(expire).await,
-            KernelEvent::PolicyExpire(expired) if expired.hard => self.on_shunt_expired(&expired.policy).await,
-            KernelEvent::Lost => tracing::warn!("kernel events were lost (receive buffer overflow)"),
+            KernelEvent::PolicyExpire(expired) if expired.hard => {
+                self.on_shunt_expired(&expired.policy).await
+            }
+            KernelEvent::Lost => {
+                tracing::warn!("kernel events were lost (receive buffer overflow)")
+            }
             _ => {}
         }
     }
@@ -26,10 +30,17 @@ impl Agent {
             return; // the engine rekeys on its own timer, before the kernel's soft limit
         }
         let found = self.peers.values().find_map(|p| {
-            p.children.iter().find(|c| c.inbound_spi == expire.sa.spi.0 || c.outbound_spi == expire.sa.spi.0).map(|c| (p.addr, p.local, p.ike, c.inbound_spi))
+            p.children
+                .iter()
+                .find(|c| c.inbound_spi == expire.sa.spi.0 || c.outbound_spi == expire.sa.spi.0)
+                .map(|c| (p.addr, p.local, p.ike, c.inbound_spi))
         });
         if let Some((addr, local, Some(handle), inbound)) = found {
-            self.event("expired", Some(addr), format!("SA {:08x} reached its hard lifetime", expire.sa.spi.0));
+            self.event(
+                "expired",
+                Some(addr),
+                format!("SA {:08x} reached its hard lifetime", expire.sa.spi.0),
+            );
             if let Some(endpoint) = self.endpoints.get_mut(&local) {
                 endpoint.delete_child(Instant::now(), handle, inbound);
             }
@@ -39,13 +50,26 @@ impl Agent {
 
     /// The kernel removed an expired shunt: a failed host gets a fresh try at its next packet.
     async fn on_shunt_expired(&mut self, policy: &oe_kernel::PolicyInfo) {
-        let addr = self.peers.values().find(|p| p.shunt.as_ref().and_then(|s| s.spec.as_ref()).is_some_and(|spec| spec.key() == policy.key)).map(|p| p.addr);
+        let addr = self
+            .peers
+            .values()
+            .find(|p| {
+                p.shunt
+                    .as_ref()
+                    .and_then(|s| s.spec.as_ref())
+                    .is_some_and(|spec| spec.key() == policy.key)
+            })
+            .map(|p| p.addr);
         let Some(addr) = addr else { return };
         let failed = self.peers.get_mut(&addr).is_some_and(|p| {
             p.shunt = None;
             matches!(p.phase, Phase::Failed { .. })
         });
-        self.event("shunt-expired", Some(addr), "shunt expired; the trap applies again".into());
+        self.event(
+            "shunt-expired",
+            Some(addr),
+            "shunt expired; the trap applies again".into(),
+        );
         if failed {
             self.peers.remove(&addr);
             self.sa_index.retain(|_, a| *a != addr);
@@ -54,18 +78,51 @@ impl Agent {
 
     /// Reads every child SA's counters from the kernel (both directions) and notes when they last moved.
     /// Returns, per peer, the inbound SPIs of children whose counters have not moved for `idle`.
-    pub(crate) async fn refresh_counters(&mut self, idle: Option<Duration>) -> Vec<(IpAddr, IpAddr, Vec<u32>)> {
+    pub(crate) async fn refresh_counters(
+        &mut self,
+        idle: Option<Duration>,
+    ) -> Vec<(IpAddr, IpAddr, Vec<u32>)> {
         let now = Instant::now();
-        let peers: Vec<(IpAddr, IpAddr)> = self.peers.values().filter(|p| !p.children.is_empty()).map(|p| (p.addr, p.local)).collect();
+        let peers: Vec<(IpAddr, IpAddr)> = self
+            .peers
+            .values()
+            .filter(|p| !p.children.is_empty())
+            .map(|p| (p.addr, p.local))
+            .collect();
         let mut out = Vec::new();
         for (addr, local) in peers {
-            let spis: Vec<(u32, u32)> = self.peers.get(&addr).map(|p| p.children.iter().map(|c| (c.inbound_spi, c.outbound_spi)).collect()).unwrap_or_default();
+            let spis: Vec<(u32, u32)> = self
+                .peers
+                .get(&addr)
+                .map(|p| {
+                    p.children
+                        .iter()
+                        .map(|c| (c.inbound_spi, c.outbound_spi))
+                        .collect()
+                })
+                .unwrap_or_default();
             let mut idle_children = Vec::new();
             for (inbound, outbound) in spis {
-                let rx = self.kernel.get_sa(SaId::esp(local, Spi(inbound))).await.map(|s| (s.current.bytes, s.current.packets));
-                let tx = self.kernel.get_sa(SaId::esp(addr, Spi(outbound))).await.map(|s| (s.current.bytes, s.current.packets));
-                let (Ok((bin, pin)), Ok((bout, pout))) = (rx, tx) else { continue };
-                let Some(child) = self.peers.get_mut(&addr).and_then(|p| p.children.iter_mut().find(|c| c.inbound_spi == inbound)) else { continue };
+                let rx = self
+                    .kernel
+                    .get_sa(SaId::esp(local, Spi(inbound)))
+                    .await
+                    .map(|s| (s.current.bytes, s.current.packets));
+                let tx = self
+                    .kernel
+                    .get_sa(SaId::esp(addr, Spi(outbound)))
+                    .await
+                    .map(|s| (s.current.bytes, s.current.packets));
+                let (Ok((bin, pin)), Ok((bout, pout))) = (rx, tx) else {
+                    continue;
+                };
+                let Some(child) = self
+                    .peers
+                    .get_mut(&addr)
+                    .and_then(|p| p.children.iter_mut().find(|c| c.inbound_spi == inbound))
+                else {
+                    continue;
+                };
                 child.packets = (pin, pout);
                 if (bin, bout) != child.last_bytes {
                     child.last_bytes = (bin, bout);
@@ -90,14 +147,27 @@ impl Agent {
     }
 
     async fn tear_down_idle(&mut self, addr: IpAddr, local: IpAddr, idle: Vec<u32>) {
-        let Some(peer) = self.peers.get(&addr) else { return };
-        let (Some(handle), total) = (peer.ike, peer.children.len()) else { return };
+        let Some(peer) = self.peers.get(&addr) else {
+            return;
+        };
+        let (Some(handle), total) = (peer.ike, peer.children.len()) else {
+            return;
+        };
         if idle.is_empty() {
             return;
         }
         self.counters.idle_teardowns += 1;
-        self.event("idle", Some(addr), format!("{} idle child SA(s) torn down; the trap applies again", idle.len()));
-        let Some(endpoint) = self.endpoints.get_mut(&local) else { return };
+        self.event(
+            "idle",
+            Some(addr),
+            format!(
+                "{} idle child SA(s) torn down; the trap applies again",
+                idle.len()
+            ),
+        );
+        let Some(endpoint) = self.endpoints.get_mut(&local) else {
+            return;
+        };
         if idle.len() == total {
             endpoint.delete(Instant::now(), handle);
         } else {
@@ -138,7 +208,12 @@ impl Agent {
             return;
         };
         match crate::config::Config::load(&path).and_then(|c| {
-            let table = super::group_table_with_dns(&c).map_err(|source| crate::config::ConfigError::Groups { path: path.clone(), source })?;
+            let table = super::group_table_with_dns(&c).map_err(|source| {
+                crate::config::ConfigError::Groups {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
             Ok((c, table))
         }) {
             Ok((config, table)) => {
@@ -153,7 +228,11 @@ impl Agent {
                 }
                 self.remove_base_policies().await;
                 self.install_base_policies().await;
-                self.event("reload", None, format!("configuration reloaded from {}", path.display()));
+                self.event(
+                    "reload",
+                    None,
+                    format!("configuration reloaded from {}", path.display()),
+                );
             }
             Err(e) => tracing::error!("reload refused, keeping the running configuration: {e}"),
         }
@@ -163,7 +242,11 @@ impl Agent {
     pub(crate) async fn shutdown(&mut self) {
         self.stopping = true;
         let now = Instant::now();
-        let handles: Vec<(IpAddr, oe_ike::SaHandle)> = self.peers.values().filter_map(|p| p.ike.map(|h| (p.local, h))).collect();
+        let handles: Vec<(IpAddr, oe_ike::SaHandle)> = self
+            .peers
+            .values()
+            .filter_map(|p| p.ike.map(|h| (p.local, h)))
+            .collect();
         for (local, handle) in handles {
             if let Some(endpoint) = self.endpoints.get_mut(&local) {
                 endpoint.delete(now, handle);

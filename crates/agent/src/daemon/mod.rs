@@ -39,11 +39,25 @@ pub use engine_config::ProposalError;
 pub(crate) enum Input {
     Kernel(oe_kernel::Event),
     Datagram(sockets::Datagram),
-    Dns { name: String, result: Result<oe_dns::Answer, oe_dns::LookupError> },
-    Addresses { query: String, outcome: dnsq::AddrOutcome },
+    Dns {
+        name: String,
+        result: Result<oe_dns::Answer, oe_dns::LookupError>,
+    },
+    Addresses {
+        query: String,
+        outcome: dnsq::AddrOutcome,
+    },
     Query(Query),
-    Explained { host: String, addrs: Vec<IpAddr>, reply: oneshot::Sender<Response> },
-    Trigger { name: String, bound: trigger::BoundKeys, done: oneshot::Sender<()> },
+    Explained {
+        host: String,
+        addrs: Vec<IpAddr>,
+        reply: oneshot::Sender<Response>,
+    },
+    Trigger {
+        name: String,
+        bound: trigger::BoundKeys,
+        done: oneshot::Sender<()>,
+    },
     TriggerRecord(oe_dns::trigger::TriggerEvent),
 }
 
@@ -63,7 +77,10 @@ pub enum RunError {
     #[error("IKE sockets: {0} (the agent needs CAP_NET_BIND_SERVICE for port 500)")]
     Sockets(std::io::Error),
     #[error("status socket {path}: {source}")]
-    StatusSocket { path: PathBuf, source: std::io::Error },
+    StatusSocket {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("DNS: {0}")]
     Dns(String),
     #[error("DNS trigger: {0}")]
@@ -82,11 +99,13 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Run
     if config.kernel.queue_first_packet && esp.is_ok() {
         queue_first_packets();
     }
-    let sockets = sockets::Sockets::bind(config.ike.port, config.ike.nat_port).map_err(RunError::Sockets)?;
+    let sockets =
+        sockets::Sockets::bind(config.ike.port, config.ike.nat_port).map_err(RunError::Sockets)?;
     let (tx, mut rx) = mpsc::channel::<Input>(1024);
     sockets.spawn_receivers(&tx);
     spawn_kernel_events(tx.clone())?;
-    let validator = oe_dns::Validator::new(validator_config(&config)?).map_err(|e| RunError::Dns(e.to_string()))?;
+    let validator = oe_dns::Validator::new(validator_config(&config)?)
+        .map_err(|e| RunError::Dns(e.to_string()))?;
     let (events, _) = broadcast::channel(256);
     let backend = start_status_socket(&config, &tx, &events).await?;
     let mut agent = agent::Agent {
@@ -125,7 +144,11 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Run
         Err(why) => format!("degraded: {why}; serving status and lookups"),
     };
     crate::service::notify::ready(&status);
-    agent.event("start", None, format!("oe {} started: {status}", env!("CARGO_PKG_VERSION")));
+    agent.event(
+        "start",
+        None,
+        format!("oe {} started: {status}", env!("CARGO_PKG_VERSION")),
+    );
     main_loop(&mut agent, &mut rx).await;
     crate::service::notify::stopping();
     agent.shutdown().await;
@@ -133,7 +156,11 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Run
 }
 
 async fn main_loop(agent: &mut agent::Agent, rx: &mut mpsc::Receiver<Input>) {
-    let (mut term, mut int, mut hup) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup())) {
+    let (mut term, mut int, mut hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) {
         (Ok(t), Ok(i), Ok(h)) => (t, i, h),
         _ => {
             tracing::error!("cannot install signal handlers");
@@ -143,7 +170,9 @@ async fn main_loop(agent: &mut agent::Agent, rx: &mut mpsc::Receiver<Input>) {
     let idle_every = agent::idle_check_interval(agent.config.ike.idle_timeout);
     let mut idle_tick = tokio::time::interval(idle_every);
     loop {
-        let deadline = agent.next_deadline().unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let deadline = agent
+            .next_deadline()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             input = rx.recv() => match input {
                 Some(input) => handle(agent, input).await,
@@ -166,16 +195,23 @@ async fn handle(agent: &mut agent::Agent, input: Input) {
     match input {
         Input::Kernel(event) => agent.on_kernel_event(event).await,
         Input::Datagram(d) => {
-            let Some(local) = agent.local_for(d.remote.ip()) else { return };
+            let Some(local) = agent.local_for(d.remote.ip()) else {
+                return;
+            };
             let now = Instant::now();
             let local_addr = std::net::SocketAddr::new(local, d.local_port);
-            agent.endpoint(local).handle_datagram(now, d.remote, local_addr, &d.bytes);
+            agent
+                .endpoint(local)
+                .handle_datagram(now, d.remote, local_addr, &d.bytes);
             agent.drain(local).await;
         }
         Input::Dns { name, result } => agent.on_dns(name, result).await,
         Input::Addresses { query, outcome } => agent.on_addresses(query, outcome).await,
         Input::Query(query) => {
-            if matches!(query.request, Request::Peers | Request::Status | Request::Explain { .. }) {
+            if matches!(
+                query.request,
+                Request::Peers | Request::Status | Request::Explain { .. }
+            ) {
                 // Byte counters and idle times as the kernel has them now.
                 agent.refresh_counters(None).await;
             }
@@ -215,7 +251,10 @@ fn resolve_then_explain(agent: &agent::Agent, host: String, reply: oneshot::Send
     tokio::spawn(async move {
         let mut addrs = match host.parse::<oe_dns::LookupTarget>() {
             Ok(oe_dns::LookupTarget::Forward(name)) => match &*cache.get_addresses(&name).await {
-                Ok(oe_dns::AddressAnswer::Secure { addrs, .. } | oe_dns::AddressAnswer::Insecure { addrs, .. }) => addrs.clone(),
+                Ok(
+                    oe_dns::AddressAnswer::Secure { addrs, .. }
+                    | oe_dns::AddressAnswer::Insecure { addrs, .. },
+                ) => addrs.clone(),
                 _ => Vec::new(),
             },
             _ => Vec::new(),
@@ -227,7 +266,10 @@ fn resolve_then_explain(agent: &agent::Agent, host: String, reply: oneshot::Send
         }
         addrs.dedup();
         if addrs.is_empty() {
-            let _ = reply.send(Response::error(ErrorCode::BadRequest, format!("cannot resolve {host}")));
+            let _ = reply.send(Response::error(
+                ErrorCode::BadRequest,
+                format!("cannot resolve {host}"),
+            ));
         } else {
             let _ = tx.send(Input::Explained { host, addrs, reply }).await;
         }
@@ -268,7 +310,10 @@ async fn start_trigger(agent: &mut agent::Agent) -> Result<(), RunError> {
         upstream_socket: Some(bypass),
         ..oe_dns::trigger::StubConfig::default()
     };
-    let hook = Arc::new(trigger::AgentHook { view: view.clone(), tx: agent.tx.clone() });
+    let hook = Arc::new(trigger::AgentHook {
+        view: view.clone(),
+        tx: agent.tx.clone(),
+    });
     let stub = oe_dns::trigger::Stub::serve(stub_config, listeners, agent.dns.cache(), hook)
         .map_err(|e| RunError::Trigger(e.to_string()))?;
     tracing::info!("DNS trigger listening on {:?}", stub.local_addrs());
@@ -277,15 +322,32 @@ async fn start_trigger(agent: &mut agent::Agent) -> Result<(), RunError> {
     Ok(())
 }
 
-fn trigger_upstreams(config: &Config, listen: &[std::net::SocketAddr]) -> Result<Vec<std::net::SocketAddr>, RunError> {
+fn trigger_upstreams(
+    config: &Config,
+    listen: &[std::net::SocketAddr],
+) -> Result<Vec<std::net::SocketAddr>, RunError> {
     let own: Vec<IpAddr> = listen.iter().map(std::net::SocketAddr::ip).collect();
-    let named = if config.trigger.upstreams.is_empty() { &config.dns.upstreams } else { &config.trigger.upstreams };
-    let servers: Vec<std::net::SocketAddr> = if named.is_empty() {
-        dns_server_addresses(config).into_iter().map(|ip| std::net::SocketAddr::new(ip, 53)).collect()
+    let named = if config.trigger.upstreams.is_empty() {
+        &config.dns.upstreams
     } else {
-        named.iter().map(|s| oe_dns::parse_server(s, 53)).collect::<Result<_, _>>().map_err(RunError::Trigger)?
+        &config.trigger.upstreams
     };
-    Ok(servers.into_iter().filter(|s| !own.contains(&s.ip())).collect())
+    let servers: Vec<std::net::SocketAddr> = if named.is_empty() {
+        dns_server_addresses(config)
+            .into_iter()
+            .map(|ip| std::net::SocketAddr::new(ip, 53))
+            .collect()
+    } else {
+        named
+            .iter()
+            .map(|s| oe_dns::parse_server(s, 53))
+            .collect::<Result<_, _>>()
+            .map_err(RunError::Trigger)?
+    };
+    Ok(servers
+        .into_iter()
+        .filter(|s| !own.contains(&s.ip()))
+        .collect())
 }
 
 /// The group table plus the DNS upstreams in `clear` (queries to them must never wait for IKE).
@@ -293,7 +355,12 @@ pub(crate) fn group_table_with_dns(config: &Config) -> Result<GroupTable, GroupE
     let mut table = config.group_table()?;
     for server in dns_server_addresses(config) {
         let prefix = ipnet::IpNet::from(server);
-        let _ = table.add(Entry { group: Group::Clear, prefix, proto: None, port: None });
+        let _ = table.add(Entry {
+            group: Group::Clear,
+            prefix,
+            proto: None,
+            port: None,
+        });
     }
     Ok(table)
 }
@@ -316,7 +383,16 @@ fn dns_server_addresses(config: &Config) -> Vec<IpAddr> {
         .collect()
 }
 
-fn load_identity(config: &Config) -> Result<(agent::LocalId, Option<Arc<oe_ike::crypto::PrivateKey>>, String), RunError> {
+fn load_identity(
+    config: &Config,
+) -> Result<
+    (
+        agent::LocalId,
+        Option<Arc<oe_ike::crypto::PrivateKey>>,
+        String,
+    ),
+    RunError,
+> {
     let id = config.identity.id.as_str();
     let local_id = match id.strip_prefix("fqdn:") {
         Some(name) => agent::LocalId::Fqdn(name.trim_end_matches('.').to_owned()),
@@ -326,19 +402,29 @@ fn load_identity(config: &Config) -> Result<(agent::LocalId, Option<Arc<oe_ike::
     let path = &config.identity.key;
     if matches!(local_id, agent::LocalId::Null) || !path.exists() {
         if !path.exists() && !matches!(local_id, agent::LocalId::Null) {
-            tracing::info!("no identity key at {}: acting as an anonymous client (NULL authentication)", path.display());
+            tracing::info!(
+                "no identity key at {}: acting as an anonymous client (NULL authentication)",
+                path.display()
+            );
         }
         return Ok((agent::LocalId::Null, None, "none".into()));
     }
-    let key = crate::keys::load_private_key(path).map_err(|e| RunError::Key { path: path.clone(), why: e.to_string() })?;
+    let key = crate::keys::load_private_key(path).map_err(|e| RunError::Key {
+        path: path.clone(),
+        why: e.to_string(),
+    })?;
     let description = key.public_key().describe();
     Ok((local_id, Some(Arc::new(key)), description))
 }
 
 async fn probe_esp(kernel: &mut Xfrm) -> Result<(), String> {
     match oe_kernel::probe::probe(kernel).await {
-        Ok(caps) => caps.esp(oe_kernel::Family::V4).map_err(|e| format!("the kernel cannot install ESP SAs ({e})")),
-        Err(e) => Err(format!("the kernel's IPsec support could not be probed ({e})")),
+        Ok(caps) => caps
+            .esp(oe_kernel::Family::V4)
+            .map_err(|e| format!("the kernel cannot install ESP SAs ({e})")),
+        Err(e) => Err(format!(
+            "the kernel's IPsec support could not be probed ({e})"
+        )),
     }
 }
 
@@ -354,7 +440,9 @@ async fn reconcile(kernel: &mut Xfrm) {
 /// Lets the kernel queue, rather than drop, packets that hit a trap while the SA is negotiated.
 fn queue_first_packets() {
     if let Err(e) = std::fs::write("/proc/sys/net/core/xfrm_larval_drop", "0") {
-        tracing::warn!("cannot set net.core.xfrm_larval_drop=0 ({e}); first packets to new hosts are dropped");
+        tracing::warn!(
+            "cannot set net.core.xfrm_larval_drop=0 ({e}); first packets to new hosts are dropped"
+        );
     }
 }
 
@@ -379,24 +467,44 @@ fn spawn_kernel_events(tx: mpsc::Sender<Input>) -> Result<(), RunError> {
 }
 
 fn validator_config(config: &Config) -> Result<oe_dns::ValidatorConfig, RunError> {
-    let mut vc = oe_dns::ValidatorConfig { lookup_timeout: config.dns.timeout, ..oe_dns::ValidatorConfig::default() };
+    let mut vc = oe_dns::ValidatorConfig {
+        lookup_timeout: config.dns.timeout,
+        ..oe_dns::ValidatorConfig::default()
+    };
     if !config.dns.upstreams.is_empty() {
-        let servers = config.dns.upstreams.iter().map(|s| oe_dns::parse_server(s, 53)).collect::<Result<Vec<_>, _>>().map_err(RunError::Dns)?;
+        let servers = config
+            .dns
+            .upstreams
+            .iter()
+            .map(|s| oe_dns::parse_server(s, 53))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(RunError::Dns)?;
         vc.upstream = oe_dns::Upstream::Servers(servers);
     }
     if !config.dns.trust_anchor.is_empty() {
-        vc.anchors = oe_dns::AnchorSet::from_file(std::path::Path::new(&config.dns.trust_anchor)).map_err(|e| RunError::Dns(e.to_string()))?;
+        vc.anchors = oe_dns::AnchorSet::from_file(std::path::Path::new(&config.dns.trust_anchor))
+            .map_err(|e| RunError::Dns(e.to_string()))?;
     }
     Ok(vc)
 }
 
-async fn start_status_socket(config: &Config, tx: &mpsc::Sender<Input>, events: &broadcast::Sender<crate::status::protocol::EventReport>) -> Result<Backend, RunError> {
+async fn start_status_socket(
+    config: &Config,
+    tx: &mpsc::Sender<Input>,
+    events: &broadcast::Sender<crate::status::protocol::EventReport>,
+) -> Result<Backend, RunError> {
     let path = config.status.socket.clone();
     let mode = config.status_mode().unwrap_or(0o600);
     let group = Some(config.status.group.as_str());
-    let listener = server::bind(&path, mode, group).map_err(|source| RunError::StatusSocket { path: path.clone(), source })?;
+    let listener = server::bind(&path, mode, group).map_err(|source| RunError::StatusSocket {
+        path: path.clone(),
+        source,
+    })?;
     let (qtx, mut qrx) = mpsc::channel::<Query>(64);
-    let backend = Backend { queries: qtx, events: events.clone() };
+    let backend = Backend {
+        queries: qtx,
+        events: events.clone(),
+    };
     tokio::spawn(server::serve(listener, backend.clone()));
     let tx = tx.clone();
     tokio::spawn(async move {

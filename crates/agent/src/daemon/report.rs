@@ -7,8 +7,8 @@ use super::agent::Agent;
 use super::initiator::describe_match;
 use super::state::{Peer, Phase};
 use crate::status::protocol::{
-    AddressExplanation, ChildSaReport, DnsCacheEntry, ExplainReport, IkeSaReport, KernelReport, PeerReport,
-    Report, ShuntReport, StatusReport,
+    AddressExplanation, ChildSaReport, DnsCacheEntry, ExplainReport, IkeSaReport, KernelReport,
+    PeerReport, Report, ShuntReport, StatusReport,
 };
 
 fn secs_since(t: Instant) -> u64 {
@@ -49,7 +49,11 @@ impl Agent {
         let mut peers: Vec<PeerReport> = self
             .peers
             .values()
-            .filter(|p| p.ike.is_some() || !p.children.is_empty() || matches!(p.phase, Phase::Negotiating { .. }))
+            .filter(|p| {
+                p.ike.is_some()
+                    || !p.children.is_empty()
+                    || matches!(p.phase, Phase::Negotiating { .. })
+            })
             .map(|p| peer_report(p, self.ike_info(p)))
             .collect();
         peers.sort_by_key(|p| p.address);
@@ -69,7 +73,9 @@ impl Agent {
                     group: p.group.group.name().into(),
                     reason: s.reason.clone(),
                     installed_secs_ago: secs_since(s.installed),
-                    expires_in_secs: s.expires.map(|e| e.saturating_duration_since(Instant::now()).as_secs()),
+                    expires_in_secs: s
+                        .expires
+                        .map(|e| e.saturating_duration_since(Instant::now()).as_secs()),
                 })
             })
             .collect();
@@ -96,7 +102,9 @@ impl Agent {
     }
 
     pub(crate) fn events_report(&self) -> Report {
-        Report::Events { events: self.history.iter().cloned().collect() }
+        Report::Events {
+            events: self.history.iter().cloned().collect(),
+        }
     }
 
     /// Why each of `addrs` (what `host` names) is or is not encrypted.
@@ -111,17 +119,43 @@ impl Agent {
                     .recent
                     .iter()
                     .filter(|e| e.name.trim_end_matches('.').eq_ignore_ascii_case(&name))
-                    .map(|e| format!("{} {}: {} (answer held {} ms)", e.name, e.qtype, e.decision.word(), e.held_us / 1000))
+                    .map(|e| {
+                        format!(
+                            "{} {}: {} (answer held {} ms)",
+                            e.name,
+                            e.qtype,
+                            e.decision.word(),
+                            e.held_us / 1000
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
-        Report::Explain(ExplainReport { host: host.to_owned(), trigger, addresses })
+        Report::Explain(ExplainReport {
+            host: host.to_owned(),
+            trigger,
+            addresses,
+        })
     }
 
     fn explain_address(&self, addr: IpAddr) -> AddressExplanation {
         let matched = self.table.classify(addr, 0, 0);
         let peer = self.peers.get(&addr);
-        let mut dns: Vec<String> = peer.map(|p| p.dns.iter().map(|n| format!("{}: {} ({}s ago)", n.name, n.outcome, n.at.elapsed().unwrap_or_default().as_secs())).collect()).unwrap_or_default();
+        let mut dns: Vec<String> = peer
+            .map(|p| {
+                p.dns
+                    .iter()
+                    .map(|n| {
+                        format!(
+                            "{}: {} ({}s ago)",
+                            n.name,
+                            n.outcome,
+                            n.at.elapsed().unwrap_or_default().as_secs()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let reverse = super::dnsq::key(&oe_dns::LookupTarget::Reverse(addr));
         if dns.is_empty() {
             if let Some(outcome) = self.dns.cached(&reverse) {
@@ -170,11 +204,20 @@ fn trigger_summary(stub: &oe_dns::trigger::Stub) -> crate::status::protocol::Tri
 fn current_state(peer: Option<&Peer>, esp: &Result<(), String>, trapped: bool) -> String {
     if let Some(p) = peer {
         if let Some(child) = p.children.first() {
-            return format!("ESP SA {} (SPIs {:08x} in / {:08x} out)", child.esp, child.inbound_spi, child.outbound_spi);
+            return format!(
+                "ESP SA {} (SPIs {:08x} in / {:08x} out)",
+                child.esp, child.inbound_spi, child.outbound_spi
+            );
         }
         if let Some(s) = &p.shunt {
-            let left = s.expires.map(|e| e.saturating_duration_since(Instant::now()).as_secs()).unwrap_or(0);
-            return format!("{} shunt ({}, {left}s left): {}", s.action, s.stage, s.reason);
+            let left = s
+                .expires
+                .map(|e| e.saturating_duration_since(Instant::now()).as_secs())
+                .unwrap_or(0);
+            return format!(
+                "{} shunt ({}, {left}s left): {}",
+                s.action, s.stage, s.reason
+            );
         }
     }
     match (esp, trapped) {
@@ -184,7 +227,11 @@ fn current_state(peer: Option<&Peer>, esp: &Result<(), String>, trapped: bool) -
     }
 }
 
-fn verdict(peer: Option<&Peer>, matched: &crate::config::Match, esp: &Result<(), String>) -> String {
+fn verdict(
+    peer: Option<&Peer>,
+    matched: &crate::config::Match,
+    esp: &Result<(), String>,
+) -> String {
     use crate::config::Group;
     if let Err(why) = esp {
         return format!("not encrypted: {why}");
@@ -196,8 +243,11 @@ fn verdict(peer: Option<&Peer>, matched: &crate::config::Match, esp: &Result<(),
     }
     let Some(p) = peer else {
         return match matched.group {
-            Group::ClearOrPrivate => "not encrypted: clear-or-private only answers peers that ask".into(),
-            _ => "not encrypted yet: no traffic to it since the agent started (the trap waits)".into(),
+            Group::ClearOrPrivate => {
+                "not encrypted: clear-or-private only answers peers that ask".into()
+            }
+            _ => "not encrypted yet: no traffic to it since the agent started (the trap waits)"
+                .into(),
         };
     };
     match &p.phase {
@@ -232,7 +282,9 @@ fn peer_report(p: &Peer, info: Option<oe_ike::SaInfo>) -> PeerReport {
             spi_r: format!("{:016x}", info.spi_r),
             proposal: info.proposal.unwrap_or_default(),
             established_secs_ago: secs_since(t),
-            rekey_in_secs: info.rekey_at.map_or(0, |r| r.saturating_duration_since(Instant::now()).as_secs()),
+            rekey_in_secs: info
+                .rekey_at
+                .map_or(0, |r| r.saturating_duration_since(Instant::now()).as_secs()),
         }),
         child_sas: p
             .children
@@ -248,7 +300,10 @@ fn peer_report(p: &Peer, info: Option<oe_ike::SaInfo>) -> PeerReport {
                 packets_out: c.packets.1,
                 idle_secs: Some(secs_since(c.last_change)),
                 established_secs_ago: secs_since(c.installed),
-                rekey_in_secs: c.rekey_after.saturating_sub(Instant::now().saturating_duration_since(c.installed)).as_secs(),
+                rekey_in_secs: c
+                    .rekey_after
+                    .saturating_sub(Instant::now().saturating_duration_since(c.installed))
+                    .as_secs(),
             })
             .collect(),
     }

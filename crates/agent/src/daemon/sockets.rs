@@ -37,7 +37,9 @@ impl Sockets {
                         by_key.insert((v6, p), Arc::new(socket));
                     }
                     Err(e) if v6 => tracing::warn!("IKE over IPv6 unavailable (port {p}): {e}"),
-                    Err(e) => return Err(std::io::Error::new(e.kind(), format!("UDP port {p}: {e}"))),
+                    Err(e) => {
+                        return Err(std::io::Error::new(e.kind(), format!("UDP port {p}: {e}")))
+                    }
                 }
             }
         }
@@ -54,7 +56,11 @@ impl Sockets {
                     match socket.recv_from(&mut buf).await {
                         Ok((n, remote)) => {
                             let bytes = buf.get(..n).unwrap_or_default().to_vec();
-                            let datagram = Datagram { local_port: port, remote: unmap(remote), bytes };
+                            let datagram = Datagram {
+                                local_port: port,
+                                remote: unmap(remote),
+                                bytes,
+                            };
                             if tx.send(Input::Datagram(datagram)).await.is_err() {
                                 return;
                             }
@@ -84,7 +90,11 @@ fn bind_one(v6: bool, port: u16, nat_t: bool) -> std::io::Result<UdpSocket> {
     } else {
         (IpAddr::V4(Ipv4Addr::UNSPECIFIED), port).into()
     };
-    let socket = if v6 { bind_v6_only(addr)? } else { StdUdpSocket::bind(addr)? };
+    let socket = if v6 {
+        bind_v6_only(addr)?
+    } else {
+        StdUdpSocket::bind(addr)?
+    };
     oe_kernel::socket::bypass_ipsec(&socket)?;
     if nat_t {
         oe_kernel::socket::enable_udp_encap(&socket)?;
@@ -95,11 +105,20 @@ fn bind_one(v6: bool, port: u16, nat_t: bool) -> std::io::Result<UdpSocket> {
 
 /// An IPv6 socket that does not also take IPv4 (the IPv4 socket has its own bypass settings).
 fn bind_v6_only(addr: SocketAddr) -> std::io::Result<StdUdpSocket> {
-    use nix::sys::socket::{bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn6};
-    let fd = socket(AddressFamily::Inet6, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    use nix::sys::socket::{
+        bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn6,
+    };
+    let fd = socket(
+        AddressFamily::Inet6,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
     setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
     setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-    let SocketAddr::V6(v6) = addr else { return Err(std::io::Error::other("not an IPv6 address")) };
+    let SocketAddr::V6(v6) = addr else {
+        return Err(std::io::Error::other("not an IPv6 address"));
+    };
     bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn6::from(v6))?;
     Ok(StdUdpSocket::from(fd))
 }
@@ -118,7 +137,11 @@ fn unmap(addr: SocketAddr) -> SocketAddr {
 /// The local address the kernel would use to reach `remote` (a routing lookup through a connected UDP
 /// socket that bypasses IPsec policy, so the lookup never raises an ACQUIRE; nothing is sent).
 pub(crate) fn local_address_towards(remote: IpAddr) -> std::io::Result<IpAddr> {
-    let unspecified: IpAddr = if remote.is_ipv6() { Ipv6Addr::UNSPECIFIED.into() } else { Ipv4Addr::UNSPECIFIED.into() };
+    let unspecified: IpAddr = if remote.is_ipv6() {
+        Ipv6Addr::UNSPECIFIED.into()
+    } else {
+        Ipv4Addr::UNSPECIFIED.into()
+    };
     let socket = StdUdpSocket::bind((unspecified, 0))?;
     oe_kernel::socket::bypass_ipsec(&socket)?;
     socket.connect((remote, 500))?;

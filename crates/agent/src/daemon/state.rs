@@ -115,11 +115,22 @@ pub(crate) enum PendingKey {
     /// IPSECKEY of the peer address's reverse name (identity = the address itself).
     Reverse { name: String },
     /// IPSECKEY of an FQDN identity, whose validated addresses must include the peer's (dns-match-id).
-    Fqdn { name: String, key_query: String, addr_query: String },
+    Fqdn {
+        name: String,
+        key_query: String,
+        addr_query: String,
+    },
 }
 
 impl Peer {
-    pub(crate) fn new(addr: IpAddr, local: IpAddr, group: Match, reqid: Reqid, role: Role, now: Instant) -> Self {
+    pub(crate) fn new(
+        addr: IpAddr,
+        local: IpAddr,
+        group: Match,
+        reqid: Reqid,
+        role: Role,
+        now: Instant,
+    ) -> Self {
         Self {
             addr,
             local,
@@ -157,6 +168,10 @@ impl Peer {
     /// Records a DNS outcome (replacing an older one for the same name).
     pub(crate) fn note_dns(&mut self, name: &str, outcome: String) {
         self.dns.retain(|n| n.name != name);
-        self.dns.push(DnsNote { name: name.to_owned(), outcome, at: SystemTime::now() });
+        self.dns.push(DnsNote {
+            name: name.to_owned(),
+            outcome,
+            at: SystemTime::now(),
+        });
     }
 }

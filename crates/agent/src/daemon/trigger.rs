@@ -49,21 +49,42 @@ pub(crate) struct AgentHook {
 
 impl TriggerHook for AgentHook {
     fn wants(&self, addrs: &[IpAddr]) -> bool {
-        let Ok(view) = self.view.read() else { return false };
-        view.active && addrs.iter().any(|a| view.table.classify(*a, 0, 0).group.initiates())
+        let Ok(view) = self.view.read() else {
+            return false;
+        };
+        view.active
+            && addrs
+                .iter()
+                .any(|a| view.table.classify(*a, 0, 0).group.initiates())
     }
 
-    fn secure(&self, name: oe_dns::Name, addrs: Vec<IpAddr>, keys: SecureKeys) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    fn secure(
+        &self,
+        name: oe_dns::Name,
+        addrs: Vec<IpAddr>,
+        keys: SecureKeys,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         let (done, finished) = oneshot::channel();
-        let usable: Vec<_> = keys.records.iter().filter_map(|r| r.data.as_ref().ok()).collect();
+        let usable: Vec<_> = keys
+            .records
+            .iter()
+            .filter_map(|r| r.data.as_ref().ok())
+            .collect();
         let bound = BoundKeys {
             addrs,
-            keys: usable.iter().filter_map(|k| crate::keys::dns_key_to_ike(&k.key)).collect(),
+            keys: usable
+                .iter()
+                .filter_map(|k| crate::keys::dns_key_to_ike(&k.key))
+                .collect(),
             described: usable.iter().map(|k| k.key.kind()).collect(),
             until: keys.usable_until,
         };
         let name = name.to_string().trim_end_matches('.').to_ascii_lowercase();
-        if self.tx.try_send(Input::Trigger { name, bound, done }).is_err() {
+        if self
+            .tx
+            .try_send(Input::Trigger { name, bound, done })
+            .is_err()
+        {
             tracing::warn!("trigger dropped: the agent is busy");
         }
         Box::pin(async move {
@@ -76,15 +97,25 @@ impl TriggerHook for AgentHook {
     }
 
     fn fail_closed(&self, addrs: &[IpAddr]) -> bool {
-        let Ok(view) = self.view.read() else { return false };
-        view.fail_closed && addrs.iter().any(|a| view.table.classify(*a, 0, 0).group == Group::Private)
+        let Ok(view) = self.view.read() else {
+            return false;
+        };
+        view.fail_closed
+            && addrs
+                .iter()
+                .any(|a| view.table.classify(*a, 0, 0).group == Group::Private)
     }
 }
 
 impl Agent {
     /// A secure key for `name` bound to its addresses: negotiate with each address in an initiating group
     /// that has no SA yet; `done` fires when the first such negotiation ends (or at once if none is needed).
-    pub(crate) async fn on_trigger(&mut self, name: String, bound: BoundKeys, done: oneshot::Sender<()>) {
+    pub(crate) async fn on_trigger(
+        &mut self,
+        name: String,
+        bound: BoundKeys,
+        done: oneshot::Sender<()>,
+    ) {
         self.remember_bound_keys(name.clone(), bound.clone());
         let mut done = Some(done);
         for addr in bound.addrs {
@@ -96,9 +127,15 @@ impl Agent {
                 Some(Phase::Established { .. } | Phase::Failed { .. }) => continue,
                 Some(Phase::Negotiating { .. }) => {}
                 None => {
-                    let Some(local) = self.local_for(addr) else { continue };
-                    let cause = format!("DNS trigger: {name} has a SECURE key ({})", bound.described.join(", "));
-                    self.start_initiator(local, addr, matched, None, cause).await;
+                    let Some(local) = self.local_for(addr) else {
+                        continue;
+                    };
+                    let cause = format!(
+                        "DNS trigger: {name} has a SECURE key ({})",
+                        bound.described.join(", ")
+                    );
+                    self.start_initiator(local, addr, matched, None, cause)
+                        .await;
                 }
             }
             if let (Some(d), Some(peer)) = (done.take(), self.peers.get_mut(&addr)) {
@@ -121,15 +158,27 @@ impl Agent {
 
     /// Keys the trigger bound to `remote`, usable for a peer that proves `identity_name` (an FQDN
     /// identity) or the address itself (`None`).
-    pub(crate) fn bound_keys_for(&self, remote: IpAddr, identity_name: Option<&str>) -> Option<(String, BoundKeys)> {
+    pub(crate) fn bound_keys_for(
+        &self,
+        remote: IpAddr,
+        identity_name: Option<&str>,
+    ) -> Option<(String, BoundKeys)> {
         let now = SystemTime::now();
-        let usable = |b: &BoundKeys| b.until > now && b.addrs.contains(&remote) && !b.keys.is_empty();
+        let usable =
+            |b: &BoundKeys| b.until > now && b.addrs.contains(&remote) && !b.keys.is_empty();
         match identity_name {
             Some(n) => {
                 let n = n.trim_end_matches('.').to_ascii_lowercase();
-                self.bound_keys.get(&n).filter(|b| usable(b)).map(|b| (n, b.clone()))
+                self.bound_keys
+                    .get(&n)
+                    .filter(|b| usable(b))
+                    .map(|b| (n, b.clone()))
             }
-            None => self.bound_keys.iter().find(|(_, b)| usable(b)).map(|(n, b)| (n.clone(), b.clone())),
+            None => self
+                .bound_keys
+                .iter()
+                .find(|(_, b)| usable(b))
+                .map(|(n, b)| (n.clone(), b.clone())),
         }
     }
 
@@ -142,7 +191,11 @@ impl Agent {
             event.answered,
             event.decision.word(),
             event.held_us / 1000,
-            if event.hold_expired { ", hold expired" } else { "" }
+            if event.hold_expired {
+                ", hold expired"
+            } else {
+                ""
+            }
         );
         self.event("trigger", event.answered.first().copied(), detail);
     }

@@ -9,8 +9,13 @@ use super::protocol::{Request, Response};
 /// Why the CLI could not get an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot connect to the agent at {path}: {source} (is `oe run` running? is the path right?)")]
-    Connect { path: String, source: std::io::Error },
+    #[error(
+        "cannot connect to the agent at {path}: {source} (is `oe run` running? is the path right?)"
+    )]
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("talking to the agent: {0}")]
     Io(#[from] std::io::Error),
     #[error("the agent sent something that is not a response: {0}")]
@@ -29,10 +34,15 @@ pub struct Client {
 impl Client {
     /// Connects to the socket at `path`.
     pub fn connect(path: &Path) -> Result<Self, ClientError> {
-        let stream = UnixStream::connect(path)
-            .map_err(|source| ClientError::Connect { path: path.display().to_string(), source })?;
+        let stream = UnixStream::connect(path).map_err(|source| ClientError::Connect {
+            path: path.display().to_string(),
+            source,
+        })?;
         let writer = stream.try_clone()?;
-        Ok(Self { reader: BufReader::new(stream), writer })
+        Ok(Self {
+            reader: BufReader::new(stream),
+            writer,
+        })
     }
 
     /// Sends a request and reads one answer.

@@ -55,7 +55,11 @@ pub struct Fail;
 impl TryFrom<bool> for Ok {
     type Error = &'static str;
     fn try_from(v: bool) -> Result<Self, Self::Error> {
-        if v { Result::Ok(Self) } else { Err("expected true") }
+        if v {
+            Result::Ok(Self)
+        } else {
+            Err("expected true")
+        }
     }
 }
 impl From<Ok> for bool {
@@ -66,7 +70,11 @@ impl From<Ok> for bool {
 impl TryFrom<bool> for Fail {
     type Error = &'static str;
     fn try_from(v: bool) -> Result<Self, Self::Error> {
-        if v { Err("expected false") } else { Result::Ok(Self) }
+        if v {
+            Err("expected false")
+        } else {
+            Result::Ok(Self)
+        }
     }
 }
 impl From<Fail> for bool {
@@ -83,7 +91,13 @@ impl Response {
 
     /// An error answer.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self::Err { ok: Fail, error: ErrorReport { code, message: message.into() } }
+        Self::Err {
+            ok: Fail,
+            error: ErrorReport {
+                code,
+                message: message.into(),
+            },
+        }
     }
 }
 
@@ -329,8 +343,14 @@ mod tests {
 
     #[test]
     fn requests_parse_from_their_documented_form() {
-        let r: Request = serde_json::from_str(r#"{"command":"explain","host":"example.org"}"#).unwrap();
-        assert_eq!(r, Request::Explain { host: "example.org".into() });
+        let r: Request =
+            serde_json::from_str(r#"{"command":"explain","host":"example.org"}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::Explain {
+                host: "example.org".into()
+            }
+        );
         let r: Request = serde_json::from_str(r#"{"command":"events","follow":true}"#).unwrap();
         assert_eq!(r, Request::Events { follow: true });
         let r: Request = serde_json::from_str(r#"{"command":"events"}"#).unwrap();
@@ -345,10 +365,16 @@ mod tests {
     #[test]
     fn responses_carry_ok_true_or_false() {
         let err = serde_json::to_string(&Response::error(ErrorCode::BadRequest, "nope")).unwrap();
-        assert_eq!(err, r#"{"ok":false,"error":{"code":"bad-request","message":"nope"}}"#);
+        assert_eq!(
+            err,
+            r#"{"ok":false,"error":{"code":"bad-request","message":"nope"}}"#
+        );
         let ok = Response::ok(Report::Shunts { shunts: vec![] });
         let text = serde_json::to_string(&ok).unwrap();
-        assert_eq!(text, r#"{"ok":true,"result":{"kind":"shunts","shunts":[]}}"#);
+        assert_eq!(
+            text,
+            r#"{"ok":true,"result":{"kind":"shunts","shunts":[]}}"#
+        );
         assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), ok);
         let back: Response = serde_json::from_str(&err).unwrap();
         assert!(matches!(back, Response::Err { .. }));

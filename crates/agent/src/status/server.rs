@@ -71,18 +71,28 @@ async fn connection(stream: UnixStream, backend: Backend) -> std::io::Result<()>
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = (&mut reader).take(MAX_REQUEST_LINE as u64 + 1).read_until(b'\n', &mut line).await?;
+        let n = (&mut reader)
+            .take(MAX_REQUEST_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .await?;
         if n == 0 {
             return Ok(());
         }
         if line.len() > MAX_REQUEST_LINE {
-            let answer = Response::error(ErrorCode::TooLong, format!("request longer than {MAX_REQUEST_LINE} bytes"));
+            let answer = Response::error(
+                ErrorCode::TooLong,
+                format!("request longer than {MAX_REQUEST_LINE} bytes"),
+            );
             return send(&mut write, &answer).await;
         }
         let request = match serde_json::from_slice::<Request>(&line) {
             Ok(request) => request,
             Err(e) => {
-                send(&mut write, &Response::error(ErrorCode::BadRequest, e.to_string())).await?;
+                send(
+                    &mut write,
+                    &Response::error(ErrorCode::BadRequest, e.to_string()),
+                )
+                .await?;
                 continue;
             }
         };
@@ -98,10 +108,17 @@ async fn connection(stream: UnixStream, backend: Backend) -> std::io::Result<()>
 
 async fn ask(backend: &Backend, request: Request) -> Response {
     let (reply, answer) = oneshot::channel();
-    if backend.queries.send(Query { request, reply }).await.is_err() {
+    if backend
+        .queries
+        .send(Query { request, reply })
+        .await
+        .is_err()
+    {
         return Response::error(ErrorCode::Unavailable, "the agent is shutting down");
     }
-    answer.await.unwrap_or_else(|_| Response::error(ErrorCode::Unavailable, "the agent did not answer"))
+    answer
+        .await
+        .unwrap_or_else(|_| Response::error(ErrorCode::Unavailable, "the agent did not answer"))
 }
 
 async fn stream_events(
@@ -110,7 +127,16 @@ async fn stream_events(
 ) -> std::io::Result<()> {
     loop {
         match events.recv().await {
-            Ok(event) => send(write, &Response::Event { ok: super::protocol::Ok, event }).await?,
+            Ok(event) => {
+                send(
+                    write,
+                    &Response::Event {
+                        ok: super::protocol::Ok,
+                        event,
+                    },
+                )
+                .await?
+            }
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 tracing::debug!("status event follower lagged by {n} events");
             }
@@ -119,7 +145,10 @@ async fn stream_events(
     }
 }
 
-async fn send(write: &mut tokio::net::unix::OwnedWriteHalf, response: &Response) -> std::io::Result<()> {
+async fn send(
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    response: &Response,
+) -> std::io::Result<()> {
     let mut text = serde_json::to_vec(response).map_err(std::io::Error::other)?;
     text.push(b'\n');
     write.write_all(&text).await
@@ -127,5 +156,6 @@ async fn send(write: &mut tokio::net::unix::OwnedWriteHalf, response: &Response)
 
 /// The default socket path's folder, created at start.
 pub fn socket_dir(path: &Path) -> PathBuf {
-    path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    path.parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }

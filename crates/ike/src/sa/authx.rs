@@ -14,9 +14,9 @@ use crate::event::{ChildSa, CloseReason, Event, PeerAuth};
 use crate::keys::child_keys;
 use crate::proposal::{check_esp, esp_offer, esp_reply, select_esp, EspAlgs};
 use crate::ts::{accept, host_ts, narrow_nat};
-use crate::wire::{Payloads, 
+use crate::wire::{
     find_notify, AuthMethodId, AuthPayload, ExchangeType, Identity, NotifyPayload, NotifyType,
-    Payload, TsPayload,
+    Payload, Payloads, TsPayload,
 };
 
 fn our_id(ctx: &Ctx<'_>) -> Identity {
@@ -167,8 +167,7 @@ fn initiator_child(
     }) {
         return Err(PeerError::Notified(n).into());
     }
-    let sa_p = p.sa()
-    .ok_or(PeerError::MissingPayload("SA"))?;
+    let sa_p = p.sa().ok_or(PeerError::MissingPayload("SA"))?;
     let (outbound, algs) =
         check_esp(sa_p, &ctx.config.esp_proposals).ok_or(PeerError::BadProposal)?;
     if find_notify(p, NotifyType::USE_TRANSPORT_MODE).is_none() {
@@ -190,10 +189,8 @@ pub(crate) fn child_ts(
     ),
     Error,
 > {
-    let tsi = p.ts_i()
-    .ok_or(PeerError::MissingPayload("TSi"))?;
-    let tsr = p.ts_r()
-    .ok_or(PeerError::MissingPayload("TSr"))?;
+    let tsi = p.ts_i().ok_or(PeerError::MissingPayload("TSi"))?;
+    let tsr = p.ts_r().ok_or(PeerError::MissingPayload("TSr"))?;
     Ok((tsi.0.clone(), tsr.0.clone()))
 }
 
@@ -293,10 +290,8 @@ pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Resul
     if sa.phase != Phase::Connecting || sa.core.initiator {
         return Err(PeerError::Protocol("IKE_AUTH on an established SA").into());
     }
-    let idi = p.id_i()
-    .ok_or(PeerError::MissingPayload("IDi"))?;
-    let auth_p = p.auth()
-    .ok_or(PeerError::MissingPayload("AUTH"))?;
+    let idi = p.id_i().ok_or(PeerError::MissingPayload("IDi"))?;
+    let auth_p = p.auth().ok_or(PeerError::MissingPayload("AUTH"))?;
     // Ask for the SPI and the keys at once, so the agent can fetch both in parallel.
     let spi = sa.take_spi(ctx);
     let peer_auth = match check_peer(sa, ctx, idi, auth_p) {
@@ -350,8 +345,7 @@ pub(crate) fn responder_child(
     spi: u32,
     p: &[Payload],
 ) -> Result<(ChildSa, Vec<Payload>), NotifyType> {
-    let sa_p = p.sa()
-    .ok_or(NotifyType::NO_PROPOSAL_CHOSEN)?;
+    let sa_p = p.sa().ok_or(NotifyType::NO_PROPOSAL_CHOSEN)?;
     // We only do transport mode (RFC 7296 1.3.1): without USE_TRANSPORT_MODE the peer wants a tunnel.
     if find_notify(p, NotifyType::USE_TRANSPORT_MODE).is_none() {
         return Err(NotifyType::NO_PROPOSAL_CHOSEN);

@@ -5,7 +5,9 @@ use super::tasks::{matches_core, Reply, Step};
 use super::{ChildState, Ctx, IkeSa, Phase};
 use crate::error::Error;
 use crate::event::{CloseReason, Event};
-use crate::wire::{DeletePayload, ExchangeType, Message, NotifyPayload, NotifyType, Payload, ProtocolId};
+use crate::wire::{
+    DeletePayload, ExchangeType, Message, NotifyPayload, NotifyType, Payload, ProtocolId,
+};
 
 pub(crate) fn build_delete_child(sa: &mut IkeSa, spi: u32) -> Step {
     let Some(c) = sa.child_by_inbound(spi) else {
@@ -38,8 +40,14 @@ pub(crate) fn build_abort_auth(sa: &mut IkeSa) -> Step {
         protocol: ProtocolId::IKE,
         spis: Vec::new(),
     };
-    let failed = Payload::Notify(NotifyPayload::new(NotifyType::AUTHENTICATION_FAILED, Vec::new()));
-    Step::Send(ExchangeType::INFORMATIONAL, vec![failed, Payload::Delete(d)])
+    let failed = Payload::Notify(NotifyPayload::new(
+        NotifyType::AUTHENTICATION_FAILED,
+        Vec::new(),
+    ));
+    Step::Send(
+        ExchangeType::INFORMATIONAL,
+        vec![failed, Payload::Delete(d)],
+    )
 }
 
 /// Removes a child and tells the agent.

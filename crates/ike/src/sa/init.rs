@@ -12,9 +12,9 @@ use crate::event::CloseReason;
 use crate::keys::{derive_ike, skeyseed};
 use crate::nat;
 use crate::proposal::{check_ike, ike_offer, select_ike, IkeAlgs};
-use crate::wire::{Payloads, 
+use crate::wire::{
     find_notify, flags, u16_list_data, ExchangeType, Header, KePayload, Message, NoncePayload,
-    NotifyPayload, NotifyType, Payload, PayloadType,
+    NotifyPayload, NotifyType, Payload, PayloadType, Payloads,
 };
 
 /// Nonce size we send: at least half the PRF key size and at least 128 bits (2.10); 32 covers all.
@@ -231,12 +231,9 @@ fn on_response(
     if msg.header.spi_r == 0 {
         return Err(PeerError::Protocol("IKE_SA_INIT response without responder SPI").into());
     }
-    let sa_p = p.sa()
-    .ok_or(PeerError::MissingPayload("SA"))?;
-    let ke = p.ke()
-    .ok_or(PeerError::MissingPayload("KE"))?;
-    let nr = p.nonce()
-    .ok_or(PeerError::MissingPayload("Nonce"))?;
+    let sa_p = p.sa().ok_or(PeerError::MissingPayload("SA"))?;
+    let ke = p.ke().ok_or(PeerError::MissingPayload("KE"))?;
+    let nr = p.nonce().ok_or(PeerError::MissingPayload("Nonce"))?;
     let algs = check_ike(sa_p, &ctx.config.ike_proposals).ok_or(PeerError::BadProposal)?;
     if ke.group != algs.group.iana() || Some(algs.group) != sa.handshake.group {
         return Err(PeerError::Protocol("KE group differs from the chosen proposal").into());
@@ -353,12 +350,15 @@ fn try_respond(
 ) -> Result<(), Refusal> {
     let syntax = |e: Error| (NotifyType::INVALID_SYNTAX, Vec::new(), e);
     let p = &msg.payloads;
-    let sa_p = p.sa()
-    .ok_or_else(|| syntax(PeerError::MissingPayload("SA").into()))?;
-    let ke = p.ke()
-    .ok_or_else(|| syntax(PeerError::MissingPayload("KE").into()))?;
-    let ni = p.nonce()
-    .ok_or_else(|| syntax(PeerError::MissingPayload("Nonce").into()))?;
+    let sa_p = p
+        .sa()
+        .ok_or_else(|| syntax(PeerError::MissingPayload("SA").into()))?;
+    let ke = p
+        .ke()
+        .ok_or_else(|| syntax(PeerError::MissingPayload("KE").into()))?;
+    let ni = p
+        .nonce()
+        .ok_or_else(|| syntax(PeerError::MissingPayload("Nonce").into()))?;
     let Some((reply, algs)) = select_ike(sa_p, &ctx.config.ike_proposals, Some(ke.group)) else {
         return Err((
             NotifyType::NO_PROPOSAL_CHOSEN,

@@ -16,9 +16,9 @@ use crate::proposal::{
     check_esp, check_ike, esp_offer, esp_reply, ike_offer, select_esp, select_ike,
 };
 use crate::ts::accept;
-use crate::wire::{Payloads, 
+use crate::wire::{
     find_notify, ExchangeType, KePayload, NoncePayload, NotifyPayload, NotifyType, Payload,
-    ProtocolId, SaPayload, TsPayload,
+    Payloads, ProtocolId, SaPayload, TsPayload,
 };
 
 /// Our rekey of the child whose inbound SPI is `old`.
@@ -134,10 +134,8 @@ pub(crate) fn on_child_response(
         }
         return Ok(());
     }
-    let sa_p = p.sa()
-    .ok_or(PeerError::MissingPayload("SA"))?;
-    let nr = p.nonce()
-    .ok_or(PeerError::MissingPayload("Nonce"))?;
+    let sa_p = p.sa().ok_or(PeerError::MissingPayload("SA"))?;
+    let nr = p.nonce().ok_or(PeerError::MissingPayload("Nonce"))?;
     let (outbound, algs) =
         check_esp(sa_p, &ctx.config.esp_proposals).ok_or(PeerError::BadProposal)?;
     let (tsi, tsr) = child_ts(p)?;
@@ -249,12 +247,9 @@ pub(crate) fn on_ike_response(
         sa.rekey_at = Some(ctx.now + retry_delay(ctx));
         return Ok(());
     }
-    let sa_p = p.sa()
-    .ok_or(PeerError::MissingPayload("SA"))?;
-    let nr = p.nonce()
-    .ok_or(PeerError::MissingPayload("Nonce"))?;
-    let ke = p.ke()
-    .ok_or(PeerError::MissingPayload("KE"))?;
+    let sa_p = p.sa().ok_or(PeerError::MissingPayload("SA"))?;
+    let nr = p.nonce().ok_or(PeerError::MissingPayload("Nonce"))?;
+    let ke = p.ke().ok_or(PeerError::MissingPayload("KE"))?;
     let algs = check_ike(sa_p, &ctx.config.ike_proposals).ok_or(PeerError::BadProposal)?;
     let peer_spi = sa_p
         .proposals
@@ -332,8 +327,7 @@ pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Resul
     if !sa.established() {
         return Err(PeerError::Protocol("CREATE_CHILD_SA before IKE_AUTH").into());
     }
-    let sa_p = p.sa()
-    .ok_or(PeerError::MissingPayload("SA"))?;
+    let sa_p = p.sa().ok_or(PeerError::MissingPayload("SA"))?;
     if sa_p.proposals.iter().any(|x| x.protocol == ProtocolId::IKE) {
         return respond_ike(sa, ctx, p, sa_p);
     }
@@ -356,8 +350,7 @@ pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Resul
     let Some(spi) = sa.take_spi(ctx) else {
         return Ok(Reply::Pause);
     };
-    let ni = p.nonce()
-    .ok_or(PeerError::MissingPayload("Nonce"))?;
+    let ni = p.nonce().ok_or(PeerError::MissingPayload("Nonce"))?;
     let Some((outbound, algs, number)) = select_esp(sa_p, &ctx.config.esp_proposals, None) else {
         sa.spis.push_front(spi);
         return Ok(Reply::Send(vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)]));
@@ -410,10 +403,8 @@ fn respond_ike(
     if ours || sa.retiring.is_some() {
         return Ok(Reply::Send(vec![notify(NotifyType::TEMPORARY_FAILURE)]));
     }
-    let ni = p.nonce()
-    .ok_or(PeerError::MissingPayload("Nonce"))?;
-    let ke = p.ke()
-    .ok_or(PeerError::MissingPayload("KE"))?;
+    let ni = p.nonce().ok_or(PeerError::MissingPayload("Nonce"))?;
+    let ke = p.ke().ok_or(PeerError::MissingPayload("KE"))?;
     let Some((mut reply, algs)) = select_ike(sa_p, &ctx.config.ike_proposals, Some(ke.group))
     else {
         return Ok(Reply::Send(vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)]));

@@ -15,7 +15,9 @@ use crate::wire::{ExchangeType, Header, Message, NotifyPayload, Payload};
 #[derive(Debug)]
 pub(crate) enum Task {
     IkeInit,
-    IkeAuth { spi: Option<u32> },
+    IkeAuth {
+        spi: Option<u32>,
+    },
     ChildRekey(rekey::ChildRekey),
     IkeRekey(rekey::IkeRekey),
     DeleteChild(u32),

@@ -1,7 +1,9 @@
 //! Typed lookups of the first payload of a kind in a message's payload list, so exchange code reads
 //! `payloads.sa()` instead of matching by hand.
 
-use super::{AuthPayload, Fragment, Identity, KePayload, NoncePayload, Payload, SaPayload, TsPayload};
+use super::{
+    AuthPayload, Fragment, Identity, KePayload, NoncePayload, Payload, SaPayload, TsPayload,
+};
 
 macro_rules! finders {
     ($($(#[$doc:meta])* $name:ident => $variant:ident($ty:ty)),* $(,)?) => {
@@ -50,7 +52,10 @@ mod tests {
     #[test]
     fn finds_the_first_of_a_kind_only() {
         let p = [
-            Payload::Notify(NotifyPayload::new(crate::wire::NotifyType::USE_TRANSPORT_MODE, vec![])),
+            Payload::Notify(NotifyPayload::new(
+                crate::wire::NotifyType::USE_TRANSPORT_MODE,
+                vec![],
+            )),
             Payload::IdR(Identity::Null),
             Payload::IdR(Identity::Fqdn("second".into())),
         ];

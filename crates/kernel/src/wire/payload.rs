@@ -38,7 +38,9 @@ pub(crate) enum Payload {
 pub(crate) fn parse_payload(kind: u16, body: &[u8]) -> Result<Payload, ParseError> {
     Ok(match kind {
         XFRM_MSG_NEWSA | XFRM_MSG_UPDSA => Payload::Sa(sa(body)?),
-        XFRM_MSG_NEWPOLICY | XFRM_MSG_UPDPOLICY => policy(body)?.map_or(Payload::Other, Payload::Policy),
+        XFRM_MSG_NEWPOLICY | XFRM_MSG_UPDPOLICY => {
+            policy(body)?.map_or(Payload::Other, Payload::Policy)
+        }
         XFRM_MSG_ACQUIRE => Payload::Event(Event::Acquire(acquire(body)?)),
         XFRM_MSG_EXPIRE => Payload::Event(Event::Expire(expire(body)?)),
         XFRM_MSG_POLEXPIRE => Payload::Event(Event::PolicyExpire(polexpire(body)?)),
@@ -316,11 +318,17 @@ mod tests {
             let mut info = UserPolicyInfo::default();
             info.selector.family = 2;
             info.direction = direction;
-            let msg = PolicyMessage { user_policy_info: info, nlas: vec![] };
+            let msg = PolicyMessage {
+                user_policy_info: info,
+                nlas: vec![],
+            };
             let mut buf = vec![0; msg.buffer_len()];
             msg.emit(&mut buf);
             let parsed = parse_payload(XFRM_MSG_NEWPOLICY, &buf);
-            assert!(matches!(parsed, Ok(Payload::Other)), "direction {direction}: {parsed:?}");
+            assert!(
+                matches!(parsed, Ok(Payload::Other)),
+                "direction {direction}: {parsed:?}"
+            );
         }
     }
 
