@@ -5,14 +5,13 @@
 //! `aes256-sha256` for ESP.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use oe_ike::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg, PrivateKey};
+use oe_ike::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
 use oe_ike::{EspProposal, IkeProposal, Lifetime};
 
-use super::agent::{local_identity, LocalId};
 use crate::config::Config;
+use crate::identity::LocalIdentity;
 
 /// A proposal string the engine cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,15 +19,10 @@ use crate::config::Config;
 pub struct ProposalError(pub String, pub &'static str);
 
 /// Builds the engine configuration for the endpoint bound to `local`.
-pub(crate) fn build(
-    config: &Config,
-    id: &LocalId,
-    key: Option<Arc<PrivateKey>>,
-    local: IpAddr,
-) -> oe_ike::Config {
-    let (identity, auth) = local_identity(id, key.as_ref(), local);
+pub(crate) fn build(config: &Config, identity: &LocalIdentity, local: IpAddr) -> oe_ike::Config {
+    let (identity, auth) = identity.for_local(local);
     let mut engine = oe_ike::Config::new(identity, auth);
-    // Proposals were checked when the configuration was loaded ([`check`]); skip any that fail here.
+    // Proposals were checked when the configuration was loaded ([`check_proposals`]); skip any that fail here.
     engine.ike_proposals = config
         .ike
         .proposals
@@ -43,7 +37,9 @@ pub(crate) fn build(
         .collect();
     engine.ike_lifetime = lifetime(config.ike.ike_lifetime);
     engine.child_lifetime = lifetime(config.ike.child_lifetime);
-    engine.accept_null_peers = config.ike.accept_anonymous;
+    // The engine completes NULL authentication wherever some group may accept it; the core decides
+    // per peer, before any child SA of it reaches the kernel.
+    engine.accept_null_peers = config.anonymous_groups().is_ok_and(|g| !g.is_empty());
     engine.liveness_interval =
         (!config.ike.liveness_interval.is_zero()).then_some(config.ike.liveness_interval);
     engine.nat_t_port = config.ike.nat_port;
@@ -51,7 +47,7 @@ pub(crate) fn build(
 }
 
 /// Checks every proposal string of the configuration.
-pub(crate) fn check(config: &Config) -> Result<(), ProposalError> {
+pub fn check_proposals(config: &Config) -> Result<(), ProposalError> {
     for p in &config.ike.proposals {
         ike_proposal(p)?;
     }
@@ -160,7 +156,7 @@ mod tests {
 
     #[test]
     fn default_proposals_all_parse() {
-        check(&Config::default()).unwrap();
+        check_proposals(&Config::default()).unwrap();
         let p = ike_proposal("aes256-sha256-prfsha384-x25519-modp2048").unwrap();
         assert_eq!(p.integ, Some(IntegAlg::HmacSha2_256_128));
         assert_eq!(p.prf, PrfAlg::HmacSha384);

@@ -110,7 +110,13 @@ pub struct Ike {
     pub idle_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub liveness_interval: Duration,
-    pub accept_anonymous: bool,
+    /// Groups in which unauthenticated (NULL, RFC 7619) encryption is accepted: anonymous clients,
+    /// and, as initiator, a responder whose DNS proves it has no key. Never `private`.
+    pub anonymous: Vec<String>,
+    /// An IKE SA authenticated longer ago than this is authenticated again (a new IKE SA and a
+    /// fresh DNS lookup), so a key withdrawn from DNS stops being accepted.
+    #[serde(with = "humantime_serde")]
+    pub reauth_interval: Duration,
     pub port: u16,
     pub nat_port: u16,
 }
@@ -132,6 +138,11 @@ pub struct Dns {
 #[serde(deny_unknown_fields, default)]
 pub struct Kernel {
     pub queue_first_packet: bool,
+    /// Kernel lifetime of the traps, shunts and SA policies the agent installs outside `private`
+    /// and `block`, refreshed while the agent lives: after a crash nothing of ours holds or drops
+    /// traffic for longer than this.
+    #[serde(with = "humantime_serde")]
+    pub policy_lifetime: Duration,
 }
 
 /// `[trigger]`: the DNS trigger's local stub resolver.
@@ -252,7 +263,8 @@ impl Default for Ike {
             child_lifetime: Duration::from_secs(3600),
             idle_timeout: Duration::from_secs(600),
             liveness_interval: Duration::from_secs(30),
-            accept_anonymous: true,
+            anonymous: v(&["private-or-clear", "clear-or-private"]),
+            reauth_interval: Duration::from_secs(4 * 3600),
             port: 500,
             nat_port: 4500,
         }
@@ -275,6 +287,7 @@ impl Default for Kernel {
     fn default() -> Self {
         Self {
             queue_first_packet: true,
+            policy_lifetime: Duration::from_secs(60),
         }
     }
 }
@@ -328,6 +341,21 @@ impl Config {
         GroupTable::from_config(&self.groups)
     }
 
+    /// The groups named in `ike.anonymous`; `private` and unknown names are refused.
+    pub fn anonymous_groups(&self) -> Result<Vec<Group>, String> {
+        self.ike
+            .anonymous
+            .iter()
+            .map(|name| match Group::from_name(name) {
+                Some(Group::Private) => {
+                    Err("ike.anonymous: `private` never accepts unauthenticated peers".into())
+                }
+                Some(group) => Ok(group),
+                None => Err(format!("ike.anonymous: unknown group {name:?}")),
+            })
+            .collect()
+    }
+
     /// The status socket's permission bits.
     pub fn status_mode(&self) -> Option<u32> {
         u32::from_str_radix(self.status.mode.trim_start_matches("0o"), 8).ok()
@@ -356,6 +384,14 @@ impl Config {
             return Err(invalid(format!(
                 "identity.id {id:?}: use \"address\", \"null\" or \"fqdn:<name>\""
             )));
+        }
+        if let Err(why) = self.anonymous_groups() {
+            return Err(invalid(why));
+        }
+        if self.kernel.policy_lifetime < Duration::from_secs(10) {
+            return Err(invalid(
+                "kernel.policy_lifetime must be at least 10s".into(),
+            ));
         }
         if self.ike.proposals.is_empty() || self.ike.esp_proposals.is_empty() {
             return Err(invalid(

@@ -41,6 +41,19 @@ impl Group {
         }
     }
 
+    /// The group of a configuration name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Private,
+            Self::PrivateOrClear,
+            Self::ClearOrPrivate,
+            Self::Clear,
+            Self::Block,
+        ]
+        .into_iter()
+        .find(|g| g.name() == name)
+    }
+
     /// Whether the agent initiates IKE for traffic in this group (a trap policy is installed).
     pub fn initiates(self) -> bool {
         matches!(self, Self::Private | Self::PrivateOrClear)
