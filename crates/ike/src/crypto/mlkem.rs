@@ -42,11 +42,12 @@ impl Level {
     }
 }
 
-/// Our decapsulation key; wiped on drop (libcrux's key types do not wipe themselves).
+/// Our decapsulation key, boxed (up to 3,168 bytes); wiped on drop (libcrux's key types do
+/// not wipe themselves).
 pub(super) enum DecapsKey {
-    L512(mlkem512::MlKem512PrivateKey),
-    L768(mlkem768::MlKem768PrivateKey),
-    L1024(mlkem1024::MlKem1024PrivateKey),
+    L512(Box<mlkem512::MlKem512PrivateKey>),
+    L768(Box<mlkem768::MlKem768PrivateKey>),
+    L1024(Box<mlkem1024::MlKem1024PrivateKey>),
 }
 
 fn wipe<const N: usize>(k: &mut MlKemPrivateKey<N>) {
@@ -79,15 +80,15 @@ pub(super) fn generate(
     Ok(match level {
         Level::L512 => {
             let (dk, ek) = mlkem512::generate_key_pair(*seed).into_parts();
-            (DecapsKey::L512(dk), ek.as_slice().to_vec())
+            (DecapsKey::L512(Box::new(dk)), ek.as_slice().to_vec())
         }
         Level::L768 => {
             let (dk, ek) = mlkem768::generate_key_pair(*seed).into_parts();
-            (DecapsKey::L768(dk), ek.as_slice().to_vec())
+            (DecapsKey::L768(Box::new(dk)), ek.as_slice().to_vec())
         }
         Level::L1024 => {
             let (dk, ek) = mlkem1024::generate_key_pair(*seed).into_parts();
-            (DecapsKey::L1024(dk), ek.as_slice().to_vec())
+            (DecapsKey::L1024(Box::new(dk)), ek.as_slice().to_vec())
         }
     })
 }

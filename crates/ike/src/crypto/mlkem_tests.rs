@@ -90,9 +90,9 @@ fn dk_bytes(dk: &DecapsKey) -> Vec<u8> {
 
 fn dk_from(level: Level, bytes: &[u8]) -> DecapsKey {
     match level {
-        Level::L512 => DecapsKey::L512(bytes.try_into().unwrap()),
-        Level::L768 => DecapsKey::L768(bytes.try_into().unwrap()),
-        Level::L1024 => DecapsKey::L1024(bytes.try_into().unwrap()),
+        Level::L512 => DecapsKey::L512(Box::new(bytes.try_into().unwrap())),
+        Level::L768 => DecapsKey::L768(Box::new(bytes.try_into().unwrap())),
+        Level::L1024 => DecapsKey::L1024(Box::new(bytes.try_into().unwrap())),
     }
 }
 
