@@ -232,3 +232,7 @@ pub(crate) fn respond(
     note_post_quantum(sa, Some(method));
     Ok(Reply::SendThenRekeys(out, Box::new(keys)))
 }
+
+#[cfg(test)]
+#[path = "intermediate_tests.rs"]
+mod tests;
