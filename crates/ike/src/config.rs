@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::addke::AdditionalKe;
 use crate::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg, PrivateKey};
 use crate::wire::Identity;
 
@@ -62,6 +63,10 @@ pub enum LocalAuth {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub ike_proposals: Vec<IkeProposal>,
+    /// Additional key exchanges (RFC 9370) after the IKE_SA_INIT one, run in IKE_INTERMEDIATE
+    /// exchanges (RFC 9242): ML-KEM-768 by default, optional; [`AdditionalKe::off`] or
+    /// [`AdditionalKe::required`] change that.
+    pub additional_ke: AdditionalKe,
     pub esp_proposals: Vec<EspProposal>,
     /// Our identity (ignored with `LocalAuth::Null`, which always sends ID_NULL).
     pub local_id: Identity,
@@ -74,7 +79,8 @@ pub struct Config {
     /// Half-open IKE SAs above which IKE_SA_INIT requests need a cookie (RFC 7296 2.6); strongSwan
     /// uses 10 too.
     pub cookie_threshold: usize,
-    /// Largest IKE datagram we send before fragmenting IKE_AUTH (RFC 7383 2.5.1).
+    /// Largest IKE message (UDP payload) we send before fragmenting encrypted exchanges
+    /// (RFC 7383 2.5.1).
     pub fragment_size: usize,
     /// Offer and use IKE fragmentation (RFC 7383).
     pub fragmentation: bool,
@@ -94,6 +100,7 @@ impl Config {
     pub fn new(local_id: Identity, local_auth: LocalAuth) -> Self {
         Self {
             ike_proposals: default_ike_proposals(),
+            additional_ke: AdditionalKe::hybrid(),
             esp_proposals: default_esp_proposals(),
             local_id,
             local_auth,
@@ -112,7 +119,9 @@ impl Config {
                 tries: 5,
             },
             cookie_threshold: 10,
-            fragment_size: 1280,
+            // RFC 7383 2.5.1: IPv6's minimum MTU (1280) less the IPv6 (40) and UDP (8) headers,
+            // so an ML-KEM-768 key (1,184 bytes) in IKE_INTERMEDIATE still crosses any path.
+            fragment_size: 1232,
             fragmentation: true,
             liveness_interval: Some(Duration::from_secs(30)),
             half_open_timeout: Duration::from_secs(30),

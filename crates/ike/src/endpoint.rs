@@ -378,6 +378,7 @@ impl Endpoint {
             proposal: sa.core.algs.as_ref().map(crate::proposal::describe),
             rekey_at: sa.rekey_at,
             children: sa.children.len(),
+            post_quantum: sa.post_quantum.clone(),
         })
     }
 

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use zeroize::Zeroizing;
 
 use crate::config::Lifetime;
-use crate::crypto::{EncrAlg, IntegAlg};
+use crate::crypto::{DhGroup, EncrAlg, IntegAlg};
 use crate::error::Error;
 use crate::wire::{Identity, TrafficSelector};
 
@@ -129,4 +129,18 @@ pub struct SaInfo {
     pub rekey_at: Option<std::time::Instant>,
     /// Installed child SAs.
     pub children: usize,
+    /// The post-quantum key exchanges the IKE SA's keys depend on, in the order they ran: e.g.
+    /// `[MlKem768]` after the default hybrid (X25519, then ML-KEM-768 in IKE_INTERMEDIATE,
+    /// RFC 9370). Empty for a classical IKE SA. Children take their keys from the IKE SA's
+    /// SK_d (RFC 7296 2.17), and IKE SA rekeys from the old SK_d (2.18), so this covers them
+    /// too.
+    pub post_quantum: Vec<DhGroup>,
+}
+
+impl SaInfo {
+    /// Whether the IKE SA and its children are protected against a quantum computer that
+    /// records the traffic today.
+    pub fn is_post_quantum(&self) -> bool {
+        !self.post_quantum.is_empty()
+    }
 }

@@ -37,6 +37,7 @@
 //!   retransmitted requests, never recomputed (RFC 7296 2.1).
 //! - Errors keep the peer's faults ([`PeerError`]) apart from ours ([`LocalError`]).
 
+mod addke;
 mod auth;
 pub mod config;
 mod cookie;
@@ -54,6 +55,7 @@ pub mod wire;
 /// The RNG traits [`Endpoint::new`] takes (re-exported so callers need no matching dependency).
 pub use rand_core;
 
+pub use addke::AdditionalKe;
 pub use config::{Config, EspProposal, IkeProposal, Lifetime, LocalAuth, Retransmit};
 pub use endpoint::Endpoint;
 pub use error::{Error, LocalError, PeerError};

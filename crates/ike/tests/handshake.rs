@@ -20,12 +20,16 @@ fn established_pair(a: oe_ike::Config, b: oe_ike::Config) -> Pair {
     p
 }
 
+/// A classical config (no RFC 9370 additional key exchange; `tests/pq.rs` covers the hybrid).
+fn classical(name: &str) -> oe_ike::Config {
+    let mut c = config(name, Some(&format!("ed25519_{name}")));
+    c.additional_ke = oe_ike::AdditionalKe::off();
+    c
+}
+
 #[test]
 fn ed25519_both_sides() {
-    let p = established_pair(
-        config("a", Some("ed25519_a")),
-        config("b", Some("ed25519_b")),
-    );
+    let p = established_pair(classical("a"), classical("b"));
     let (ca, cb) = (p.a.children(), p.b.children());
     assert_eq!((ca.len(), cb.len()), (1, 1));
     assert_paired(ca[0], cb[0]);
@@ -354,10 +358,7 @@ fn forged_cookie_is_answered_with_a_fresh_one_and_no_state() {
 
 #[test]
 fn retransmission_backoff_and_recovery() {
-    let mut p = Pair::new(
-        config("a", Some("ed25519_a")),
-        config("b", Some("ed25519_b")),
-    );
+    let mut p = Pair::new(classical("a"), classical("b"));
     // Lose A's first IKE_SA_INIT and B's first IKE_AUTH response.
     p.wire = Wire::DropSeq(&[0, 4]);
     p.connect();

@@ -31,7 +31,8 @@ fn notify(ty: NotifyType) -> Payload {
 }
 
 /// Our AUTH payload: the initiator signs RealMessage1 | Nr | prf(SK_pi, IDi'), the responder
-/// RealMessage2 | Ni | prf(SK_pr, IDr') (2.15).
+/// RealMessage2 | Ni | prf(SK_pr, IDr') (2.15), each followed by IntAuth when IKE_INTERMEDIATE
+/// exchanges took place (RFC 9242 3.3.2).
 fn our_auth(sa: &IkeSa, ctx: &mut Ctx<'_>, id: &Identity) -> Result<AuthPayload, Error> {
     let keys = sa.core.keys.as_ref().ok_or(LocalError::Config("no keys"))?;
     let hs = &sa.handshake;
@@ -40,7 +41,8 @@ fn our_auth(sa: &IkeSa, ctx: &mut Ctx<'_>, id: &Identity) -> Result<AuthPayload,
     } else {
         (&hs.init_response, &hs.ni, &keys.sk_pr)
     };
-    let octets = auth::signed_octets(msg, nonce, keys.prf, sk_p, id);
+    let mut octets = auth::signed_octets(msg, nonce, keys.prf, sk_p, id);
+    octets.extend(hs.int_auth.octets());
     auth::build(
         &ctx.config.local_auth,
         &sa.peer_hashes,
@@ -65,7 +67,8 @@ fn check_peer(
     } else {
         (&hs.init_request, &hs.nr, &keys.sk_pi)
     };
-    let octets = auth::signed_octets(msg, nonce, keys.prf, sk_p, id);
+    let mut octets = auth::signed_octets(msg, nonce, keys.prf, sk_p, id);
+    octets.extend(hs.int_auth.octets());
     if auth_p.method == AuthMethodId::NULL {
         return auth::verify_null(
             auth_p,
@@ -104,6 +107,8 @@ pub(crate) fn build_request(
     let Some(spi) = *spi else {
         return Ok(Step::Wait);
     };
+    // RFC 9242 3.3.2: IntAuth ends with the message ID of this request.
+    sa.handshake.int_auth.auth_mid = sa.core.tm.next_mid;
     let id = our_id(ctx);
     let auth_p = our_auth(sa, ctx, &id)?;
     let payloads = vec![
@@ -290,6 +295,12 @@ pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Resul
     if sa.phase != Phase::Connecting || sa.core.initiator {
         return Err(PeerError::Protocol("IKE_AUTH on an established SA").into());
     }
+    // RFC 9370 2.2.2: every negotiated additional key exchange comes before IKE_AUTH.
+    let rounds = sa.core.algs.map_or(0, |a| a.addke.count());
+    if sa.handshake.int_auth.done < rounds {
+        return Err(PeerError::Protocol("IKE_AUTH before the additional key exchanges").into());
+    }
+    sa.handshake.int_auth.auth_mid = sa.core.tm.peer_mid;
     let idi = p.id_i().ok_or(PeerError::MissingPayload("IDi"))?;
     let auth_p = p.auth().ok_or(PeerError::MissingPayload("AUTH"))?;
     // Ask for the SPI and the keys at once, so the agent can fetch both in parallel.

@@ -1,7 +1,8 @@
 //! One IKE SA and its children: state, inputs and timers.
 //!
 //! The exchanges live in per-concern modules (strongSwan's `sa/ikev2/tasks/`): [`init`]
-//! (IKE_SA_INIT), [`authx`] (IKE_AUTH with the first child), [`rekey`] (CREATE_CHILD_SA for
+//! (IKE_SA_INIT), [`intermediate`] (IKE_INTERMEDIATE with the additional key exchanges of
+//! RFC 9370), [`authx`] (IKE_AUTH with the first child), [`rekey`] (CREATE_CHILD_SA for
 //! child and IKE SA rekeys), [`info`] (delete and liveness). [`tasks`] is the task manager: one
 //! request in flight, retransmission, and the responder's replay cache. [`protect`] seals and
 //! opens SK/SKF payloads.
@@ -9,6 +10,7 @@
 pub(crate) mod authx;
 pub(crate) mod info;
 pub(crate) mod init;
+pub(crate) mod intermediate;
 pub(crate) mod protect;
 pub(crate) mod rekey;
 pub(crate) mod tasks;
@@ -137,6 +139,9 @@ pub(crate) struct IkeSa {
     pub(crate) handshake: init::Handshake,
     /// Our SPIs that route to this SA (current and old).
     pub(crate) routed_spis: Vec<u64>,
+    /// Post-quantum key exchanges its keys depend on (kept across IKE SA rekeys, whose keys
+    /// derive from the old SK_d).
+    pub(crate) post_quantum: Vec<crate::crypto::DhGroup>,
 }
 
 impl IkeSa {
@@ -168,6 +173,7 @@ impl IkeSa {
             rekey_at: None,
             handshake: init::Handshake::default(),
             routed_spis,
+            post_quantum: Vec::new(),
         }
     }
 

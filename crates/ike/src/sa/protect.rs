@@ -78,7 +78,7 @@ impl Reassembly {
     }
 }
 
-fn header(core: &Core, exchange: ExchangeType, mid: u32, response: bool) -> Header {
+pub(crate) fn header(core: &Core, exchange: ExchangeType, mid: u32, response: bool) -> Header {
     let mut fl = if core.initiator { flags::INITIATOR } else { 0 };
     if response {
         fl |= flags::RESPONSE;
@@ -167,17 +167,29 @@ pub(crate) fn open(
         [Payload::Sk(e)] => {
             let prefix = datagram.get(..e.aad_len).ok_or(PeerError::Integrity)?;
             let plain = keys.inbound.open(prefix, &e.body)?;
+            keep_intermediate(sa, msg, e.first_inner, &plain);
             Ok(Some(parse_chain(e.first_inner, &plain, 0)?))
         }
         [Payload::Skf(f)] if sa.peer_fragmentation && ctx_allows_fragments(msg) => {
             let prefix = datagram.get(..f.aad_len).ok_or(PeerError::Integrity)?;
             let plain = keys.inbound.open(prefix, &f.body)?;
             match sa.core.tm.reassembly.add(msg.header.message_id, f, plain)? {
-                Some((first, whole)) => Ok(Some(parse_chain(first, &whole, 0)?)),
+                Some((first, whole)) => {
+                    keep_intermediate(sa, msg, first, &whole);
+                    Ok(Some(parse_chain(first, &whole, 0)?))
+                }
                 None => Ok(None),
             }
         }
         _ => Err(PeerError::Protocol("expected one SK payload").into()),
+    }
+}
+
+/// RFC 9242 3.3: IntAuth covers an IKE_INTERMEDIATE message's inner payloads exactly as they
+/// arrived (after reassembly), so keep them for `intermediate`.
+fn keep_intermediate(sa: &mut IkeSa, msg: &Message, first: PayloadType, plain: &[u8]) {
+    if msg.header.exchange == ExchangeType::IKE_INTERMEDIATE {
+        sa.handshake.last_intermediate = Some((msg.header, first, plain.to_vec()));
     }
 }
 

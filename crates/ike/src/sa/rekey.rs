@@ -8,6 +8,7 @@ use super::authx::{child_ts, install_child, jitter, make_child};
 use super::init::nonce;
 use super::tasks::{Reply, Step, Task};
 use super::{ChildState, Core, Ctx, IkeSa};
+use crate::addke::AdditionalKe;
 use crate::crypto::{DhGroup, KeyShare};
 use crate::error::{Error, LocalError, PeerError};
 use crate::event::Event;
@@ -219,6 +220,7 @@ pub(crate) fn build_ike(
         &ctx.config.ike_proposals,
         &t.spi.to_be_bytes(),
         Some(algs.group),
+        &AdditionalKe::off(),
     );
     let payloads = vec![
         Payload::Sa(offer),
@@ -250,7 +252,8 @@ pub(crate) fn on_ike_response(
     let sa_p = p.sa().ok_or(PeerError::MissingPayload("SA"))?;
     let nr = p.nonce().ok_or(PeerError::MissingPayload("Nonce"))?;
     let ke = p.ke().ok_or(PeerError::MissingPayload("KE"))?;
-    let algs = check_ike(sa_p, &ctx.config.ike_proposals).ok_or(PeerError::BadProposal)?;
+    let algs = check_ike(sa_p, &ctx.config.ike_proposals, &AdditionalKe::off())
+        .ok_or(PeerError::BadProposal)?;
     let peer_spi = sa_p
         .proposals
         .first()
@@ -405,8 +408,12 @@ fn respond_ike(
     }
     let ni = p.nonce().ok_or(PeerError::MissingPayload("Nonce"))?;
     let ke = p.ke().ok_or(PeerError::MissingPayload("KE"))?;
-    let Some((mut reply, algs)) = select_ike(sa_p, &ctx.config.ike_proposals, Some(ke.group))
-    else {
+    let Some((mut reply, algs)) = select_ike(
+        sa_p,
+        &ctx.config.ike_proposals,
+        Some(ke.group),
+        &AdditionalKe::off(),
+    ) else {
         return Ok(Reply::Send(vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)]));
     };
     if ke.group != algs.group.iana() {
@@ -423,12 +430,8 @@ fn respond_ike(
         .ok_or(PeerError::Protocol("IKE rekey without an 8-byte SPI"))?;
     let our_spi = nonzero_spi(ctx);
     reply.spi = our_spi.to_be_bytes().to_vec();
-    let share = KeyShare::generate(
-        DhGroup::from_iana(ke.group).ok_or(PeerError::BadProposal)?,
-        ctx.rng,
-    )?;
-    let public = share.public().to_vec();
-    let shared = share.agree(&ke.data)?;
+    let group = DhGroup::from_iana(ke.group).ok_or(PeerError::BadProposal)?;
+    let (public, shared) = KeyShare::respond(group, &ke.data, ctx.rng)?;
     let nr = nonce(ctx.rng);
     let old = sa.core.keys.as_ref().ok_or(LocalError::Config("no keys"))?;
     let seed = skeyseed_rekey(old.prf, &old.sk_d, shared.as_bytes(), &ni.0, &nr);

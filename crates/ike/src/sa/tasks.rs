@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::{authx, info, init, protect, rekey, Core, Ctx, IkeSa, Phase};
+use super::{authx, info, init, intermediate, protect, rekey, Core, Ctx, IkeSa, Phase};
 use crate::error::{Error, LocalError, PeerError};
 use crate::event::CloseReason;
 use crate::wire::{ExchangeType, Header, Message, NotifyPayload, Payload};
@@ -15,6 +15,8 @@ use crate::wire::{ExchangeType, Header, Message, NotifyPayload, Payload};
 #[derive(Debug)]
 pub(crate) enum Task {
     IkeInit,
+    /// One additional key exchange (RFC 9370) in IKE_INTERMEDIATE, before IKE_AUTH.
+    Intermediate(intermediate::Intermediate),
     IkeAuth {
         spi: Option<u32>,
     },
@@ -81,6 +83,8 @@ pub(crate) enum Reply {
     SendThenClose(Vec<Payload>, CloseReason),
     /// Send with the current keys, then switch to a rekeyed IKE SA (RFC 7296 2.18).
     SendThenSwitch(Vec<Payload>, Box<Core>),
+    /// Send with the current keys, then use these (RFC 9370 2.2.2, after IKE_INTERMEDIATE).
+    SendThenRekeys(Vec<Payload>, Box<crate::keys::IkeKeys>),
 }
 
 /// What an initiator handler decided about a response.
@@ -140,6 +144,7 @@ impl IkeSa {
     fn build(&mut self, ctx: &mut Ctx<'_>, task: &mut Task) -> Result<Step, Error> {
         match task {
             Task::IkeInit => init::build_request(self, ctx).map(|(x, p)| Step::Send(x, p)),
+            Task::Intermediate(t) => intermediate::build(self, ctx, t),
             Task::IkeAuth { spi } => authx::build_request(self, ctx, spi),
             Task::ChildRekey(t) => rekey::build_child(self, ctx, t),
             Task::IkeRekey(t) => rekey::build_ike(self, ctx, t),
@@ -267,6 +272,7 @@ impl IkeSa {
         let was_auth = matches!(task, Task::IkeAuth { .. });
         let result = match task {
             Task::IkeInit => Ok(Outcome::Done),
+            Task::Intermediate(t) => intermediate::on_response(self, t, &payloads),
             Task::IkeAuth { spi } => authx::on_response(self, ctx, spi, payloads),
             Task::ChildRekey(t) => {
                 rekey::on_child_response(self, ctx, t, &payloads).map(|()| Outcome::Done)
@@ -338,6 +344,7 @@ impl IkeSa {
     ) {
         let reply = match exchange {
             ExchangeType::IKE_AUTH => authx::respond(self, ctx, &payloads),
+            ExchangeType::IKE_INTERMEDIATE => intermediate::respond(self, ctx, mid, &payloads),
             ExchangeType::CREATE_CHILD_SA => rekey::respond(self, ctx, &payloads),
             ExchangeType::INFORMATIONAL => info::respond(self, ctx, &payloads),
             _ => Err(PeerError::Protocol("unexpected exchange type").into()),
@@ -354,12 +361,16 @@ impl IkeSa {
             Ok(Reply::Send(p)) => (p, None),
             Ok(Reply::SendThenClose(p, reason)) => (p, Some(After::Close(reason))),
             Ok(Reply::SendThenSwitch(p, core)) => (p, Some(After::Switch(core))),
+            Ok(Reply::SendThenRekeys(p, keys)) => (p, Some(After::Keys(keys))),
             Err(e) => {
                 let notify = e
                     .notify()
                     .map(|ty| Payload::Notify(NotifyPayload::new(ty, Vec::new())));
-                // A failed IKE_AUTH ends the IKE SA (RFC 7296 2.21.2); other exchanges don't.
-                let after = (exchange == ExchangeType::IKE_AUTH)
+                // A failed IKE_AUTH ends the IKE SA (RFC 7296 2.21.2), as does a failed
+                // IKE_INTERMEDIATE before it; other exchanges don't.
+                let setup = [ExchangeType::IKE_AUTH, ExchangeType::IKE_INTERMEDIATE];
+                let after = setup
+                    .contains(&exchange)
                     .then(|| After::Close(CloseReason::Failed(e)));
                 (notify.into_iter().collect(), after)
             }
@@ -368,6 +379,7 @@ impl IkeSa {
         match after {
             Some(After::Close(reason)) => self.close(ctx, reason),
             Some(After::Switch(core)) => rekey::switch_core(self, ctx, *core),
+            Some(After::Keys(keys)) => self.core.keys = Some(*keys),
             None => {}
         }
         self.kick(ctx);
@@ -528,6 +540,7 @@ impl IkeSa {
 enum After {
     Close(CloseReason),
     Switch(Box<Core>),
+    Keys(Box<crate::keys::IkeKeys>),
 }
 
 /// Whether a header belongs to this IKE SA: its SPIs, and the I flag says the sender is the
