@@ -43,6 +43,12 @@ pub(crate) fn build(config: &Config, identity: &LocalIdentity, local: IpAddr) ->
     engine.liveness_interval =
         (!config.ike.liveness_interval.is_zero()).then_some(config.ike.liveness_interval);
     engine.nat_t_port = config.ike.nat_port;
+    // The core refuses per group (`ike.require_post_quantum`); the engine only offers.
+    engine.additional_ke = if config.ike.post_quantum {
+        oe_ike::AdditionalKe::hybrid()
+    } else {
+        oe_ike::AdditionalKe::off()
+    };
     engine
 }
 

@@ -241,13 +241,25 @@ pub struct PeerReport {
     pub child_sas: Vec<ChildSaReport>,
 }
 
+impl PeerReport {
+    /// Whether the IKE SA's keys include a post-quantum key exchange.
+    pub fn is_post_quantum(&self) -> bool {
+        self.ike_sa
+            .as_ref()
+            .is_some_and(|i| !i.post_quantum.is_empty())
+    }
+}
+
 /// An IKE SA.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IkeSaReport {
     pub spi_i: String,
     pub spi_r: String,
-    /// e.g. "AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519".
+    /// e.g. "AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519/KE1_ML_KEM_768".
     pub proposal: String,
+    /// The post-quantum key exchanges in its keys (e.g. "ML_KEM_768"); empty when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_quantum: Vec<String>,
     pub established_secs_ago: u64,
     pub rekey_in_secs: u64,
 }

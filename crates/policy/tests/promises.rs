@@ -561,3 +561,50 @@ fn keys_and_verdicts_are_one_model_explain_reads() {
     };
     assert_eq!(entries[0].outcome, "no-usable-key");
 }
+
+#[test]
+fn a_group_that_requires_post_quantum_refuses_a_classical_peer() {
+    let toml =
+        "[groups]\nprivate = [\"192.0.2.20/32\"]\n[ike]\nrequire_post_quantum = [\"private\"]\n";
+    let k = key("ed25519_b");
+    let dns = |agent: &mut Agent, now| {
+        agent
+            .dns
+            .insert(reverse(SRV), secure("20.2.0.192.in-addr.arpa.", &[&k], now));
+    };
+    // A classical server (no ML-KEM, as Debian 12's strongSwan and Libreswan).
+    let now = start();
+    let mut agent = workstation(toml, now);
+    dns(&mut agent, now);
+    let classical = RawPeer::with(SRV, v4(SRV), Some(k.clone()), 12, |c| {
+        c.additional_ke = oe_ike::AdditionalKe::off();
+    });
+    let mut world = World::new(agent, vec![classical], now);
+    world.agent.acquire(world.now, SRV, 1);
+    world.settle();
+    assert!(world.agent.kernel.sas_with(ip(SRV)).is_empty());
+    let verdict = world.agent.verdict(world.now, SRV);
+    assert!(
+        verdict.contains("requires a post-quantum key exchange"),
+        "{verdict}"
+    );
+
+    // A hybrid server: accepted, and reported as post-quantum.
+    let now = start();
+    let mut agent = workstation(toml, now);
+    dns(&mut agent, now);
+    let hybrid = RawPeer::new(SRV, v4(SRV), Some(k.clone()), 13);
+    let mut world = World::new(agent, vec![hybrid], now);
+    world.agent.acquire(world.now, SRV, 1);
+    world.settle();
+    assert_eq!(world.agent.kernel.sas_with(ip(SRV)).len(), 2);
+    let Report::Peers { peers } = world.agent.ask(world.now, Request::Peers) else {
+        panic!()
+    };
+    assert!(peers[0].is_post_quantum(), "{peers:?}");
+    let verdict = world.agent.verdict(world.now, SRV);
+    assert!(
+        verdict.contains("post-quantum key exchange: ML_KEM_768"),
+        "{verdict}"
+    );
+}

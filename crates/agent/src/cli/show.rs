@@ -329,6 +329,7 @@ pub fn render_peers(peers: &[PeerReport]) -> String {
         "IDENTITY",
         "AUTHENTICATION",
         "IKE SA",
+        "POST-QUANTUM",
         "UP",
         "REKEY IN",
     ]);
@@ -355,6 +356,13 @@ pub fn render_peers(peers: &[PeerReport]) -> String {
             dash(p.identity.as_deref()),
             dash(p.authentication.as_deref()),
             dash(ike.map(|i| i.proposal.as_str()).filter(|p| !p.is_empty())),
+            ike.map_or_else(
+                || "-".into(),
+                |i| match i.post_quantum.as_slice() {
+                    [] => "no".into(),
+                    names => names.join("+"),
+                },
+            ),
             ike.map_or_else(|| "-".into(), |i| duration(i.established_secs_ago)),
             ike.map_or_else(|| "-".into(), |i| duration(i.rekey_in_secs)),
         ]);
@@ -653,6 +661,7 @@ mod tests {
                 spi_i: "1122334455667788".into(),
                 spi_r: "99aabbccddeeff00".into(),
                 proposal: "AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519".into(),
+                post_quantum: vec![],
                 established_secs_ago: 252,
                 rekey_in_secs: 28_000,
             }),
@@ -737,9 +746,9 @@ mod tests {
         second.child_sas = vec![];
         let text = render_peers(&[peer(), second]);
         let expected = "\
-PEER         STATE        ROLE       IDENTITY                 AUTHENTICATION                    IKE SA                                        UP     REKEY IN
-192.0.2.2    established  initiator  fqdn:server.example.org  Ed25519 key from DNSSEC (secure)  AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519  4m12s  7h46m
-2001:db8::2  negotiating  initiator  -                        -                                 -                                             -      -
+PEER         STATE        ROLE       IDENTITY                 AUTHENTICATION                    IKE SA                                        POST-QUANTUM  UP     REKEY IN
+192.0.2.2    established  initiator  fqdn:server.example.org  Ed25519 key from DNSSEC (secure)  AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519  no            4m12s  7h46m
+2001:db8::2  negotiating  initiator  -                        -                                 -                                             -             -      -
 
 child SAs
 PEER       ESP             SPI IN    SPI OUT   SELECTORS                BYTES IN  BYTES OUT  PACKETS IN  PACKETS OUT  IDLE     UP  REKEY IN

@@ -117,6 +117,11 @@ pub struct Ike {
     /// fresh DNS lookup), so a key withdrawn from DNS stops being accepted.
     #[serde(with = "humantime_serde")]
     pub reauth_interval: Duration,
+    /// Offer a post-quantum hybrid key exchange (ML-KEM-768 after the classical group, RFC 9370
+    /// in IKE_INTERMEDIATE, RFC 9242); peers without it still get the classical exchange.
+    pub post_quantum: bool,
+    /// Groups in which an IKE SA without the post-quantum exchange is refused.
+    pub require_post_quantum: Vec<String>,
     pub port: u16,
     pub nat_port: u16,
 }
@@ -265,6 +270,8 @@ impl Default for Ike {
             liveness_interval: Duration::from_secs(30),
             anonymous: v(&["private-or-clear", "clear-or-private"]),
             reauth_interval: Duration::from_secs(4 * 3600),
+            post_quantum: true,
+            require_post_quantum: vec![],
             port: 500,
             nat_port: 4500,
         }
@@ -356,6 +363,23 @@ impl Config {
             .collect()
     }
 
+    /// The groups named in `ike.require_post_quantum` (which needs `ike.post_quantum`).
+    pub fn post_quantum_groups(&self) -> Result<Vec<Group>, String> {
+        let groups: Vec<Group> = self
+            .ike
+            .require_post_quantum
+            .iter()
+            .map(|name| {
+                Group::from_name(name)
+                    .ok_or_else(|| format!("ike.require_post_quantum: unknown group {name:?}"))
+            })
+            .collect::<Result<_, _>>()?;
+        if !groups.is_empty() && !self.ike.post_quantum {
+            return Err("ike.require_post_quantum needs ike.post_quantum = true".into());
+        }
+        Ok(groups)
+    }
+
     /// The status socket's permission bits.
     pub fn status_mode(&self) -> Option<u32> {
         u32::from_str_radix(self.status.mode.trim_start_matches("0o"), 8).ok()
@@ -386,6 +410,9 @@ impl Config {
             )));
         }
         if let Err(why) = self.anonymous_groups() {
+            return Err(invalid(why));
+        }
+        if let Err(why) = self.post_quantum_groups() {
             return Err(invalid(why));
         }
         if self.kernel.policy_lifetime < Duration::from_secs(10) {

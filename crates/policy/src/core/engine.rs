@@ -244,9 +244,37 @@ impl Core {
                 }
             },
         };
-        match decided {
+        match decided.and_then(|authn| self.check_post_quantum(id, local, handle).map(|()| authn)) {
             Ok(authn) => self.accept_ike(id, handle, authn),
             Err(why) => self.refuse_ike(id, local, handle, why),
+        }
+    }
+
+    /// In the groups `ike.require_post_quantum` names, an IKE SA without a post-quantum key
+    /// exchange (RFC 9370) is refused.
+    fn check_post_quantum(
+        &self,
+        id: PeerId,
+        local: IpAddr,
+        handle: SaHandle,
+    ) -> Result<(), String> {
+        let Some(group) = self.peers.get(id).map(|p| p.group.group) else {
+            return Ok(());
+        };
+        if !self.pq_required.contains(&group) {
+            return Ok(());
+        }
+        let pq = self
+            .engines
+            .get(&local)
+            .and_then(|e| e.sa_info(handle))
+            .is_some_and(|i| i.is_post_quantum());
+        if pq {
+            Ok(())
+        } else {
+            Err(format!(
+                "the {group} group requires a post-quantum key exchange and the peer did not do one"
+            ))
         }
     }
 

@@ -262,6 +262,7 @@ impl Core {
     /// what stays); peers keep their SAs; new engines use the new IKE settings.
     pub(super) fn reload(&mut self, config: Config, table: GroupTable) {
         self.anonymous = config.anonymous_groups().unwrap_or_default();
+        self.pq_required = config.post_quantum_groups().unwrap_or_default();
         self.config = config;
         self.table = table;
         self.install_group_policies();

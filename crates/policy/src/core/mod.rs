@@ -82,6 +82,8 @@ pub struct Core {
     config: Config,
     table: GroupTable,
     anonymous: Vec<Group>,
+    /// Groups in which an IKE SA without a post-quantum key exchange is refused.
+    pq_required: Vec<Group>,
     identity: LocalIdentity,
     esp: Result<(), String>,
     engines: HashMap<IpAddr, Endpoint>,
@@ -128,9 +130,11 @@ impl Core {
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
         let anonymous = config.anonymous_groups().unwrap_or_default();
+        let pq_required = config.post_quantum_groups().unwrap_or_default();
         let traps = Traps::new(trap_reqid, config.kernel.policy_lifetime);
         let mut core = Self {
             anonymous,
+            pq_required,
             identity,
             esp,
             engines: HashMap::new(),

@@ -189,6 +189,11 @@ impl Core {
             ike_sa: info.map(|(h, info)| IkeSaReport {
                 spi_i: format!("{:016x}", info.spi_i),
                 spi_r: format!("{:016x}", info.spi_r),
+                post_quantum: info
+                    .post_quantum
+                    .iter()
+                    .map(|g| g.name().to_owned())
+                    .collect(),
                 proposal: info.proposal.unwrap_or_default(),
                 established_secs_ago: p.ikes.get(&h).map_or(0, |i| secs_since(now, i.since)),
                 rekey_in_secs: info
@@ -368,9 +373,10 @@ impl Core {
                 auth.describe()
             ),
             (PeerState::Established(_), Some(auth)) => format!(
-                "encrypted: ESP with {} authenticated by {}",
+                "encrypted: ESP with {} authenticated by {}{}",
                 auth.identity(),
-                auth.describe()
+                auth.describe(),
+                self.post_quantum_note(p)
             ),
             (PeerState::Established(_), None) => "encrypted".into(),
             (PeerState::Negotiating(_), _) => "negotiating now".into(),
@@ -382,6 +388,27 @@ impl Core {
                 };
                 format!("not encrypted: {} (failure shunt: {action})", f.reason)
             }
+        }
+    }
+}
+
+impl Core {
+    /// "; post-quantum: ML_KEM_768" or "; not post-quantum".
+    fn post_quantum_note(&self, p: &Peer) -> String {
+        let pq: Vec<String> = p
+            .ikes
+            .keys()
+            .filter_map(|h| self.engines.get(&p.local)?.sa_info(*h))
+            .flat_map(|i| {
+                i.post_quantum
+                    .iter()
+                    .map(|g| g.name().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        match pq.first() {
+            Some(name) => format!("; post-quantum key exchange: {name}"),
+            None => "; not post-quantum protected (classical key exchange only)".into(),
         }
     }
 }

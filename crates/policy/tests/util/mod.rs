@@ -359,10 +359,22 @@ pub struct RawPeer {
 impl RawPeer {
     /// A peer at `addr` presenting `id`, authenticating with `key` (NULL without one).
     pub fn new(addr: &str, id: Identity, key: Option<Arc<PrivateKey>>, seed: u64) -> Self {
+        Self::with(addr, id, key, seed, |_| {})
+    }
+
+    /// Like [`Self::new`], with the engine's configuration changed by `edit`.
+    pub fn with(
+        addr: &str,
+        id: Identity,
+        key: Option<Arc<PrivateKey>>,
+        seed: u64,
+        edit: impl FnOnce(&mut oe_ike::Config),
+    ) -> Self {
         let auth = key.map_or(LocalAuth::Null, LocalAuth::Key);
         let mut config = oe_ike::Config::new(id, auth);
         config.accept_null_peers = true;
         config.liveness_interval = None;
+        edit(&mut config);
         Self {
             ep: Endpoint::new(config, Box::new(ChaCha20Rng::seed_from_u64(seed))),
             addr: ip(addr),
