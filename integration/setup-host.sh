@@ -3,6 +3,8 @@
 #  - the Debian packages listed in .ci/debian-packages
 #  - Libreswan 4.10, unpacked privately under $OE_LIBRESWAN (default /opt/oe-testbed/libreswan), because
 #    Debian's libreswan and strongswan packages conflict
+#  - a User-Mode-Linux kernel that boots on CPUs with AVX-512 or AMX, unpacked privately under $OE_UML_DIR
+#    (default /opt/oe-testbed/uml) by uml/install-kernel.sh
 #  - cargo-fuzz (for the short fuzz runs), unless OE_NO_FUZZ=1
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +26,8 @@ if [ ! -x "$LSW/root/usr/libexec/ipsec/pluto" ]; then
   rm -rf "$LSW"; mkdir -p "$LSW/root"; dpkg -x "$tmp"/libreswan_*.deb "$LSW/root"; rm -rf "$tmp"
 fi
 "$LSW/root/usr/libexec/ipsec/pluto" --version 2>&1 | head -1
+
+bash "$ROOT/integration/uml/install-kernel.sh"
 
 if [ "${OE_NO_FUZZ:-0}" != 1 ] && ! command -v cargo-fuzz >/dev/null; then
   cargo install --locked cargo-fuzz
