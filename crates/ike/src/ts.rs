@@ -18,11 +18,18 @@ fn contains(ts: &TrafficSelector, addr: IpAddr) -> bool {
 }
 
 /// Responder: narrows the peer's selectors to the one host we talk to, keeping the protocol and
-/// port range of the first selector that covers it (2.9: the responder may narrow to a subset).
+/// port range of the widest selector that covers it (2.9: the responder may narrow to a subset).
+/// An initiator's first selectors name the packet that triggered it (2.9); a host-to-host
+/// SA for all traffic, when also offered, serves every later flow too, so it is preferred.
 pub(crate) fn narrow(offered: &[TrafficSelector], addr: IpAddr) -> Option<TrafficSelector> {
+    let width = |s: &TrafficSelector| (s.ip_proto == 0, s.end_port - s.start_port);
     let s = offered
         .iter()
-        .find(|s| contains(s, addr) && s.start_port <= s.end_port)?;
+        .filter(|s| contains(s, addr) && s.start_port <= s.end_port)
+        .fold(None, |best: Option<&TrafficSelector>, s| match best {
+            Some(b) if width(b) >= width(s) => Some(b),
+            _ => Some(s),
+        })?;
     Some(TrafficSelector {
         start: addr,
         end: addr,
@@ -111,5 +118,25 @@ mod tests {
         assert!(within(&[n], a));
         assert!(!within(&[subnet], a));
         assert!(!within(&[], a));
+    }
+
+    #[test]
+    fn prefers_all_traffic_over_the_triggering_packets_ports() {
+        // strongSwan's trap offers the packet first, then its configured host selector.
+        let a: IpAddr = "192.0.2.13".parse().unwrap();
+        let packet = TrafficSelector {
+            ip_proto: 17,
+            start_port: 35948,
+            end_port: 35948,
+            start: a,
+            end: a,
+        };
+        let host = TrafficSelector::host(a);
+        assert_eq!(narrow(&[packet, host], a), Some(host));
+        assert_eq!(
+            narrow(&[packet], a),
+            Some(packet),
+            "only the packet: narrowed to it"
+        );
     }
 }

@@ -56,7 +56,7 @@ impl Core {
         if let Some(a) = acquired {
             self.release_held_packets(a.trap);
         }
-        self.record_child(id, handle, &child, replaces, policies);
+        self.record_child(id, handle, &child, replaces, selector, policies);
     }
 
     /// Adds the host policies for a child, unless the peer's policies already are these; a shunt
@@ -111,6 +111,7 @@ impl Core {
         handle: SaHandle,
         child: &ChildSa,
         replaces: Option<u32>,
+        selector: oe_kernel::TrafficSelector,
         policies: Vec<PolicySpec>,
     ) {
         let now = self.now.mono;
@@ -125,6 +126,7 @@ impl Core {
             ike: handle,
             inbound_spi: child.inbound_spi,
             outbound_spi: child.outbound_spi,
+            selector,
             esp: esp_name(child.encr),
             selectors: format!(
                 "{} === {}",
@@ -148,7 +150,12 @@ impl Core {
         peer.state = match std::mem::replace(&mut peer.state, placeholder) {
             PeerState::Established(mut e) => {
                 e.children.push(entry);
-                e.policies = policies;
+                for p in policies {
+                    match e.policies.iter_mut().find(|q| q.key() == p.key()) {
+                        Some(q) => *q = p,
+                        None => e.policies.push(p),
+                    }
+                }
                 PeerState::Established(e)
             }
             other => {
@@ -268,6 +275,22 @@ impl Core {
             return;
         }
         let last = e.children.is_empty();
+        // Policies no remaining child's selector needs go with the child.
+        let needed: Vec<_> = e
+            .children
+            .iter()
+            .flat_map(|c| [c.selector, c.selector.reversed()])
+            .collect();
+        let (keep, unused): (Vec<PolicySpec>, Vec<PolicySpec>) = e
+            .policies
+            .drain(..)
+            .partition(|p| last || needed.contains(&p.selector));
+        e.policies = keep;
+        if !last {
+            for p in unused {
+                self.kernel(KernelOp::DeletePolicy(p.key()), None);
+            }
+        }
         self.kernel(KernelOp::DeleteSa(SaId::esp(local, Spi(inbound))), None);
         self.kernel(KernelOp::DeleteSa(SaId::esp(remote, Spi(outbound))), None);
         self.event(

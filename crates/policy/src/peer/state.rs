@@ -78,8 +78,9 @@ pub(crate) enum NegotiationShunt {
 #[derive(Debug)]
 pub(crate) struct Established {
     pub(crate) children: Vec<Child>,
-    /// The host policies routing the peer's traffic into its SAs (they carry the peer's reqid, so
-    /// every child of every IKE SA with this peer matches them).
+    /// The host policies routing the peer's traffic into its SAs, one pair per distinct child
+    /// selector (they carry the peer's reqid, so every child of every IKE SA with this peer
+    /// matches them).
     pub(crate) policies: Vec<PolicySpec>,
 }
 
@@ -90,6 +91,8 @@ pub(crate) struct Child {
     pub(crate) ike: SaHandle,
     pub(crate) inbound_spi: u32,
     pub(crate) outbound_spi: u32,
+    /// The negotiated selector (outbound direction) its host policies carry.
+    pub(crate) selector: oe_kernel::TrafficSelector,
     pub(crate) esp: String,
     pub(crate) selectors: String,
     pub(crate) installed: Instant,
