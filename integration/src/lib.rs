@@ -6,6 +6,7 @@
 //!   nsd and knot behind a recursive unbound.
 //! - [`peers`]: strongSwan's charon and Libreswan's pluto as IKE peers.
 //! - [`capture`]: tcpdump captures and a classifier that tells ESP from cleartext.
+//! - [`package`]: the Debian package, and a throwaway copy of this host's root to install it in.
 //!
 //! Everything here needs root and Debian packages (see `.ci/debian-packages`). A test that cannot get what it
 //! needs fails with a message naming it ([`require`]); nothing is skipped silently.
@@ -18,6 +19,7 @@ pub mod capture;
 pub mod dns;
 pub mod ike_probe;
 pub mod netns;
+pub mod package;
 pub mod peers;
 pub mod process;
 pub mod require;
