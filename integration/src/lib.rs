@@ -6,6 +6,7 @@
 //!   nsd and knot behind a recursive unbound.
 //! - [`peers`]: strongSwan's charon and Libreswan's pluto as IKE peers.
 //! - [`capture`]: tcpdump captures and a classifier that tells ESP from cleartext.
+//! - [`openmetrics`]: OpenMetrics text read back by Python's prometheus_client.
 //! - [`package`]: the Debian package, and a throwaway copy of this host's root to install it in.
 //!
 //! Everything here needs root and Debian packages (see `.ci/debian-packages`). A test that cannot get what it
@@ -19,6 +20,7 @@ pub mod capture;
 pub mod dns;
 pub mod ike_probe;
 pub mod netns;
+pub mod openmetrics;
 pub mod package;
 pub mod peers;
 pub mod process;

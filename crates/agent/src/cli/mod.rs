@@ -11,6 +11,7 @@ pub mod generate;
 pub mod ipseckey;
 pub mod keygen;
 pub mod lookup;
+pub mod metrics;
 pub mod run;
 pub mod show;
 
@@ -51,6 +52,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Look up a host's IPSECKEY records and show whether DNSSEC proves them.
     Lookup(lookup::LookupArgs),
+    /// Print the agent's counters and gauges in OpenMetrics text (for Prometheus).
+    Metrics(metrics::MetricsArgs),
     /// Write the man pages and shell completions (for packaging).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -69,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Ipseckey(args) => ipseckey::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Lookup(args) => lookup::run(&args),
+        Command::Metrics(args) => metrics::run(&args),
         Command::Generate(args) => generate::run(&args),
     }
 }
