@@ -4,6 +4,7 @@
 //! - [`uml`]: re-run a test inside a User-Mode-Linux kernel that has ESP (the host kernel may not).
 //! - [`dns`]: a private DNSSEC tree (root and signed, unsigned, expired and tampered children) served by
 //!   nsd and knot behind a recursive unbound.
+//! - [`home_router`]: dnsmasq as a home router that strips DNSSEC records.
 //! - [`peers`]: strongSwan's charon and Libreswan's pluto as IKE peers.
 //! - [`capture`]: tcpdump captures and a classifier that tells ESP from cleartext.
 //! - [`openmetrics`]: OpenMetrics text read back by Python's prometheus_client.
@@ -18,6 +19,7 @@
 pub mod agent;
 pub mod capture;
 pub mod dns;
+pub mod home_router;
 pub mod ike_probe;
 pub mod netns;
 pub mod openmetrics;

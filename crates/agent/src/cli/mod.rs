@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod doctor;
 pub mod generate;
 pub mod ipseckey;
 pub mod keygen;
@@ -52,6 +53,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Look up a host's IPSECKEY records and show whether DNSSEC proves them.
     Lookup(lookup::LookupArgs),
+    /// Check what opportunistic IPsec needs on this host; print each finding with its fix.
+    Doctor(doctor::DoctorArgs),
     /// Print the agent's counters and gauges in OpenMetrics text (for Prometheus).
     Metrics(metrics::MetricsArgs),
     /// Write the man pages and shell completions (for packaging).
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Ipseckey(args) => ipseckey::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Lookup(args) => lookup::run(&args),
+        Command::Doctor(args) => doctor::run(&args),
         Command::Metrics(args) => metrics::run(&args),
         Command::Generate(args) => generate::run(&args),
     }
