@@ -8,6 +8,7 @@
 //! - [`peers`]: strongSwan's charon and Libreswan's pluto as IKE peers.
 //! - [`capture`]: tcpdump captures and a classifier that tells ESP from cleartext.
 //! - [`openmetrics`]: OpenMetrics text read back by Python's prometheus_client.
+//! - [`container`]: systemd as PID 1 in a container (systemd-nspawn) on a fresh root.
 //! - [`package`]: the Debian package, and a throwaway copy of this host's root to install it in.
 //!
 //! Everything here needs root and Debian packages (see `.ci/debian-packages`). A test that cannot get what it
@@ -18,6 +19,7 @@
 
 pub mod agent;
 pub mod capture;
+pub mod container;
 pub mod dns;
 pub mod home_router;
 pub mod ike_probe;

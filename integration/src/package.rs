@@ -61,17 +61,29 @@ mount -t tmpfs tmpfs "$T/m"
 mkdir -p "$T/m/upper" "$T/m/work" "$T/m/root"
 R="$T/m/root"
 mount -t overlay overlay -o "lowerdir=/,upperdir=$T/m/upper,workdir=$T/m/work" "$R"
-mount -t proc proc "$R/proc"
-mount --rbind /dev "$R/dev"
-mount -t tmpfs tmpfs "$R/run"
-mount -t tmpfs tmpfs "$R/tmp"
+if [ "$2" = chroot ]; then
+  mount -t proc proc "$R/proc"
+  mount --rbind /dev "$R/dev"
+  mount -t tmpfs tmpfs "$R/run"
+  mount -t tmpfs tmpfs "$R/tmp"
+fi
 touch "$T/ready"
 exec sleep infinity
 "#;
 
 impl FreshRoot {
-    /// Sets the root up; panics unless it is ready within 10 s.
+    /// A root to chroot into ([`Self::sh`]): with /proc, /dev, and fresh /run and /tmp.
     pub fn new() -> Self {
+        Self::setup("chroot")
+    }
+
+    /// A bare root for a container manager, which mounts /proc, /dev and /run itself.
+    pub fn for_container() -> Self {
+        Self::setup("bare")
+    }
+
+    /// Sets the root up; panics unless it is ready within 10 s.
+    fn setup(kind: &str) -> Self {
         require::root();
         require::program("unshare", "util-linux");
         require::program("nsenter", "util-linux");
@@ -91,7 +103,8 @@ impl FreshRoot {
             SETUP,
             "setup",
         ])
-        .arg(dir.path());
+        .arg(dir.path())
+        .arg(kind);
         let log = dir.path().join("setup.log");
         let mut holder =
             Daemon::spawn("fresh-root", cmd, &log).unwrap_or_else(|e| panic!("unshare: {e}"));
@@ -106,9 +119,44 @@ impl FreshRoot {
         Self { holder, dir }
     }
 
-    /// The root as seen from inside the holder's mount namespace.
-    fn root(&self) -> PathBuf {
+    /// The root as seen from inside the holder's mount namespace ([`Self::nsenter`]).
+    pub fn root(&self) -> PathBuf {
         self.dir.path().join("m/root")
+    }
+
+    /// A path in this root's scratch folder on the host (outside the overlay), for logs.
+    pub fn host_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A command prefix that runs the rest inside the holder's mount namespace (not chrooted).
+    pub fn nsenter(&self) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg("--target")
+            .arg(self.holder.pid().to_string())
+            .args(["--mount", "--"]);
+        cmd
+    }
+
+    /// Writes a file into the root (parents created).
+    pub fn write(&self, inside: &str, text: &str) {
+        let path = self.root().join(inside.trim_start_matches('/'));
+        let script = "mkdir -p \"$(dirname \"$1\")\" && cat > \"$1\"";
+        let mut child = self
+            .nsenter()
+            .args(["sh", "-c", script, "write"])
+            .arg(&path)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("nsenter: {e}"));
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write as _;
+            stdin
+                .write_all(text.as_bytes())
+                .unwrap_or_else(|e| panic!("writing {inside}: {e}"));
+        }
+        let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
+        assert!(status.success(), "cannot write {inside} in the fresh root");
     }
 
     /// Runs a shell script chrooted into the root; returns its output whatever its status.
@@ -140,21 +188,20 @@ impl FreshRoot {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Copies a host file into the root's `/tmp`; returns its path inside the root.
+    /// Copies a host file into the root's `/root`; returns its path inside the root.
     pub fn copy_in(&self, file: &Path) -> String {
         let name = file
             .file_name()
             .unwrap_or_else(|| panic!("{} has no file name", file.display()))
             .to_string_lossy()
             .into_owned();
-        let inside = format!("/tmp/{name}");
-        let mut cmd = Command::new("nsenter");
-        cmd.arg("--target")
-            .arg(self.holder.pid().to_string())
-            .args(["--mount", "--", "cp"])
-            .arg(file)
-            .arg(self.root().join(inside.trim_start_matches('/')));
-        run_ok(&mut cmd);
+        let inside = format!("/root/{name}");
+        run_ok(
+            self.nsenter()
+                .arg("cp")
+                .arg(file)
+                .arg(self.root().join(inside.trim_start_matches('/'))),
+        );
         inside
     }
 }
