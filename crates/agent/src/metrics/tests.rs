@@ -265,3 +265,16 @@ fn without_the_trigger_there_are_no_trigger_families() {
         .iter()
         .any(|f| f.name == "oe_trigger_queries"));
 }
+
+#[test]
+fn docs_metrics_md_lists_exactly_the_families() {
+    let doc = include_str!("../../../../docs/metrics.md");
+    let documented: HashSet<&str> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .filter(|name| name.starts_with("oe_"))
+        .collect();
+    let written: HashSet<&str> = families(&snapshot()).iter().map(|f| f.name).collect();
+    assert_eq!(documented, written);
+}
