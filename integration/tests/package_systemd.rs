@@ -78,6 +78,10 @@ fn systemd_starts_reloads_and_stops_the_packaged_agent() {
     );
     c.sh_ok("test ! -e /etc/oe/key.pem");
 
+    // The shipped configuration (every setting commented out) starts as it is.
+    c.sh_ok("systemctl start oe && oe status >/dev/null && systemctl stop oe");
+    assert_eq!(show(&c, "Result"), "success");
+
     // A configuration that does not load: start fails (nothing reported READY=1).
     c.sh_ok("echo 'not toml [' > /etc/oe/oe.toml");
     assert!(
