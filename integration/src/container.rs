@@ -102,15 +102,7 @@ impl Container {
 
     /// Runs a script inside and panics, with its output, unless it succeeds; returns stdout.
     pub fn sh_ok(&self, script: &str) -> String {
-        let out = self.sh(script);
-        assert!(
-            out.status.success(),
-            "in the container, `{script}` failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        crate::process::stdout_if_ok(&self.sh(script), "the container", script)
     }
 
     /// The container's console output so far.

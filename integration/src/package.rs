@@ -177,15 +177,7 @@ impl FreshRoot {
 
     /// Runs a script in the root and panics, with its output, unless it succeeds; returns stdout.
     pub fn sh_ok(&self, script: &str) -> String {
-        let out = self.sh(script);
-        assert!(
-            out.status.success(),
-            "in the fresh root, `{script}` failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        crate::process::stdout_if_ok(&self.sh(script), "the fresh root", script)
     }
 
     /// Copies a host file into the root's `/root`; returns its path inside the root.
