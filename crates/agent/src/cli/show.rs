@@ -142,7 +142,7 @@ fn print_event(event: &EventReport, json: bool) {
 
 /// Why a command got no usable answer.
 #[derive(Debug)]
-enum Failure {
+pub(super) enum Failure {
     Config(String),
     NotRunning(String),
     Agent(String),
@@ -150,7 +150,7 @@ enum Failure {
 }
 
 impl Failure {
-    fn report(self) -> ExitCode {
+    pub(super) fn report(self) -> ExitCode {
         let (message, code) = match self {
             Self::Config(m) => (m, 2),
             Self::NotRunning(m) => (m, EXIT_NOT_RUNNING),
@@ -212,18 +212,34 @@ fn one_shot(args: &ShowArgs, request: Request) -> ExitCode {
 }
 
 /// Asks on a helper thread, so an agent that accepts but never answers cannot hang the CLI.
-fn ask_in_time(mut client: Client, request: Request) -> Result<Response, Failure> {
+fn ask_in_time(client: Client, request: Request) -> Result<Response, Failure> {
+    let mut answers = ask_several(client, vec![request])?;
+    answers
+        .pop()
+        .ok_or_else(|| Failure::Other("the agent sent no answer".into()))
+}
+
+/// Asks `requests` one after another on one connection, within one [`ANSWER_TIMEOUT`].
+fn ask_several(mut client: Client, requests: Vec<Request>) -> Result<Vec<Response>, Failure> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(client.ask(&request));
+        let answers: Result<Vec<Response>, ClientError> =
+            requests.iter().map(|r| client.ask(r)).collect();
+        let _ = tx.send(answers);
     });
     match rx.recv_timeout(ANSWER_TIMEOUT) {
-        Ok(answer) => answer.map_err(Failure::from),
+        Ok(answers) => answers.map_err(Failure::from),
         Err(_) => Err(Failure::Other(format!(
             "the agent did not answer within {}s",
             ANSWER_TIMEOUT.as_secs()
         ))),
     }
+}
+
+/// Connects as `args` say and asks `requests` on one connection; the reports in order.
+pub(super) fn reports(args: &ShowArgs, requests: Vec<Request>) -> Result<Vec<Report>, Failure> {
+    let answers = connect(args).and_then(|client| ask_several(client, requests))?;
+    answers.into_iter().map(expect_report).collect()
 }
 
 fn expect_report(response: Response) -> Result<Report, Failure> {
