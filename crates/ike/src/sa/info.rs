@@ -120,7 +120,7 @@ pub(crate) fn handle_retiring(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8]
     std::mem::swap(&mut sa.core, &mut old);
     let opened = super::protect::open(sa, datagram, &msg);
     std::mem::swap(&mut sa.core, &mut old);
-    let Ok(Some(payloads)) = opened else {
+    let Some(super::protect::Opened::Whole(payloads)) = opened else {
         sa.retiring = Some(old);
         return;
     };

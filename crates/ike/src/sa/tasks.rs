@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::protect::Opened;
 use super::{authx, info, init, protect, rekey, Core, Ctx, IkeSa, Phase};
 use crate::error::{Error, LocalError, PeerError};
 use crate::event::CloseReason;
@@ -470,11 +471,12 @@ impl IkeSa {
         } else if h.message_id != tm.peer_mid || tm.paused.is_some() {
             return;
         }
+        // RFC 7296 2.4: a message that is not authentic (no SK payload, a bad ICV) is dropped
+        // before it can change anything: no answer, no message-ID advance, no teardown.
         let payloads = match protect::open(self, datagram, &msg) {
-            Ok(Some(p)) => p,
-            Ok(None) => return, // more fragments to come
-            Err(Error::Peer(PeerError::Integrity)) => return, // forged or corrupt: drop silently
-            Err(e) => return self.reject(ctx, &h, e),
+            Some(Opened::Whole(p)) => p,
+            Some(Opened::Partial) | None => return,
+            Some(Opened::Malformed(e)) => return self.reject(ctx, &h, e),
         };
         self.last_heard = ctx.now;
         self.follow_nat(from);

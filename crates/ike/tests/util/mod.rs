@@ -9,6 +9,8 @@
     clippy::cast_possible_truncation
 )]
 
+pub mod forge;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
