@@ -116,6 +116,13 @@ pub(crate) fn handle_retiring(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8]
         sa.retiring = Some(old);
         return;
     }
+    // Our response to the request that rekeyed it (RFC 7296 2.18) may have been lost (2.1).
+    let h = msg.header;
+    if !h.is_response() && h.message_id.wrapping_add(1) == old.tm.peer_mid {
+        sa.replay_from(&old, ctx, h.message_id, datagram);
+        sa.retiring = Some(old);
+        return;
+    }
     // Open with the old keys by swapping them in for the call.
     std::mem::swap(&mut sa.core, &mut old);
     let opened = super::protect::open(sa, datagram, &msg);
@@ -124,7 +131,6 @@ pub(crate) fn handle_retiring(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8]
         sa.retiring = Some(old);
         return;
     };
-    let h = msg.header;
     if h.is_response() {
         // The answer to our delete of the old SA: it is gone.
         return;

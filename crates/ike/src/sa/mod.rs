@@ -11,6 +11,7 @@ pub(crate) mod info;
 pub(crate) mod init;
 pub(crate) mod protect;
 pub(crate) mod rekey;
+mod replay;
 pub(crate) mod tasks;
 mod timers;
 

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::protect::Opened;
+use super::replay::{request_id, Replay, RequestId};
 use super::{authx, info, init, protect, rekey, Core, Ctx, IkeSa, Phase};
 use crate::error::{Error, LocalError, PeerError};
 use crate::event::CloseReason;
@@ -100,8 +101,10 @@ pub(crate) struct TaskManager {
     pub(crate) peer_mid: u32,
     pub(crate) queue: VecDeque<Task>,
     pub(crate) active: Option<Active>,
-    /// Our last response: its message ID and datagrams (RFC 7296 2.1: replay, don't recompute).
-    pub(crate) cache: Option<(u32, Vec<Vec<u8>>)>,
+    /// Our last response (RFC 7296 2.1: replay, don't recompute).
+    pub(crate) cache: Option<Replay>,
+    /// The request being answered: its first datagram, as [`Replay`] keys it.
+    pub(crate) request: Option<RequestId>,
     pub(crate) paused: Option<Paused>,
     pub(crate) reassembly: protect::Reassembly,
 }
@@ -387,7 +390,8 @@ impl IkeSa {
                 for d in &datagrams {
                     self.send(ctx, d);
                 }
-                self.core.tm.cache = Some((mid, datagrams));
+                let request = self.core.tm.request.take().unwrap_or_default();
+                self.core.tm.cache = Some(Replay::new(mid, request, datagrams));
                 self.core.tm.peer_mid = mid.wrapping_add(1);
             }
             Err(e) => self.fail(ctx, e),
@@ -462,21 +466,22 @@ impl IkeSa {
                 return;
             }
         } else if h.message_id.wrapping_add(1) == tm.peer_mid {
-            if let Some((mid, datagrams)) = tm.cache.clone() {
-                if mid == h.message_id && is_first_fragment(&msg) {
-                    datagrams.iter().for_each(|d| self.send(ctx, d));
-                }
-            }
-            return;
+            return self.replay(ctx, h.message_id, datagram);
         } else if h.message_id != tm.peer_mid || tm.paused.is_some() {
             return;
         }
         // RFC 7296 2.4: a message that is not authentic (no SK payload, a bad ICV) is dropped
         // before it can change anything: no answer, no message-ID advance, no teardown.
-        let payloads = match protect::open(self, datagram, &msg) {
-            Some(Opened::Whole(p)) => p,
-            Some(Opened::Partial) | None => return,
-            Some(Opened::Malformed(e)) => return self.reject(ctx, &h, e),
+        let Some(opened) = protect::open(self, datagram, &msg) else {
+            return;
+        };
+        if !h.is_response() && is_first_fragment(&msg) {
+            self.core.tm.request = Some(request_id(datagram));
+        }
+        let payloads = match opened {
+            Opened::Whole(p) => p,
+            Opened::Partial => return,
+            Opened::Malformed(e) => return self.reject(ctx, &h, e),
         };
         self.last_heard = ctx.now;
         self.follow_nat(from);
@@ -538,7 +543,8 @@ pub(crate) fn matches_core(core: &Core, h: &Header) -> bool {
     h.spi_i == core.spi_i && h.spi_r == core.spi_r && h.from_initiator() != core.initiator
 }
 
-/// Replays answer only the first fragment of a retransmitted request (RFC 7383 2.6.1).
+/// A request's first datagram: the whole SK message, or fragment 1 (what a replay answers, RFC
+/// 7383 2.6.1).
 fn is_first_fragment(msg: &Message) -> bool {
     !matches!(msg.payloads.first(), Some(Payload::Skf(f)) if f.number != 1)
 }
