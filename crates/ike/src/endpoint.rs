@@ -1,7 +1,7 @@
 //! The endpoint: owns every IKE SA, routes datagrams by SPI, answers new IKE_SA_INIT requests
 //! (with cookies past the half-open threshold, RFC 7296 2.6), and collects output.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::cookie::CookieJar;
 use crate::crypto::{CryptoRng, PublicKey};
 use crate::event::{CloseReason, Event, SaHandle, Transmit};
+use crate::output::Output;
 use crate::sa::rekey::ChildRekey;
 use crate::sa::tasks::Task;
 use crate::sa::{init, Core, Ctx, IkeSa, PeerKeys, Phase};
@@ -25,8 +26,7 @@ pub struct Endpoint {
     half_open: HashMap<(SocketAddr, u64), SaHandle>,
     next_handle: u64,
     cookies: CookieJar,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<(SaHandle, Event)>,
+    out: Output,
     now: Option<Instant>,
 }
 
@@ -49,8 +49,7 @@ impl Endpoint {
             half_open: HashMap::new(),
             next_handle: 1,
             cookies,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
+            out: Output::default(),
             now: None,
         }
     }
@@ -95,8 +94,7 @@ impl Endpoint {
             now,
             config: &self.config,
             rng: self.rng.as_mut(),
-            transmits: &mut self.transmits,
-            events: &mut self.events,
+            out: &mut self.out,
         };
         f(sa, &mut ctx);
         for spi in &sa.routed_spis {
@@ -233,7 +231,7 @@ impl Endpoint {
             contents.extend_from_slice(&[0; 4]);
         }
         contents.extend_from_slice(&bytes);
-        self.transmits.push_back(Transmit {
+        self.out.transmit(Transmit {
             local,
             remote,
             contents,
@@ -259,9 +257,10 @@ impl Endpoint {
         }
     }
 
-    /// The next datagram to send, if any.
+    /// The next datagram to send, if any. A datagram queued after an event is held back until
+    /// that event has been polled (see the crate docs).
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.out.poll_transmit()
     }
 
     /// When `handle_timeout` should be called next.
@@ -274,7 +273,7 @@ impl Endpoint {
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<(SaHandle, Event)> {
-        self.events.pop_front()
+        self.out.poll_event()
     }
 
     /// Answers `Event::NeedPeerKey`: the peer's validated public keys (any of them may sign).

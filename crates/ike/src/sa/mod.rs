@@ -24,6 +24,7 @@ use crate::crypto::{CryptoRng, PublicKey, SigHash};
 use crate::error::Error;
 use crate::event::{ChildSa, CloseReason, Event, SaHandle, Transmit};
 use crate::keys::IkeKeys;
+use crate::output::Output;
 use crate::proposal::IkeAlgs;
 use crate::wire::Identity;
 
@@ -34,8 +35,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) now: Instant,
     pub(crate) config: &'a Config,
     pub(crate) rng: &'a mut dyn CryptoRng,
-    pub(crate) transmits: &'a mut VecDeque<Transmit>,
-    pub(crate) events: &'a mut VecDeque<(SaHandle, Event)>,
+    pub(crate) out: &'a mut Output,
 }
 
 /// The per-IKE-SA protocol state that a rekey replaces: SPIs, keys, message IDs.
@@ -173,7 +173,7 @@ impl IkeSa {
     }
 
     pub(crate) fn emit(&self, ctx: &mut Ctx<'_>, event: Event) {
-        ctx.events.push_back((self.handle, event));
+        ctx.out.event(self.handle, event);
     }
 
     /// Takes a supplied inbound SPI, or asks the agent for one and returns None.
@@ -232,7 +232,7 @@ impl IkeSa {
             contents.extend_from_slice(&[0; 4]);
         }
         contents.extend_from_slice(bytes);
-        ctx.transmits.push_back(Transmit {
+        ctx.out.transmit(Transmit {
             local: self.local,
             remote: self.remote,
             contents,
