@@ -1,7 +1,6 @@
 //! The endpoint: owns every IKE SA, routes datagrams by SPI, answers new IKE_SA_INIT requests
 //! (with cookies past the half-open threshold, RFC 7296 2.6), and collects output.
 
-use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -10,6 +9,7 @@ use crate::cookie::CookieJar;
 use crate::crypto::{CryptoRng, PublicKey};
 use crate::event::{CloseReason, Event, SaHandle, Transmit};
 use crate::output::Output;
+use crate::registry::Registry;
 use crate::sa::rekey::ChildRekey;
 use crate::sa::tasks::Task;
 use crate::sa::{init, Core, Ctx, IkeSa, PeerKeys, Phase};
@@ -19,11 +19,8 @@ use crate::wire::{find_notify, peek_routing, ExchangeType, Message, NotifyType, 
 pub struct Endpoint {
     config: Config,
     rng: Box<dyn CryptoRng>,
-    sas: BTreeMap<SaHandle, IkeSa>,
-    /// Our IKE SPI (initiator or responder side) -> SA.
-    by_spi: HashMap<u64, SaHandle>,
-    /// (peer address, initiator SPI) of IKE_SA_INIT requests we answered -> SA.
-    half_open: HashMap<(SocketAddr, u64), SaHandle>,
+    /// Every IKE SA, with routing, half-open and deadline indexes.
+    sas: Registry,
     next_handle: u64,
     cookies: CookieJar,
     out: Output,
@@ -44,9 +41,7 @@ impl Endpoint {
         Self {
             config,
             rng,
-            sas: BTreeMap::new(),
-            by_spi: HashMap::new(),
-            half_open: HashMap::new(),
+            sas: Registry::default(),
             next_handle: 1,
             cookies,
             out: Output::default(),
@@ -74,20 +69,21 @@ impl Endpoint {
     fn fresh_spi(&mut self) -> u64 {
         loop {
             let s = self.rng.next_u64();
-            if s != 0 && !self.by_spi.contains_key(&s) {
+            if s != 0 && !self.sas.spi_in_use(s) {
                 return s;
             }
         }
     }
 
-    /// Runs `f` on one SA with a context, then files its routing changes and drops it if closed.
+    /// Runs `f` on one SA with a context, then brings the indexes in step (routing, half-open,
+    /// deadline) and drops the SA if it closed.
     fn with_sa(
         &mut self,
         now: Instant,
         handle: SaHandle,
         f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>),
     ) {
-        let Some(sa) = self.sas.get_mut(&handle) else {
+        let Some(sa) = self.sas.get_mut(handle) else {
             return;
         };
         let mut ctx = Ctx {
@@ -97,19 +93,7 @@ impl Endpoint {
             out: &mut self.out,
         };
         f(sa, &mut ctx);
-        for spi in &sa.routed_spis {
-            self.by_spi.insert(*spi, handle);
-        }
-        if sa.phase != Phase::Connecting || sa.core.initiator {
-            self.half_open.retain(|_, h| *h != handle);
-        }
-        if sa.is_closed() {
-            for spi in &sa.routed_spis {
-                self.by_spi.remove(spi);
-            }
-            self.half_open.retain(|_, h| *h != handle);
-            self.sas.remove(&handle);
-        }
+        self.sas.refresh(handle, &self.config);
     }
 
     /// Starts an IKE SA to `remote` from `local` (IKE_SA_INIT goes out on the next poll).
@@ -118,7 +102,7 @@ impl Endpoint {
         let handle = self.new_handle();
         let spi_i = self.fresh_spi();
         let sa = IkeSa::new(handle, Core::new(true, spi_i, 0), local, remote, now);
-        self.sas.insert(handle, sa);
+        self.sas.insert(sa, None, &self.config);
         self.with_sa(now, handle, |sa, ctx| {
             sa.queue(Task::IkeInit);
             sa.kick(ctx);
@@ -154,7 +138,7 @@ impl Endpoint {
         }
         // The SPI we chose is the responder's if the sender is the original initiator.
         let ours = if from_initiator { spi_r } else { spi_i };
-        let Some(&handle) = self.by_spi.get(&ours) else {
+        let Some(handle) = self.sas.route(ours) else {
             return;
         };
         self.with_sa(now, handle, |sa, ctx| {
@@ -165,7 +149,7 @@ impl Endpoint {
     }
 
     fn half_open_count(&self) -> usize {
-        self.half_open.len()
+        self.sas.half_open_count()
     }
 
     fn on_init_request(
@@ -176,7 +160,7 @@ impl Endpoint {
         data: &[u8],
         spi_i: u64,
     ) {
-        if let Some(&h) = self.half_open.get(&(remote, spi_i)) {
+        if let Some(h) = self.sas.half_open_sa(&(remote, spi_i)) {
             return self.with_sa(now, h, |sa, ctx| sa.handle(ctx, (remote, local), data));
         }
         let Ok(msg) = Message::parse(data) else {
@@ -188,8 +172,7 @@ impl Endpoint {
         let handle = self.new_handle();
         let spi_r = self.fresh_spi();
         let sa = IkeSa::new(handle, Core::new(false, spi_i, spi_r), local, remote, now);
-        self.sas.insert(handle, sa);
-        self.half_open.insert((remote, spi_i), handle);
+        self.sas.insert(sa, Some((remote, spi_i)), &self.config);
         self.with_sa(now, handle, |sa, ctx| init::respond(sa, ctx, data, &msg));
     }
 
@@ -243,16 +226,10 @@ impl Endpoint {
         self.cookies.rotate(self.rng.as_mut());
     }
 
-    /// Runs every timer that is due at `now`.
+    /// Runs every timer that is due at `now` (visiting only the SAs that are due).
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.clock(now);
-        let due: Vec<SaHandle> = self
-            .sas
-            .iter()
-            .filter(|(_, sa)| sa.next_timeout(&self.config).is_some_and(|t| t <= now))
-            .map(|(h, _)| *h)
-            .collect();
-        for h in due {
+        for h in self.sas.take_due(now) {
             self.with_sa(now, h, |sa, ctx| sa.on_timeout(ctx));
         }
     }
@@ -265,10 +242,7 @@ impl Endpoint {
 
     /// When `handle_timeout` should be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sas
-            .values()
-            .filter_map(|sa| sa.next_timeout(&self.config))
-            .min()
+        self.sas.next_deadline()
     }
 
     /// The next event, if any.
@@ -369,7 +343,7 @@ impl Endpoint {
 
     /// What one IKE SA looks like now (for the agent's status reports); `None` once it is gone.
     pub fn sa_info(&self, handle: SaHandle) -> Option<crate::event::SaInfo> {
-        let sa = self.sas.get(&handle)?;
+        let sa = self.sas.get(handle)?;
         Some(crate::event::SaInfo {
             spi_i: sa.core.spi_i,
             spi_r: sa.core.spi_r,
@@ -378,6 +352,11 @@ impl Endpoint {
             rekey_at: sa.rekey_at,
             children: sa.children.len(),
         })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.sas
     }
 
     /// Half-open responder SAs (what the cookie threshold counts).

@@ -58,9 +58,13 @@ mod keys;
 mod nat;
 mod output;
 mod proposal;
+mod registry;
 mod sa;
 mod ts;
 pub mod wire;
+
+#[cfg(test)]
+mod tests;
 
 /// The RNG traits [`Endpoint::new`] takes (re-exported so callers need no matching dependency).
 pub use rand_core;

@@ -136,8 +136,6 @@ pub(crate) struct IkeSa {
     pub(crate) rekey_at: Option<Instant>,
     /// The handshake's messages and nonces, kept until IKE_AUTH is over.
     pub(crate) handshake: init::Handshake,
-    /// Our SPIs that route to this SA (current and old).
-    pub(crate) routed_spis: Vec<u64>,
 }
 
 impl IkeSa {
@@ -148,7 +146,6 @@ impl IkeSa {
         remote: SocketAddr,
         now: Instant,
     ) -> Self {
-        let routed_spis = vec![core.our_spi()];
         Self {
             handle,
             local,
@@ -168,8 +165,16 @@ impl IkeSa {
             created: now,
             rekey_at: None,
             handshake: init::Handshake::default(),
-            routed_spis,
         }
+    }
+
+    /// Our IKE SPIs that route to this SA: the current IKE SA's, and the one it was rekeyed
+    /// from until that is gone (RFC 7296 2.18).
+    pub(crate) fn routed_spis(&self) -> [Option<u64>; 2] {
+        [
+            Some(self.core.our_spi()),
+            self.retiring.as_ref().map(Core::our_spi),
+        ]
     }
 
     pub(crate) fn emit(&self, ctx: &mut Ctx<'_>, event: Event) {

@@ -281,7 +281,6 @@ pub(crate) fn on_ike_response(
 pub(crate) fn switch_core(sa: &mut IkeSa, ctx: &mut Ctx<'_>, mut core: Core) {
     core.tm.queue = std::mem::take(&mut sa.core.tm.queue);
     let old = std::mem::replace(&mut sa.core, core);
-    sa.routed_spis.push(sa.core.our_spi());
     sa.retiring = Some(old);
     sa.created = ctx.now;
     sa.rekey_at = Some(ctx.now + jitter(ctx, ctx.config.ike_lifetime.soft));
