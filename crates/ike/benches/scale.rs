@@ -10,7 +10,11 @@
 //! and each time's ratio to the 10-SA time: flat means constant work per operation. Set
 //! `OE_SCALE_SIZES=10,1000` to choose the sizes.
 
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -93,7 +97,11 @@ fn populated(n: u32, now: Instant) -> (Endpoint, SocketAddr, Vec<u8>) {
     }
     let from: SocketAddr = "198.51.100.1:500".parse().unwrap();
     let auth = establish(&mut initiator(), &mut b, from, now);
-    assert_eq!(b.half_open(), n as usize, "every request made a half-open SA");
+    assert_eq!(
+        b.half_open(),
+        n as usize,
+        "every request made a half-open SA"
+    );
     assert_eq!(b.sa_count(), n as usize + 1);
     // An INFORMATIONAL request with the established SA's SPIs, the message ID it expects next,
     // and an SK payload that will not verify.
@@ -146,7 +154,10 @@ fn main() {
             std::hint::black_box(b.poll_timeout());
         });
         let timer = time(|| b.handle_timeout(now));
-        assert!(b.poll_transmit().is_none(), "the forged datagram got no answer");
+        assert!(
+            b.poll_transmit().is_none(),
+            "the forged datagram got no answer"
+        );
         let ns = [route, poll, timer].map(|d| d.as_nanos() as f64);
         let first = *base.get_or_insert(ns);
         println!(
