@@ -31,6 +31,7 @@ fn responder_config() -> Config {
     let mut c = Config::new(Identity::Fqdn("b.example".into()), LocalAuth::Null);
     c.accept_null_peers = true;
     c.cookie_threshold = usize::MAX;
+    c.max_half_open = usize::MAX;
     c.half_open_timeout = Duration::from_secs(3600);
     c
 }

@@ -72,8 +72,16 @@ pub struct Config {
     pub child_lifetime: Lifetime,
     pub retransmit: Retransmit,
     /// Half-open IKE SAs above which IKE_SA_INIT requests need a cookie (RFC 7296 2.6); strongSwan
-    /// uses 10 too.
+    /// uses 10 too. Default 10.
     pub cookie_threshold: usize,
+    /// Half-open responder IKE SAs (IKE_SA_INIT answered, IKE_AUTH not done) one IP address may
+    /// hold; its further IKE_SA_INIT requests are dropped, cookie or not. Default 10 (strongSwan
+    /// blocks at 5 per address; a NAT may hide several opportunistic clients).
+    pub max_half_open_per_source: usize,
+    /// Half-open responder IKE SAs in total; beyond it every new IKE_SA_INIT request is dropped,
+    /// even with a valid cookie. Cookies engage first, at `cookie_threshold`, so only sources
+    /// that return cookies (real addresses) get this far. Default 10,000 (a few kB each).
+    pub max_half_open: usize,
     /// Largest IKE datagram we send before fragmenting IKE_AUTH (RFC 7383 2.5.1).
     pub fragment_size: usize,
     /// Offer and use IKE fragmentation (RFC 7383).
@@ -112,6 +120,8 @@ impl Config {
                 tries: 5,
             },
             cookie_threshold: 10,
+            max_half_open_per_source: 10,
+            max_half_open: 10_000,
             fragment_size: 1280,
             fragmentation: true,
             liveness_interval: Some(Duration::from_secs(30)),

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use crate::admission::{admit, Admission};
 use crate::config::Config;
 use crate::cookie::CookieJar;
 use crate::crypto::{CryptoRng, PublicKey};
@@ -166,8 +167,12 @@ impl Endpoint {
         let Ok(msg) = Message::parse(data) else {
             return;
         };
-        if self.half_open_count() >= self.config.cookie_threshold && !self.cookie_ok(&msg, remote) {
-            return self.send_cookie(&msg, remote, local);
+        match admit(&self.sas, &self.config, remote, || {
+            self.cookie_ok(&msg, remote)
+        }) {
+            Admission::Accept => {}
+            Admission::Cookie => return self.send_cookie(&msg, remote, local),
+            Admission::Drop => return,
         }
         let handle = self.new_handle();
         let spi_r = self.fresh_spi();

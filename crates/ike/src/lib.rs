@@ -47,6 +47,7 @@
 //!   2.21.1); cookies and INVALID_KE_PAYLOAD retries are bounded.
 //! - Errors keep the peer's faults ([`PeerError`]) apart from ours ([`LocalError`]).
 
+mod admission;
 mod auth;
 pub mod config;
 mod cookie;

@@ -77,6 +77,10 @@ impl Registry {
         self.half_open.len()
     }
 
+    pub(crate) fn half_open_from(&self, ip: IpAddr) -> usize {
+        self.half_open_per_ip.get(&ip).copied().unwrap_or(0)
+    }
+
     /// How many of our IKE SPIs route somewhere.
     #[cfg(test)]
     pub(crate) fn routes(&self) -> usize {
