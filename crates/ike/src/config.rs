@@ -82,6 +82,14 @@ pub struct Config {
     /// even with a valid cookie. Cookies engage first, at `cookie_threshold`, so only sources
     /// that return cookies (real addresses) get this far. Default 10,000 (a few kB each).
     pub max_half_open: usize,
+    /// Child SAs one IKE SA may hold (installed, being rekeyed, or replaced and awaiting their
+    /// delete); a peer's CREATE_CHILD_SA beyond it is answered NO_ADDITIONAL_SAS. Default 8
+    /// (opportunistic encryption needs one per host pair, plus rekey overlaps and collisions).
+    pub max_children_per_sa: usize,
+    /// How long a responder keeps a child SA or IKE SA the peer rekeyed, waiting for the peer's
+    /// delete of it (RFC 7296 2.8, 2.18), before deleting it itself. Default 30 s (the peer's
+    /// delete, retransmitted, has had three tries by then).
+    pub rekey_delete_grace: Duration,
     /// Largest IKE datagram we send before fragmenting IKE_AUTH (RFC 7383 2.5.1).
     pub fragment_size: usize,
     /// Offer and use IKE fragmentation (RFC 7383).
@@ -122,6 +130,8 @@ impl Config {
             cookie_threshold: 10,
             max_half_open_per_source: 10,
             max_half_open: 10_000,
+            max_children_per_sa: 8,
+            rekey_delete_grace: Duration::from_secs(30),
             fragment_size: 1280,
             fragmentation: true,
             liveness_interval: Some(Duration::from_secs(30)),

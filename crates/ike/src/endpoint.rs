@@ -364,6 +364,11 @@ impl Endpoint {
         &self.sas
     }
 
+    #[cfg(test)]
+    pub(crate) fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.sas
+    }
+
     /// Half-open responder SAs (what the cookie threshold counts).
     pub fn half_open(&self) -> usize {
         self.half_open_count()

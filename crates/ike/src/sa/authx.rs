@@ -249,6 +249,7 @@ pub(crate) fn install_child(
         sa: child.clone(),
         rekey_at,
         state: ChildState::Installed,
+        retire_at: None,
         collision: None,
     };
     sa.children.push(c);

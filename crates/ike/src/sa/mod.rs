@@ -97,6 +97,8 @@ pub(crate) struct Child {
     pub(crate) sa: ChildSa,
     pub(crate) rekey_at: Instant,
     pub(crate) state: ChildState,
+    /// When a `Replaced` child is deleted by us if the peer has not deleted it.
+    pub(crate) retire_at: Option<Instant>,
     /// The peer rekeyed this child while our own rekey of it was in flight (RFC 7296 2.8.1):
     /// the inbound SPI of the child we created for the peer and the nonces of that exchange.
     pub(crate) collision: Option<(u32, Vec<u8>, Vec<u8>)>,
@@ -107,8 +109,10 @@ pub(crate) enum ChildState {
     Installed,
     /// Our rekey of it is in flight.
     Rekeying,
-    /// Replaced; its delete is queued or in flight.
+    /// We rekeyed it; our delete of it is queued or in flight.
     Rekeyed,
+    /// The peer rekeyed it (RFC 7296 2.8): the peer should delete it; we do at `retire_at`.
+    Replaced,
     Deleting,
 }
 
@@ -122,6 +126,8 @@ pub(crate) struct IkeSa {
     pub(crate) core: Core,
     /// The IKE SA we rekeyed away from, until its delete exchange is over.
     pub(crate) retiring: Option<Core>,
+    /// When we delete the retiring IKE SA ourselves if the peer has not (RFC 7296 2.18).
+    pub(crate) retire_at: Option<Instant>,
     pub(crate) peer_id: Option<Identity>,
     pub(crate) peer_keys: PeerKeys,
     pub(crate) peer_hashes: Vec<SigHash>,
@@ -153,6 +159,7 @@ impl IkeSa {
             phase: Phase::Connecting,
             core,
             retiring: None,
+            retire_at: None,
             peer_id: None,
             peer_keys: PeerKeys::NotAsked,
             peer_hashes: Vec::new(),

@@ -282,12 +282,14 @@ pub(crate) fn switch_core(sa: &mut IkeSa, ctx: &mut Ctx<'_>, mut core: Core) {
     core.tm.queue = std::mem::take(&mut sa.core.tm.queue);
     let old = std::mem::replace(&mut sa.core, core);
     sa.retiring = Some(old);
+    // 2.18: the rekey's initiator deletes the old IKE SA; if it does not, we do.
+    sa.retire_at = Some(ctx.now + ctx.config.rekey_delete_grace);
     sa.created = ctx.now;
     sa.rekey_at = Some(ctx.now + jitter(ctx, ctx.config.ike_lifetime.soft));
     sa.emit(ctx, Event::IkeSaRekeyed);
 }
 
-fn start_retiring_delete(sa: &mut IkeSa, ctx: &mut Ctx<'_>) -> Result<(), Error> {
+pub(crate) fn start_retiring_delete(sa: &mut IkeSa, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     let Some(mut old) = sa.retiring.take() else {
         return Ok(());
     };
@@ -337,14 +339,21 @@ pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Resul
     let old_out = <[u8; 4]>::try_from(rekey.spi.as_slice())
         .map(u32::from_be_bytes)
         .map_err(|_| PeerError::Protocol("REKEY_SA without a 4-byte SPI"))?;
-    let Some(state) = sa.child_by_outbound(old_out).map(|c| c.state) else {
+    // 3.10.1: a child we do not have, or one the peer itself rekeyed already, is not found:
+    // rekeying one SPI again and again creates nothing.
+    let state = sa.child_by_outbound(old_out).map(|c| c.state);
+    let Some(state) = state.filter(|s| *s != ChildState::Replaced) else {
         return Ok(Reply::Send(vec![Payload::Notify(NotifyPayload {
             ty: NotifyType::CHILD_SA_NOT_FOUND,
             ..rekey.clone()
         })]));
     };
+    // 2.25.1: a child we are closing (deleting, or replaced by our own rekey) is busy.
     if matches!(state, ChildState::Rekeyed | ChildState::Deleting) || sa.retiring.is_some() {
         return Ok(Reply::Send(vec![notify(NotifyType::TEMPORARY_FAILURE)]));
+    }
+    if sa.children.len() >= ctx.config.max_children_per_sa {
+        return Ok(Reply::Send(vec![notify(NotifyType::NO_ADDITIONAL_SAS)]));
     }
     let Some(spi) = sa.take_spi(ctx) else {
         return Ok(Reply::Pause);
@@ -379,6 +388,9 @@ pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Resul
         false,
     )?;
     install_child(sa, ctx, child, Some(old_in));
+    if state == ChildState::Installed {
+        retire_replaced(sa, ctx, old_in);
+    }
     Ok(Reply::Send(vec![
         notify(NotifyType::USE_TRANSPORT_MODE),
         Payload::Sa(esp_reply(number, algs, spi, None)),
@@ -386,6 +398,15 @@ pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Resul
         Payload::TsI(TsPayload(rts)),
         Payload::TsR(TsPayload(lts)),
     ]))
+}
+
+/// 2.8: the peer, which rekeyed the child, deletes the old one; if it has not within the grace
+/// period, we do.
+fn retire_replaced(sa: &mut IkeSa, ctx: &Ctx<'_>, old_in: u32) {
+    if let Some(c) = sa.child_by_inbound(old_in) {
+        c.state = ChildState::Replaced;
+        c.retire_at = Some(ctx.now + ctx.config.rekey_delete_grace);
+    }
 }
 
 fn respond_ike(

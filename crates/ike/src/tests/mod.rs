@@ -2,4 +2,5 @@
 //! (built from our own IKE SA's keys), and the size of the endpoint's indexes.
 
 mod bounds;
+mod hostile;
 mod pair;

@@ -53,6 +53,22 @@ impl TestPair {
         (p, ha, hb)
     }
 
+    /// Answers B's pending events (SPIs) without moving datagrams.
+    pub(crate) fn answer_b(&mut self) {
+        self.answer(false);
+    }
+
+    /// Inbound SPIs of A's children reported ready.
+    pub(crate) fn a_children(&self) -> Vec<u32> {
+        self.events
+            .iter()
+            .filter_map(|(a, _, e)| match e {
+                Event::ChildSaReady { child, .. } if *a => Some(child.inbound_spi),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn answer(&mut self, on_a: bool) -> bool {
         let now = self.now;
         let mut any = false;
