@@ -74,6 +74,10 @@ pub struct Config {
     /// Half-open IKE SAs above which IKE_SA_INIT requests need a cookie (RFC 7296 2.6); strongSwan
     /// uses 10 too. Default 10.
     pub cookie_threshold: usize,
+    /// How long one cookie secret is used while cookies are being sent (RFC 7296 2.6: the secret
+    /// changes periodically); a cookie made with the previous secret is accepted for 10 s more.
+    /// Default 120 s.
+    pub cookie_secret_lifetime: Duration,
     /// Half-open responder IKE SAs (IKE_SA_INIT answered, IKE_AUTH not done) one IP address may
     /// hold; its further IKE_SA_INIT requests are dropped, cookie or not. Default 10 (strongSwan
     /// blocks at 5 per address; a NAT may hide several opportunistic clients).
@@ -128,6 +132,7 @@ impl Config {
                 tries: 5,
             },
             cookie_threshold: 10,
+            cookie_secret_lifetime: Duration::from_secs(120),
             max_half_open_per_source: 10,
             max_half_open: 10_000,
             max_children_per_sa: 8,

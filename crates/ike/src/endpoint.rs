@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::admission::{admit, Admission};
-use crate::config::Config;
+use crate::admission::{cheap_proposals, Admission, Gate};
+use crate::config::{Config, IkeProposal};
 use crate::cookie::CookieJar;
 use crate::crypto::{CryptoRng, PublicKey};
 use crate::event::{CloseReason, Event, SaHandle, Transmit};
@@ -14,7 +14,7 @@ use crate::registry::Registry;
 use crate::sa::rekey::ChildRekey;
 use crate::sa::tasks::Task;
 use crate::sa::{init, Core, Ctx, IkeSa, PeerKeys, Phase};
-use crate::wire::{find_notify, peek_routing, ExchangeType, Message, NotifyType, Payload};
+use crate::wire::{peek_routing, ExchangeType, Message};
 
 /// The sans-IO IKEv2 engine for all IKE SAs of one host. See the crate docs for the contract.
 pub struct Endpoint {
@@ -24,6 +24,8 @@ pub struct Endpoint {
     sas: Registry,
     next_handle: u64,
     cookies: CookieJar,
+    /// Our IKE proposals with only the groups offered under load.
+    cheap: Vec<IkeProposal>,
     out: Output,
     now: Option<Instant>,
 }
@@ -38,13 +40,15 @@ impl core::fmt::Debug for Endpoint {
 
 impl Endpoint {
     pub fn new(config: Config, mut rng: Box<dyn CryptoRng>) -> Self {
-        let cookies = CookieJar::new(rng.as_mut());
+        let cookies = CookieJar::new(rng.as_mut(), config.cookie_secret_lifetime);
+        let cheap = cheap_proposals(&config.ike_proposals);
         Self {
             config,
             rng,
             sas: Registry::default(),
             next_handle: 1,
             cookies,
+            cheap,
             out: Output::default(),
             now: None,
         }
@@ -167,11 +171,17 @@ impl Endpoint {
         let Ok(msg) = Message::parse(data) else {
             return;
         };
-        match admit(&self.sas, &self.config, remote, || {
-            self.cookie_ok(&msg, remote)
-        }) {
+        let mut gate = Gate {
+            sas: &self.sas,
+            config: &self.config,
+            cheap: &self.cheap,
+            cookies: &mut self.cookies,
+            rng: self.rng.as_mut(),
+            now,
+        };
+        match gate.admit(&msg, remote) {
             Admission::Accept => {}
-            Admission::Cookie => return self.send_cookie(&msg, remote, local),
+            Admission::Answer(bytes) => return self.send_stateless(local, remote, &bytes),
             Admission::Drop => return,
         }
         let handle = self.new_handle();
@@ -181,44 +191,13 @@ impl Endpoint {
         self.with_sa(now, handle, |sa, ctx| init::respond(sa, ctx, data, &msg));
     }
 
-    fn nonce_of(msg: &Message) -> Option<&[u8]> {
-        msg.payloads.iter().find_map(|p| {
-            if let Payload::Nonce(n) = p {
-                Some(n.0.as_slice())
-            } else {
-                None
-            }
-        })
-    }
-
-    /// 2.6: the cookie must be the first payload.
-    fn cookie_ok(&self, msg: &Message, remote: SocketAddr) -> bool {
-        let Some(Payload::Notify(n)) = msg.payloads.first() else {
-            return false;
-        };
-        let Some(ni) = Self::nonce_of(msg) else {
-            return false;
-        };
-        n.ty == NotifyType::COOKIE
-            && self
-                .cookies
-                .check(&n.data, ni, remote.ip(), msg.header.spi_i)
-    }
-
-    fn send_cookie(&mut self, msg: &Message, remote: SocketAddr, local: SocketAddr) {
-        let Some(ni) = Self::nonce_of(msg) else {
-            return;
-        };
-        if find_notify(&msg.payloads, NotifyType::COOKIE).is_some() && msg.payloads.len() < 2 {
-            return;
-        }
-        let cookie = self.cookies.cookie(ni, remote.ip(), msg.header.spi_i);
-        let bytes = init::notify_response(msg.header.spi_i, 0, NotifyType::COOKIE, cookie);
+    /// Sends an answer that keeps no state (a COOKIE or INVALID_KE_PAYLOAD, RFC 7296 2.6, 2.7).
+    fn send_stateless(&mut self, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) {
         let mut contents = Vec::with_capacity(bytes.len() + 4);
         if local.port() == self.config.nat_t_port {
             contents.extend_from_slice(&[0; 4]);
         }
-        contents.extend_from_slice(&bytes);
+        contents.extend_from_slice(bytes);
         self.out.transmit(Transmit {
             local,
             remote,
@@ -226,14 +205,11 @@ impl Endpoint {
         });
     }
 
-    /// Rotates the cookie secret (call now and then, e.g. every few minutes under load).
-    pub fn rotate_cookie_secret(&mut self) {
-        self.cookies.rotate(self.rng.as_mut());
-    }
-
-    /// Runs every timer that is due at `now` (visiting only the SAs that are due).
+    /// Runs every timer that is due at `now` (visiting only the SAs that are due), and replaces
+    /// the cookie secret when its time is up.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.clock(now);
+        self.cookies.rotate_if_due(now, self.rng.as_mut());
         for h in self.sas.take_due(now) {
             self.with_sa(now, h, |sa, ctx| sa.on_timeout(ctx));
         }
@@ -247,7 +223,8 @@ impl Endpoint {
 
     /// When `handle_timeout` should be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sas.next_deadline()
+        let cookies = self.cookies.next_rotation();
+        self.sas.next_deadline().into_iter().chain(cookies).min()
     }
 
     /// The next event, if any.
