@@ -3,7 +3,7 @@
 //! by the secret over Ni, the initiator's address *and port*, and SPIi: exactly what keys a
 //! half-open SA, so a cookie earned from one port opens nothing from another.
 //!
-//! The secret changes on the engine's timer while cookies are being sent ("regenerate <secret>
+//! The secret changes on the engine's timer while cookies are being sent ("regenerate `<secret>`
 //! periodically"); a cookie made with the previous secret stays valid for [`PREVIOUS_GRACE`],
 //! long enough for the round trip that brings it back. While no cookie is sent the jar asks for
 //! no wake-ups.

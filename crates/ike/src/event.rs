@@ -81,6 +81,20 @@ pub enum CloseReason {
 }
 
 /// Everything the kernel needs for one transport-mode ESP child SA pair.
+///
+/// # Traffic selectors
+///
+/// `local_ts` and `remote_ts` are exactly what both sides agreed (RFC 7296 2.9), in a form one
+/// kernel policy pair holds, and the agent must install them as they are (a narrowed child that
+/// is installed wider would send traffic the peer drops):
+/// - each holds exactly one selector, for the single host `local` (resp. `remote`);
+/// - both carry the same `ip_proto`; 0 means every protocol, and then both port ranges are
+///   0-65535;
+/// - each port range is every port (0-65535) or a single port.
+///
+/// The engine refuses narrowing it cannot express this way: as responder it answers
+/// TS_UNACCEPTABLE; as initiator it reports [`Event::ChildSaFailed`] and deletes the peer's half
+/// of the child. Without narrowing (what opportunistic peers do) both are the whole hosts.
 #[derive(Debug, Clone)]
 pub struct ChildSa {
     /// SPI of the SA the peer sends to us (allocated by the agent).
@@ -89,7 +103,7 @@ pub struct ChildSa {
     pub outbound_spi: u32,
     pub local: IpAddr,
     pub remote: IpAddr,
-    /// Negotiated selectors (host-to-host after narrowing).
+    /// Negotiated selectors: one each, see "Traffic selectors" above.
     pub local_ts: Vec<TrafficSelector>,
     pub remote_ts: Vec<TrafficSelector>,
     pub encr: EncrAlg,

@@ -1,7 +1,7 @@
 //! INFORMATIONAL exchanges: deleting child SAs and the IKE SA (RFC 7296 1.4.1), liveness checks
 //! (2.4), and the last exchange on an IKE SA retired by a rekey (2.18).
 
-use super::tasks::{matches_core, Reply, Step};
+use super::tasks::{matches_core, Reply, Step, Task};
 use super::{ChildState, Ctx, IkeSa, Phase};
 use crate::error::Error;
 use crate::event::{CloseReason, Event};
@@ -48,6 +48,37 @@ pub(crate) fn build_abort_auth(sa: &mut IkeSa) -> Step {
         ExchangeType::INFORMATIONAL,
         vec![failed, Payload::Delete(d)],
     )
+}
+
+/// The child SA the responder created for us cannot be used (its proposal, mode or selectors
+/// are unacceptable): report it, and if the responder installed its half (its answer carried an
+/// SA payload and no error), delete that half (RFC 7296 2.9, 1.4.1). The inbound SPI stays
+/// unused then, since the peer may still send to it until it processes the delete.
+pub(crate) fn refuse_child(
+    sa: &mut IkeSa,
+    ctx: &mut Ctx<'_>,
+    spi: Option<u32>,
+    answer: &[Payload],
+    error: Error,
+) {
+    let created = answer.iter().any(|p| matches!(p, Payload::Sa(_)))
+        && !answer
+            .iter()
+            .any(|p| matches!(p, Payload::Notify(n) if n.ty.is_error()));
+    match spi {
+        Some(spi) if created => sa.queue(Task::DeleteRefused(spi)),
+        spi => sa.spis.extend(spi),
+    }
+    sa.emit(ctx, Event::ChildSaFailed { error });
+}
+
+/// INFORMATIONAL with a Delete of the child the responder made for us and we refused.
+pub(crate) fn build_delete_refused(spi: u32) -> Step {
+    let d = DeletePayload {
+        protocol: ProtocolId::ESP,
+        spis: vec![spi],
+    };
+    Step::Send(ExchangeType::INFORMATIONAL, vec![Payload::Delete(d)])
 }
 
 /// Removes a child and tells the agent.

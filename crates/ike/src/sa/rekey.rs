@@ -15,7 +15,7 @@ use crate::keys::{derive_ike, skeyseed_rekey};
 use crate::proposal::{
     check_esp, check_ike, esp_offer, esp_reply, ike_offer, select_esp, select_ike,
 };
-use crate::ts::accept;
+use crate::ts::accept_pair;
 use crate::wire::{
     find_notify, ExchangeType, KePayload, NoncePayload, NotifyPayload, NotifyType, Payload,
     Payloads, ProtocolId, SaPayload, TsPayload,
@@ -134,15 +134,20 @@ pub(crate) fn on_child_response(
         }
         return Ok(());
     }
-    let sa_p = p.sa().ok_or(PeerError::MissingPayload("SA"))?;
     let nr = p.nonce().ok_or(PeerError::MissingPayload("Nonce"))?;
-    let (outbound, algs) =
-        check_esp(sa_p, &ctx.config.esp_proposals).ok_or(PeerError::BadProposal)?;
-    let (tsi, tsr) = child_ts(p)?;
-    let tsi = accept(&tsi, sa.local.ip(), sa.nat.0).ok_or(PeerError::TrafficSelectors)?;
-    let tsr = accept(&tsr, sa.remote.ip(), sa.nat.1).ok_or(PeerError::TrafficSelectors)?;
-    // Child keys: this exchange's initiator is us, whatever our IKE SA role (2.17).
-    let child = make_rekeyed_child(sa, ctx, spi, outbound, algs, (tsi, tsr), &t.ni, &nr.0, true)?;
+    let child = match new_child(sa, ctx, &t, spi, p) {
+        Ok(c) => c,
+        // 1.2: a child that cannot be used does not fail the IKE SA; the old child stays and
+        // its rekey is tried again later.
+        Err(e) => {
+            if let Some(c) = sa.child_by_inbound(t.old) {
+                c.state = ChildState::Installed;
+                c.rekey_at = ctx.now + REFUSED_RETRY;
+            }
+            super::info::refuse_child(sa, ctx, Some(spi), p, e);
+            return Ok(());
+        }
+    };
     install_child(sa, ctx, child, Some(t.old));
     let collision = sa.child_by_inbound(t.old).and_then(|c| {
         c.state = ChildState::Rekeyed;
@@ -163,6 +168,41 @@ pub(crate) fn on_child_response(
         sa.queue(Task::DeleteChild(t.old));
     }
     Ok(())
+}
+
+/// When to rekey a child again after the peer's answer to our rekey was unusable.
+const REFUSED_RETRY: Duration = Duration::from_secs(60);
+
+/// The child our rekey `t` made, from the peer's answer: proposal, and selectors within the old
+/// child's (2.9).
+fn new_child(
+    sa: &mut IkeSa,
+    ctx: &Ctx<'_>,
+    t: &ChildRekey,
+    spi: u32,
+    p: &[Payload],
+) -> Result<crate::event::ChildSa, Error> {
+    let sa_p = p.sa().ok_or(PeerError::MissingPayload("SA"))?;
+    let nr = p.nonce().ok_or(PeerError::MissingPayload("Nonce"))?;
+    let (outbound, algs) =
+        check_esp(sa_p, &ctx.config.esp_proposals).ok_or(PeerError::BadProposal)?;
+    let (tsi, tsr) = child_ts(p)?;
+    let old = sa
+        .children
+        .iter()
+        .find(|c| c.sa.inbound_spi == t.old)
+        .ok_or(LocalError::Config("child vanished"))?;
+    let offered = match (old.sa.local_ts.as_slice(), old.sa.remote_ts.as_slice()) {
+        ([l], [r]) => (*l, *r),
+        _ => return Err(LocalError::Config("child without one selector per side").into()),
+    };
+    let local = (sa.local.ip(), sa.nat.0);
+    let remote = (sa.remote.ip(), sa.nat.1);
+    let (tsi, tsr) = accept_pair((&tsi, &tsr), (&offered.0, &offered.1), local, remote)
+        .ok_or(PeerError::TrafficSelectors)?;
+    // Child keys: this exchange's initiator is us, whatever our IKE SA role (2.17).
+    let ts = (vec![tsi], vec![tsr]);
+    make_rekeyed_child(sa, ctx, spi, outbound, algs, ts, &t.ni, &nr.0, true)
 }
 
 fn lowest_is_ours(ni: &[u8], nr: &[u8], pni: &[u8], pnr: &[u8]) -> bool {

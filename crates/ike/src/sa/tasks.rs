@@ -23,6 +23,8 @@ pub(crate) enum Task {
     ChildRekey(rekey::ChildRekey),
     IkeRekey(rekey::IkeRekey),
     DeleteChild(u32),
+    /// Delete the responder's half of a child we refused (by our inbound SPI); we hold none.
+    DeleteRefused(u32),
     DeleteIke,
     /// The initiator could not authenticate the responder after IKE_AUTH: tell it (AUTHENTICATION_FAILED)
     /// and delete the IKE SA, so the responder removes the child SA it already installed; then close
@@ -36,6 +38,7 @@ impl Task {
         match (self, other) {
             (Self::ChildRekey(a), Self::ChildRekey(b)) => a.old == b.old,
             (Self::DeleteChild(a), Self::DeleteChild(b)) => a == b,
+            (Self::DeleteRefused(a), Self::DeleteRefused(b)) => a == b,
             _ => core::mem::discriminant(self) == core::mem::discriminant(other),
         }
     }
@@ -148,6 +151,7 @@ impl IkeSa {
             Task::ChildRekey(t) => rekey::build_child(self, ctx, t),
             Task::IkeRekey(t) => rekey::build_ike(self, ctx, t),
             Task::DeleteChild(spi) => Ok(info::build_delete_child(self, *spi)),
+            Task::DeleteRefused(spi) => Ok(info::build_delete_refused(*spi)),
             Task::DeleteIke => Ok(info::build_delete_ike(self)),
             Task::AbortAuth(_) => Ok(info::build_abort_auth(self)),
             Task::Liveness => Ok(Step::Send(ExchangeType::INFORMATIONAL, Vec::new())),
@@ -282,6 +286,7 @@ impl IkeSa {
                 info::on_delete_child_response(self, ctx, spi);
                 Ok(Outcome::Done)
             }
+            Task::DeleteRefused(_) => Ok(Outcome::Done),
             Task::DeleteIke => {
                 self.close(ctx, CloseReason::Local);
                 Ok(Outcome::Done)

@@ -17,6 +17,7 @@ use crate::ts::host_ts;
 use crate::wire::{
     ExchangeType, Message, NotifyPayload, NotifyType, Payload, ProtocolId, TsPayload,
 };
+use crate::Endpoint;
 
 /// A CREATE_CHILD_SA request rekeying the child whose SPI (B's outbound) is `old`.
 pub(crate) fn rekey_request(old: u32, new_spi: u32, rng: &mut ChaCha20Rng) -> Vec<Payload> {
@@ -43,6 +44,39 @@ pub(crate) fn rekey_request(old: u32, new_spi: u32, rng: &mut ChaCha20Rng) -> Ve
     ]
 }
 
+/// Seals `payloads` on the IKE SA `h` of `ep` with its current keys, as our engine would send
+/// them (message ID `mid`, a request or a response).
+pub(crate) fn seal_on(
+    ep: &mut Endpoint,
+    h: SaHandle,
+    exchange: ExchangeType,
+    mid: u32,
+    response: bool,
+    payloads: &[Payload],
+) -> Vec<Vec<u8>> {
+    let config = super::pair::config();
+    let mut rng = ChaCha20Rng::seed_from_u64(99);
+    let mut out = Output::default();
+    let sa = ep.registry_mut().get_mut(h).unwrap();
+    let mut ctx = Ctx {
+        now: sa.last_heard,
+        config: &config,
+        rng: &mut rng,
+        out: &mut out,
+    };
+    seal(sa, &sa.core, &mut ctx, exchange, mid, response, payloads).unwrap()
+}
+
+/// Opens a (single-datagram) message sent to the IKE SA `h` of `ep` with its keys.
+pub(crate) fn open_on(ep: &mut Endpoint, h: SaHandle, datagram: &[u8]) -> Vec<Payload> {
+    let msg = Message::parse(datagram).unwrap();
+    let sa = ep.registry_mut().get_mut(h).unwrap();
+    match open(sa, datagram, &msg) {
+        Some(Opened::Whole(p)) => p,
+        other => panic!("did not open: {other:?}"),
+    }
+}
+
 /// Sends `payloads` as A's next request on its IKE SA `ha`, delivers it to B (answering B's
 /// events), and returns B's decrypted response.
 pub(crate) fn request(
@@ -51,33 +85,21 @@ pub(crate) fn request(
     exchange: ExchangeType,
     payloads: &[Payload],
 ) -> Vec<Payload> {
-    let config = super::pair::config();
-    let mut rng = ChaCha20Rng::seed_from_u64(99);
-    let mut out = Output::default();
-    let now = p.now;
     let sa = p.a.registry_mut().get_mut(ha).unwrap();
     let mid = sa.core.tm.next_mid;
     sa.core.tm.next_mid += 1;
-    let mut ctx = Ctx {
-        now,
-        config: &config,
-        rng: &mut rng,
-        out: &mut out,
-    };
-    let datagrams = seal(sa, &sa.core, &mut ctx, exchange, mid, false, payloads).unwrap();
-    let (a, b) = (A.parse().unwrap(), B.parse().unwrap());
+    let datagrams = seal_on(&mut p.a, ha, exchange, mid, false, payloads);
+    let (now, a, b) = (p.now, A.parse().unwrap(), B.parse().unwrap());
     for d in &datagrams {
         p.b.handle_datagram(now, a, b, d);
     }
     p.answer_b();
     let reply = p.b.poll_transmit().expect("B answers");
-    let msg = Message::parse(&reply.contents).unwrap();
-    assert_eq!(msg.header.message_id, mid);
-    let sa = p.a.registry_mut().get_mut(ha).unwrap();
-    match open(sa, &reply.contents, &msg) {
-        Some(Opened::Whole(p)) => p,
-        other => panic!("B's response did not open: {other:?}"),
-    }
+    assert_eq!(
+        Message::parse(&reply.contents).unwrap().header.message_id,
+        mid
+    );
+    open_on(&mut p.a, ha, &reply.contents)
 }
 
 /// The first error notification in a response.

@@ -4,3 +4,4 @@
 mod bounds;
 mod hostile;
 mod pair;
+mod selectors;

@@ -129,3 +129,40 @@ impl TestPair {
         }
     }
 }
+
+impl TestPair {
+    /// Answers A's pending events (SPIs) without moving datagrams.
+    pub(crate) fn answer_a(&mut self) {
+        self.answer(true);
+    }
+
+    /// Takes the datagrams A has queued, without delivering them.
+    pub(crate) fn take_from_a(&mut self) -> Vec<Vec<u8>> {
+        self.answer_a();
+        std::iter::from_fn(|| self.a.poll_transmit())
+            .map(|t| t.contents)
+            .collect()
+    }
+
+    /// Takes the datagrams B has queued, without delivering them.
+    pub(crate) fn take_from_b(&mut self) -> Vec<Vec<u8>> {
+        self.answer_b();
+        std::iter::from_fn(|| self.b.poll_transmit())
+            .map(|t| t.contents)
+            .collect()
+    }
+
+    pub(crate) fn to_b(&mut self, datagrams: &[Vec<u8>]) {
+        let (a, b) = (A.parse().unwrap(), B.parse().unwrap());
+        for d in datagrams {
+            self.b.handle_datagram(self.now, a, b, d);
+        }
+    }
+
+    pub(crate) fn to_a(&mut self, datagrams: &[Vec<u8>]) {
+        let (a, b) = (A.parse().unwrap(), B.parse().unwrap());
+        for d in datagrams {
+            self.a.handle_datagram(self.now, b, a, d);
+        }
+    }
+}
