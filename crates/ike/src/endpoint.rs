@@ -318,7 +318,7 @@ impl Endpoint {
         });
     }
 
-    /// Number of IKE SAs (any phase).
+    /// Number of IKE SAs (any phase, half-open ones included).
     pub fn sa_count(&self) -> usize {
         self.sas.len()
     }
@@ -333,6 +333,9 @@ impl Endpoint {
             proposal: sa.core.algs.as_ref().map(crate::proposal::describe),
             rekey_at: sa.rekey_at,
             children: sa.children.len(),
+            remote: sa.remote,
+            peer_auth: sa.peer_auth.map(|(a, _)| a),
+            authenticated_at: sa.peer_auth.map(|(_, t)| t),
         })
     }
 
@@ -346,7 +349,8 @@ impl Endpoint {
         &mut self.sas
     }
 
-    /// Half-open responder SAs (what the cookie threshold counts).
+    /// Half-open responder SAs (IKE_SA_INIT answered, IKE_AUTH not done): what the cookie
+    /// threshold and `max_half_open` count.
     pub fn half_open(&self) -> usize {
         self.half_open_count()
     }

@@ -130,8 +130,9 @@ impl core::fmt::Debug for ChildKeys {
     }
 }
 
-/// A read-only view of one IKE SA, for status displays.
+/// A read-only view of one IKE SA, for status displays and the agent's bounds.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SaInfo {
     pub spi_i: u64,
     pub spi_r: u64,
@@ -141,6 +142,12 @@ pub struct SaInfo {
     pub proposal: Option<String>,
     /// When the IKE SA will be rekeyed, if scheduled.
     pub rekey_at: Option<std::time::Instant>,
-    /// Installed child SAs.
+    /// Child SAs held (installed, being rekeyed, or awaiting their delete).
     pub children: usize,
+    /// Where the peer's messages come from now.
+    pub remote: SocketAddr,
+    /// How the peer authenticated; `None` until IKE_AUTH is done.
+    pub peer_auth: Option<PeerAuth>,
+    /// When IKE_AUTH completed. IKE SA rekeys do not change it: they do not re-authenticate.
+    pub authenticated_at: Option<std::time::Instant>,
 }

@@ -283,6 +283,7 @@ fn established(sa: &mut IkeSa, ctx: &mut Ctx<'_>, peer_id: Identity, peer_auth: 
     sa.phase = Phase::Established;
     sa.created = ctx.now;
     sa.peer_id = Some(peer_id.clone());
+    sa.peer_auth = Some((peer_auth, ctx.now));
     sa.rekey_at = Some(ctx.now + jitter(ctx, ctx.config.ike_lifetime.soft));
     let (nat_local, nat_remote) = sa.nat;
     sa.emit(

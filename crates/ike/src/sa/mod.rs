@@ -22,7 +22,7 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::crypto::{CryptoRng, PublicKey, SigHash};
 use crate::error::Error;
-use crate::event::{ChildSa, CloseReason, Event, SaHandle, Transmit};
+use crate::event::{ChildSa, CloseReason, Event, PeerAuth, SaHandle, Transmit};
 use crate::keys::IkeKeys;
 use crate::output::Output;
 use crate::proposal::IkeAlgs;
@@ -129,6 +129,8 @@ pub(crate) struct IkeSa {
     /// When we delete the retiring IKE SA ourselves if the peer has not (RFC 7296 2.18).
     pub(crate) retire_at: Option<Instant>,
     pub(crate) peer_id: Option<Identity>,
+    /// How the peer authenticated, and when (IKE_AUTH; IKE rekeys do not re-authenticate).
+    pub(crate) peer_auth: Option<(PeerAuth, Instant)>,
     pub(crate) peer_keys: PeerKeys,
     pub(crate) peer_hashes: Vec<SigHash>,
     pub(crate) peer_fragmentation: bool,
@@ -161,6 +163,7 @@ impl IkeSa {
             retiring: None,
             retire_at: None,
             peer_id: None,
+            peer_auth: None,
             peer_keys: PeerKeys::NotAsked,
             peer_hashes: Vec::new(),
             peer_fragmentation: false,
