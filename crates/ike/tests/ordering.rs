@@ -4,7 +4,7 @@
 //! once, so the responder's inbound SA must be in the kernel first, whatever order the caller
 //! drains in.
 
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
 mod util;
 

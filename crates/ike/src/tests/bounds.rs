@@ -80,7 +80,7 @@ fn rekeys_without_deletes_are_bounded_and_retired() {
     let mut rng = ChaCha20Rng::seed_from_u64(6);
     let mut current = p.a_children()[0];
     let mut refused = 0;
-    for i in 0..(3 * max as u32) {
+    for i in 0..u32::try_from(3 * max).unwrap() {
         let r = hostile::request(
             &mut p,
             ha,

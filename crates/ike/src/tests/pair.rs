@@ -152,14 +152,14 @@ impl TestPair {
             .collect()
     }
 
-    pub(crate) fn to_b(&mut self, datagrams: &[Vec<u8>]) {
+    pub(crate) fn deliver_to_b(&mut self, datagrams: &[Vec<u8>]) {
         let (a, b) = (A.parse().unwrap(), B.parse().unwrap());
         for d in datagrams {
             self.b.handle_datagram(self.now, a, b, d);
         }
     }
 
-    pub(crate) fn to_a(&mut self, datagrams: &[Vec<u8>]) {
+    pub(crate) fn deliver_to_a(&mut self, datagrams: &[Vec<u8>]) {
         let (a, b) = (A.parse().unwrap(), B.parse().unwrap());
         for d in datagrams {
             self.a.handle_datagram(self.now, b, a, d);

@@ -34,9 +34,9 @@ fn until_auth() -> (TestPair, SaHandle, SaHandle, Vec<Payload>) {
     let mut p = TestPair::new(config(), config());
     let ha = p.a.connect(p.now, A.parse().unwrap(), B.parse().unwrap());
     let init = p.take_from_a();
-    p.to_b(&init);
+    p.deliver_to_b(&init);
     let resp = p.take_from_b();
-    p.to_a(&resp);
+    p.deliver_to_a(&resp);
     let auth = p.take_from_a();
     assert_eq!(auth.len(), 1);
     let hb =
@@ -101,10 +101,10 @@ fn offer(tsi: Vec<TrafficSelector>, tsr: Vec<TrafficSelector>) -> (TestPair, Vec
         false,
         &with_ts(&auth, tsi, tsr),
     );
-    p.to_b(&forged);
+    p.deliver_to_b(&forged);
     let resp = p.take_from_b();
     let reply = open_on(&mut p.a, ha, &resp[0]);
-    p.to_a(&resp);
+    p.deliver_to_a(&resp);
     p.answer_a();
     let _ = hb;
     (p, reply)
@@ -197,7 +197,7 @@ fn initiator_accepts_only_what_it_can_hold() {
     for (tsi, tsr, want) in cases {
         let (mut p, ha, hb, auth) = until_auth();
         let request = seal_on(&mut p.a, ha, ExchangeType::IKE_AUTH, 1, false, &auth);
-        p.to_b(&request);
+        p.deliver_to_b(&request);
         let resp = p.take_from_b();
         let reply = open_on(&mut p.a, ha, &resp[0]);
         let forged = seal_on(
@@ -208,7 +208,7 @@ fn initiator_accepts_only_what_it_can_hold() {
             true,
             &with_ts(&reply, tsi.clone(), tsr.clone()),
         );
-        p.to_a(&forged);
+        p.deliver_to_a(&forged);
         p.answer_a();
         match want {
             Some((l, r)) => {

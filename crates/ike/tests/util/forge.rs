@@ -1,6 +1,7 @@
 //! Hand-built datagrams an attacker who sees an IKE SA's traffic can send without its keys: the
 //! SA's SPIs and a chosen message ID and exchange type, with no SK payload, or with an SK / SKF
 //! payload whose ICV does not verify (RFC 7296 3.1 header, 3.14 SK, RFC 7383 2.5 SKF).
+#![allow(clippy::indexing_slicing)]
 
 /// Exchange types (RFC 7296 3.1).
 pub const IKE_SA_INIT: u8 = 34;
@@ -21,11 +22,11 @@ const SKF: u8 = 53;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum As {
     /// A request from X (sent to X's peer).
-    RequestFromSender,
+    RequestFromX,
     /// A request from X's peer (sent to X).
-    RequestToSender,
+    RequestToX,
     /// A response from X's peer (sent to X).
-    ResponseToSender,
+    ResponseToX,
 }
 
 /// The message forms tried.
@@ -58,9 +59,9 @@ pub const FORMS: [Form; 6] = [
 fn flags(d: &[u8], role: As) -> u8 {
     let sender_i = d[19] & I_FLAG;
     match role {
-        As::RequestFromSender => sender_i,
-        As::RequestToSender => sender_i ^ I_FLAG,
-        As::ResponseToSender => (sender_i ^ I_FLAG) | R_FLAG,
+        As::RequestFromX => sender_i,
+        As::RequestToX => sender_i ^ I_FLAG,
+        As::ResponseToX => (sender_i ^ I_FLAG) | R_FLAG,
     }
 }
 
