@@ -45,6 +45,12 @@
 //!   2.4). Only IKE_SA_INIT, unprotected by design, can be disturbed by a forger who sees it
 //!   (a forged error notification or a forged response fails the initiator's attempt; RFC 7296
 //!   2.21.1); cookies and INVALID_KE_PAYLOAD retries are bounded.
+//! - What a peer can make the engine hold is bounded by [`Config`]: half-open SAs per source
+//!   address and in total (past `cookie_threshold` only with a cookie bound to address, port and
+//!   SPIi), children per IKE SA, fragments per message; what the peer rekeyed and never deleted
+//!   is deleted after `rekey_delete_grace`.
+//! - Routing a datagram and finding the next deadline take constant work, whatever the number
+//!   of SAs (`benches/scale.rs`).
 //! - Errors keep the peer's faults ([`PeerError`]) apart from ours ([`LocalError`]).
 
 mod admission;
