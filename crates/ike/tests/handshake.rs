@@ -593,3 +593,29 @@ fn sa_info_reports_spis_and_the_negotiated_algorithms() {
         "an established SA has a rekey time"
     );
 }
+
+/// What the agent's bounds need: how each SA authenticated its peer and since when (an IKE
+/// rekey does not re-authenticate, so the time stays), and the endpoint's counts.
+#[test]
+fn sa_info_reports_authentication_kind_and_time() {
+    let mut b = config("b", Some("ed25519_b"));
+    b.accept_null_peers = true;
+    let mut p = Pair::new(config("a", None), b);
+    let ha = p.connect();
+    assert_eq!(p.a.ep.sa_info(ha).unwrap().authenticated_at, None);
+    assert_eq!(p.a.ep.sa_info(ha).unwrap().peer_auth, None);
+    p.drive_for(Duration::from_secs(1));
+    let hb = p.b_handle();
+    let (ia, ib) = (p.a.ep.sa_info(ha).unwrap(), p.b.ep.sa_info(hb).unwrap());
+    assert_eq!(ia.peer_auth, Some(PeerAuth::Signature));
+    assert_eq!(ib.peer_auth, Some(PeerAuth::Null));
+    let at = ib.authenticated_at.expect("authenticated");
+    assert_eq!(ib.remote, p.a.addr);
+    p.drive_for(Duration::from_secs(100));
+    let now = p.now;
+    p.a.ep.rekey_ike(now, ha);
+    p.drive_for(Duration::from_secs(1));
+    assert_eq!(p.b.count(|e| matches!(e, Event::IkeSaRekeyed)), 1);
+    assert_eq!(p.b.ep.sa_info(hb).unwrap().authenticated_at, Some(at));
+    assert_eq!((p.b.ep.sa_count(), p.b.ep.half_open()), (1, 0));
+}

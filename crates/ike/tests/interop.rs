@@ -75,9 +75,7 @@ impl Driver {
         let mut buf = vec![0u8; 65536];
         loop {
             let now = Instant::now();
-            while let Some(t) = self.ep.poll_transmit() {
-                self.sock.send_to(&t.contents, t.remote).unwrap();
-            }
+            // Act on each event before sending what follows it (the crate's output contract).
             while let Some((h, e)) = self.ep.poll_event() {
                 match &e {
                     Event::NeedSpi { .. } => {
@@ -92,7 +90,10 @@ impl Driver {
                 }
                 self.events.push(e);
             }
-            if self.ep.poll_transmit().is_none() && done(&self.events) {
+            while let Some(t) = self.ep.poll_transmit() {
+                self.sock.send_to(&t.contents, t.remote).unwrap();
+            }
+            if done(&self.events) {
                 return true;
             }
             if now >= end {

@@ -171,9 +171,7 @@ pub(crate) fn handle(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], msg: Me
     if !h.is_response() {
         // A retransmitted request: replay our response (2.1).
         if !sa.core.initiator && h.spi_i == sa.core.spi_i {
-            if let Some((0, d)) = sa.core.tm.cache.clone() {
-                d.iter().for_each(|d| sa.send(ctx, d));
-            }
+            sa.replay(ctx, 0, datagram);
         }
         return;
     }
@@ -441,7 +439,8 @@ fn try_respond(
     sa.handshake.init_request = datagram.to_vec();
     sa.handshake.init_response = out.clone();
     sa.send(ctx, &out);
-    sa.core.tm.cache = Some((0, vec![out]));
+    let request = super::replay::request_id(datagram);
+    sa.core.tm.cache = Some(super::replay::Replay::new(0, request, vec![out]));
     sa.core.tm.peer_mid = 1;
     Ok(())
 }

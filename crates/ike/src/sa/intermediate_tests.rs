@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use rand_core::SeedableRng;
@@ -48,13 +47,12 @@ fn responder() -> IkeSa {
 fn with_ctx<T>(f: impl FnOnce(&mut Ctx<'_>) -> T) -> T {
     let config = Config::new(Identity::Fqdn("b.example".into()), LocalAuth::Null);
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
-    let (mut transmits, mut events) = (VecDeque::new(), VecDeque::new());
+    let mut out = crate::output::Output::default();
     let mut ctx = Ctx {
         now: Instant::now(),
         config: &config,
         rng: &mut rng,
-        transmits: &mut transmits,
-        events: &mut events,
+        out: &mut out,
     };
     f(&mut ctx)
 }

@@ -152,36 +152,47 @@ fn fragment_capacity(core: &Core, limit: usize) -> Result<usize, Error> {
     Ok(p)
 }
 
-/// Opens an SK message, or adds an SKF fragment; `None` while fragments are missing.
-pub(crate) fn open(
-    sa: &mut IkeSa,
-    datagram: &[u8],
-    msg: &Message,
-) -> Result<Option<Vec<Payload>>, Error> {
-    let keys = sa
-        .core
-        .keys
-        .as_ref()
-        .ok_or(PeerError::Protocol("encrypted message before keys"))?;
+/// What opening a protected message gave.
+#[derive(Debug)]
+pub(crate) enum Opened {
+    /// The whole inner payload chain.
+    Whole(Vec<Payload>),
+    /// A verified fragment; more are missing.
+    Partial,
+    /// Authentic (its ICV verified) but malformed inside: the peer's fault, answerable.
+    Malformed(Error),
+}
+
+/// Opens an SK message, or adds an SKF fragment. `None` when the message is not authentic: no SK
+/// or SKF payload where one must be, or an ICV that does not verify. RFC 7296 2.4: nothing may
+/// be concluded from such a message, so the caller drops it and changes no state.
+pub(crate) fn open(sa: &mut IkeSa, datagram: &[u8], msg: &Message) -> Option<Opened> {
+    let keys = sa.core.keys.as_ref()?;
+    let whole = |first, plain: &[u8]| match parse_chain(first, plain, 0) {
+        Ok(p) => Opened::Whole(p),
+        Err(e) => Opened::Malformed(e.into()),
+    };
     match msg.payloads.as_slice() {
         [Payload::Sk(e)] => {
-            let prefix = datagram.get(..e.aad_len).ok_or(PeerError::Integrity)?;
-            let plain = keys.inbound.open(prefix, &e.body)?;
+            let prefix = datagram.get(..e.aad_len)?;
+            let plain = keys.inbound.open(prefix, &e.body).ok()?;
             keep_intermediate(sa, msg, e.first_inner, &plain);
-            Ok(Some(parse_chain(e.first_inner, &plain, 0)?))
+            Some(whole(e.first_inner, &plain))
         }
         [Payload::Skf(f)] if sa.peer_fragmentation && ctx_allows_fragments(msg) => {
-            let prefix = datagram.get(..f.aad_len).ok_or(PeerError::Integrity)?;
-            let plain = keys.inbound.open(prefix, &f.body)?;
-            match sa.core.tm.reassembly.add(msg.header.message_id, f, plain)? {
-                Some((first, whole)) => {
-                    keep_intermediate(sa, msg, first, &whole);
-                    Ok(Some(parse_chain(first, &whole, 0)?))
+            let prefix = datagram.get(..f.aad_len)?;
+            let plain = keys.inbound.open(prefix, &f.body).ok()?;
+            let added = sa.core.tm.reassembly.add(msg.header.message_id, f, plain);
+            Some(match added {
+                Ok(Some((first, all))) => {
+                    keep_intermediate(sa, msg, first, &all);
+                    whole(first, &all)
                 }
-                None => Ok(None),
-            }
+                Ok(None) => Opened::Partial,
+                Err(e) => Opened::Malformed(e),
+            })
         }
-        _ => Err(PeerError::Protocol("expected one SK payload").into()),
+        _ => None,
     }
 }
 

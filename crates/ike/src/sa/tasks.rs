@@ -6,6 +6,8 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::protect::Opened;
+use super::replay::{request_id, Replay, RequestId};
 use super::{authx, info, init, intermediate, protect, rekey, Core, Ctx, IkeSa, Phase};
 use crate::error::{Error, LocalError, PeerError};
 use crate::event::CloseReason;
@@ -23,6 +25,8 @@ pub(crate) enum Task {
     ChildRekey(rekey::ChildRekey),
     IkeRekey(rekey::IkeRekey),
     DeleteChild(u32),
+    /// Delete the responder's half of a child we refused (by our inbound SPI); we hold none.
+    DeleteRefused(u32),
     DeleteIke,
     /// The initiator could not authenticate the responder after IKE_AUTH: tell it (AUTHENTICATION_FAILED)
     /// and delete the IKE SA, so the responder removes the child SA it already installed; then close
@@ -36,6 +40,7 @@ impl Task {
         match (self, other) {
             (Self::ChildRekey(a), Self::ChildRekey(b)) => a.old == b.old,
             (Self::DeleteChild(a), Self::DeleteChild(b)) => a == b,
+            (Self::DeleteRefused(a), Self::DeleteRefused(b)) => a == b,
             _ => core::mem::discriminant(self) == core::mem::discriminant(other),
         }
     }
@@ -103,8 +108,10 @@ pub(crate) struct TaskManager {
     pub(crate) peer_mid: u32,
     pub(crate) queue: VecDeque<Task>,
     pub(crate) active: Option<Active>,
-    /// Our last response: its message ID and datagrams (RFC 7296 2.1: replay, don't recompute).
-    pub(crate) cache: Option<(u32, Vec<Vec<u8>>)>,
+    /// Our last response (RFC 7296 2.1: replay, don't recompute).
+    pub(crate) cache: Option<Replay>,
+    /// The request being answered: its first datagram, as [`Replay`] keys it.
+    pub(crate) request: Option<RequestId>,
     pub(crate) paused: Option<Paused>,
     pub(crate) reassembly: protect::Reassembly,
 }
@@ -149,6 +156,7 @@ impl IkeSa {
             Task::ChildRekey(t) => rekey::build_child(self, ctx, t),
             Task::IkeRekey(t) => rekey::build_ike(self, ctx, t),
             Task::DeleteChild(spi) => Ok(info::build_delete_child(self, *spi)),
+            Task::DeleteRefused(spi) => Ok(info::build_delete_refused(*spi)),
             Task::DeleteIke => Ok(info::build_delete_ike(self)),
             Task::AbortAuth(_) => Ok(info::build_abort_auth(self)),
             Task::Liveness => Ok(Step::Send(ExchangeType::INFORMATIONAL, Vec::new())),
@@ -284,6 +292,7 @@ impl IkeSa {
                 info::on_delete_child_response(self, ctx, spi);
                 Ok(Outcome::Done)
             }
+            Task::DeleteRefused(_) => Ok(Outcome::Done),
             Task::DeleteIke => {
                 self.close(ctx, CloseReason::Local);
                 Ok(Outcome::Done)
@@ -398,7 +407,8 @@ impl IkeSa {
                 for d in &datagrams {
                     self.send(ctx, d);
                 }
-                self.core.tm.cache = Some((mid, datagrams));
+                let request = self.core.tm.request.take().unwrap_or_default();
+                self.core.tm.cache = Some(Replay::new(mid, request, datagrams));
                 self.core.tm.peer_mid = mid.wrapping_add(1);
             }
             Err(e) => self.fail(ctx, e),
@@ -473,20 +483,22 @@ impl IkeSa {
                 return;
             }
         } else if h.message_id.wrapping_add(1) == tm.peer_mid {
-            if let Some((mid, datagrams)) = tm.cache.clone() {
-                if mid == h.message_id && is_first_fragment(&msg) {
-                    datagrams.iter().for_each(|d| self.send(ctx, d));
-                }
-            }
-            return;
+            return self.replay(ctx, h.message_id, datagram);
         } else if h.message_id != tm.peer_mid || tm.paused.is_some() {
             return;
         }
-        let payloads = match protect::open(self, datagram, &msg) {
-            Ok(Some(p)) => p,
-            Ok(None) => return, // more fragments to come
-            Err(Error::Peer(PeerError::Integrity)) => return, // forged or corrupt: drop silently
-            Err(e) => return self.reject(ctx, &h, e),
+        // RFC 7296 2.4: a message that is not authentic (no SK payload, a bad ICV) is dropped
+        // before it can change anything: no answer, no message-ID advance, no teardown.
+        let Some(opened) = protect::open(self, datagram, &msg) else {
+            return;
+        };
+        if !h.is_response() && is_first_fragment(&msg) {
+            self.core.tm.request = Some(request_id(datagram));
+        }
+        let payloads = match opened {
+            Opened::Whole(p) => p,
+            Opened::Partial => return,
+            Opened::Malformed(e) => return self.reject(ctx, &h, e),
         };
         self.last_heard = ctx.now;
         self.follow_nat(from);
@@ -549,7 +561,8 @@ pub(crate) fn matches_core(core: &Core, h: &Header) -> bool {
     h.spi_i == core.spi_i && h.spi_r == core.spi_r && h.from_initiator() != core.initiator
 }
 
-/// Replays answer only the first fragment of a retransmitted request (RFC 7383 2.6.1).
+/// A request's first datagram: the whole SK message, or fragment 1 (what a replay answers, RFC
+/// 7383 2.6.1).
 fn is_first_fragment(msg: &Message) -> bool {
     !matches!(msg.payloads.first(), Some(Payload::Skf(f)) if f.number != 1)
 }
