@@ -6,8 +6,18 @@ use netlink_sys::{protocols::NETLINK_XFRM, Socket};
 use tokio::io::unix::AsyncFd;
 
 use crate::error::Error;
-use crate::event::{Event, GROUPS};
+use crate::event::Event;
 use crate::wire::parse_events;
+
+/// The multicast groups an event socket joins (`XFRMNLGRP_*`).
+///
+/// POLEXPIRE is multicast on the EXPIRE group; the SA and POLICY groups carry
+/// add/delete notifications this crate does not need.
+const GROUPS: [u32; 3] = [
+    netlink_packet_xfrm::XFRMNLGRP_ACQUIRE,
+    netlink_packet_xfrm::XFRMNLGRP_EXPIRE,
+    netlink_packet_xfrm::XFRMNLGRP_MAPPING,
+];
 
 /// Datagrams on the event socket are single events of a few hundred bytes.
 const RECV_BUF: usize = 16 * 1024;

@@ -31,8 +31,16 @@
 //!
 //! Everything is scoped to the network namespace the socket was opened in.
 //!
+//! # Features
+//! The default feature `tokio` holds everything that does I/O: [`Xfrm`], [`EventSocket`],
+//! [`probe`], [`socket`] and [`block_on`]. Without it (`default-features = false`) the crate
+//! is typed requests, specs, events and checked wire parsing, with no I/O crate in its
+//! dependency graph (no tokio, mio, netlink-sys), for a sans-IO core to build on.
+//!
 //! # Example
 //! ```no_run
+//! # #[cfg(feature = "tokio")]
+//! # mod example {
 //! use oe_kernel::{probe, Event, EventSocket, Family, Ownership, PolicySpec, Prefix, TrafficSelector, Xfrm};
 //! # async fn agent() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut xfrm = Xfrm::open(Ownership::default())?;
@@ -53,6 +61,7 @@
 //! }
 //! # Ok(())
 //! # }
+//! # }
 //! ```
 
 pub mod alg;
@@ -68,6 +77,7 @@ pub mod priority;
 #[cfg(feature = "tokio")]
 pub mod probe;
 pub mod sa;
+#[cfg(feature = "tokio")]
 pub mod socket;
 pub mod types;
 pub mod wire;
