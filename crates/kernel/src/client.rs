@@ -8,7 +8,7 @@ use tokio::io::unix::AsyncFd;
 use zeroize::Zeroize;
 
 use crate::error::Error;
-use crate::ownership::Ownership;
+use crate::ownership::{OwnedSa, Ownership};
 use crate::policy::{PolicyInfo, PolicyKey, PolicySpec};
 use crate::sa::{SaId, SaInfo, SaSpec};
 use crate::types::{Reqid, Spi};
@@ -136,15 +136,25 @@ impl Xfrm {
         self.execute(request).await
     }
 
-    /// Installs an SA over an allocated SPI's larval state (`XFRM_MSG_UPDSA`).
+    /// Installs an SA over an allocated SPI's larval state, or updates an SA's lifetimes and
+    /// UDP encapsulation (`XFRM_MSG_UPDSA`). The entry is read first and left alone with
+    /// [`Error::Foreign`] unless it is ours (see [`crate::ownership`] for the race).
     pub async fn update_sa(&mut self, spec: &SaSpec) -> Result<(), Error> {
-        let request = Request::update_sa(spec, &self.ownership)?;
+        let current = self.owned_sa(spec.id()).await?;
+        let request = Request::update_sa(&current, spec, &self.ownership)?;
         self.execute(request).await
     }
 
-    /// Removes an SA.
+    /// Removes an SA if it is ours ([`Error::Foreign`] otherwise, not-found if absent).
     pub async fn delete_sa(&mut self, id: SaId) -> Result<(), Error> {
-        self.execute(Request::delete_sa(id)).await
+        let current = self.owned_sa(id).await?;
+        self.execute(Request::delete_sa(&current)).await
+    }
+
+    /// Reads an SA and checks that it is ours.
+    pub async fn owned_sa(&mut self, id: SaId) -> Result<OwnedSa, Error> {
+        let info = self.get_sa(id).await?;
+        self.ownership.check_sa(info)
     }
 
     /// Reads one SA's counters and last-use time.
@@ -174,15 +184,27 @@ impl Xfrm {
         self.execute(request).await
     }
 
-    /// Installs or replaces a policy (`XFRM_MSG_UPDPOLICY`).
+    /// Replaces our policy with the same selector and direction in place
+    /// (`XFRM_MSG_UPDPOLICY`), or adds `spec` if there is none (`XFRM_MSG_NEWPOLICY`, which
+    /// never overwrites). A foreign policy there is left alone: [`Error::Foreign`].
     pub async fn update_policy(&mut self, spec: &PolicySpec) -> Result<(), Error> {
-        let request = Request::update_policy(spec, &self.ownership)?;
+        let request = match self.get_policy(&spec.key()).await {
+            Ok(info) => {
+                let current = self.ownership.check_policy(info)?;
+                Request::update_policy(&current, spec, &self.ownership)?
+            }
+            Err(e) if e.is_not_found() => Request::add_policy(spec, &self.ownership)?,
+            Err(e) => return Err(e),
+        };
         self.execute(request).await
     }
 
-    /// Removes a policy.
+    /// Removes our policy with this selector and direction ([`Error::Foreign`] if it is not
+    /// ours, not-found if there is none).
     pub async fn delete_policy(&mut self, key: &PolicyKey) -> Result<(), Error> {
-        self.execute(Request::delete_policy(key)).await
+        let info = self.get_policy(key).await?;
+        let current = self.ownership.check_policy(info)?;
+        self.execute(Request::delete_policy(&current)).await
     }
 
     /// Reads one policy.
@@ -228,12 +250,15 @@ impl Xfrm {
     /// meanwhile (expired) are not errors.
     pub async fn flush_owned(&mut self) -> Result<Flushed, Error> {
         let owned = self.list_owned().await?;
+        let o = self.ownership;
         let mut flushed = Flushed::default();
-        for policy in &owned.policies {
-            flushed.policies += usize::from(gone(self.delete_policy(&policy.key).await)?);
+        for policy in owned.policies {
+            let request = Request::delete_policy(&o.check_policy(policy)?);
+            flushed.policies += usize::from(gone(self.execute(request).await)?);
         }
-        for sa in &owned.sas {
-            flushed.sas += usize::from(gone(self.delete_sa(sa.id).await)?);
+        for sa in owned.sas {
+            let request = Request::delete_sa(&o.check_sa(sa)?);
+            flushed.sas += usize::from(gone(self.execute(request).await)?);
         }
         Ok(flushed)
     }

@@ -22,7 +22,10 @@
 //!   them in network byte order (`netlink-packet-xfrm` swaps; we never swap again).
 //! - **Ownership** ([`Ownership`]): everything installed carries a reqid from oe's range
 //!   and a priority from oe's band; [`Xfrm::flush_owned`] and [`Xfrm::list_owned`]
-//!   touch nothing else.
+//!   touch nothing else. Requests that update or delete an existing policy or SA take an
+//!   [`OwnedPolicy`] / [`OwnedSa`], the entry as read from the kernel and checked to be ours;
+//!   the client's `update_*`/`delete_*` read, check, then act, and leave a foreign entry
+//!   alone with [`Error::Foreign`] (see [`ownership`] for the remaining race).
 //! - **Priorities** ([`priority`]): a more specific prefix wins; a host policy beats
 //!   any group policy; foreign policies beat ours.
 //! - **Socket bypass** ([`socket::bypass_ipsec`]): the agent's IKE and DNS sockets skip IPsec policy.
@@ -89,7 +92,7 @@ pub use error::Error;
 pub use event::{Acquire, Event, Flow, Mapping, PolicyExpire, SaExpire};
 #[cfg(feature = "tokio")]
 pub use events::EventSocket;
-pub use ownership::Ownership;
+pub use ownership::{OwnedPolicy, OwnedSa, Ownership};
 pub use policy::{PolicyAction, PolicyInfo, PolicyKey, PolicySpec, Shunt};
 pub use sa::{Counters, Lifetime, Limits, Replay, SaId, SaInfo, SaSpec, UdpEncap};
 pub use types::{Direction, Family, InvalidRequest, Prefix, Reqid, Spi, TrafficSelector};

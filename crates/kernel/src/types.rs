@@ -123,6 +123,9 @@ pub enum InvalidRequest {
     /// Addresses of different families.
     #[error("SA addresses mix IPv4 and IPv6")]
     SaFamilies,
+    /// An update whose spec names another entry than the one read and checked.
+    #[error("the update is for another entry than the one checked")]
+    OtherEntry,
 }
 
 /// An address prefix with its host bits cleared (the kernel compares selectors bytewise).

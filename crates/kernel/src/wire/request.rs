@@ -23,7 +23,7 @@ use super::frame::{self, Frames, Header, HEADER_LEN};
 use super::{parse_payload, Payload};
 use crate::alg::scrub;
 use crate::error::Error;
-use crate::ownership::Ownership;
+use crate::ownership::{OwnedPolicy, OwnedSa, Ownership};
 use crate::policy::{PolicyInfo, PolicyKey, PolicySpec};
 use crate::sa::{SaId, SaInfo, SaSpec};
 use crate::types::{Family, InvalidRequest, Reqid};
@@ -56,8 +56,17 @@ impl Request<()> {
     }
 
     /// `XFRM_MSG_UPDSA`: install an SA over the larval state of an SPI from
-    /// [`Request::alloc_spi`], or replace an existing SA.
-    pub fn update_sa(spec: &SaSpec, ownership: &Ownership) -> Result<Self, InvalidRequest> {
+    /// [`Request::alloc_spi`], or update an existing SA (the kernel then takes only its
+    /// lifetimes and UDP encapsulation from `spec`, keeping keys and counters). `current` is
+    /// the entry as read and checked (see [`crate::ownership`]); `spec` must have its id.
+    pub fn update_sa(
+        current: &OwnedSa,
+        spec: &SaSpec,
+        ownership: &Ownership,
+    ) -> Result<Self, InvalidRequest> {
+        if current.id() != spec.id() {
+            return Err(InvalidRequest::OtherEntry);
+        }
         Self::sa("XFRM_MSG_UPDSA", spec, ownership, XfrmMessage::UpdateSa)
     }
 
@@ -82,10 +91,10 @@ impl Request<()> {
         Ok(req)
     }
 
-    /// `XFRM_MSG_DELSA`.
-    pub fn delete_sa(id: SaId) -> Self {
+    /// `XFRM_MSG_DELSA` of an SA read and checked to be ours (see [`crate::ownership`]).
+    pub fn delete_sa(current: &OwnedSa) -> Self {
         let msg = XfrmMessage::DeleteSa(SaIdMessage {
-            user_sa_id: id.to_xfrm(),
+            user_sa_id: current.id().to_xfrm(),
             nlas: vec![],
         });
         Self::new("XFRM_MSG_DELSA", &msg, NLM_F_ACK, ack)
@@ -102,10 +111,19 @@ impl Request<()> {
         )
     }
 
-    /// `XFRM_MSG_UPDPOLICY`: add, or replace the policy with the same selector and
-    /// direction in place (used to turn a trap into a shunt or back). The caller must
-    /// know that policy is ours.
-    pub fn update_policy(spec: &PolicySpec, ownership: &Ownership) -> Result<Self, InvalidRequest> {
+    /// `XFRM_MSG_UPDPOLICY`: replace the policy with the same selector and direction in
+    /// place (to turn a trap into a shunt or back, or to renew its lifetime: the kernel
+    /// restarts `add_time`). `current` is that policy as read and checked (see
+    /// [`crate::ownership`]); `spec` must have its key. Should the policy have vanished
+    /// meanwhile, the kernel adds `spec` anew.
+    pub fn update_policy(
+        current: &OwnedPolicy,
+        spec: &PolicySpec,
+        ownership: &Ownership,
+    ) -> Result<Self, InvalidRequest> {
+        if current.key() != spec.key() {
+            return Err(InvalidRequest::OtherEntry);
+        }
         Self::policy(
             "XFRM_MSG_UPDPOLICY",
             spec,
@@ -128,11 +146,12 @@ impl Request<()> {
         Ok(Self::new(op, &msg, NLM_F_ACK, ack))
     }
 
-    /// `XFRM_MSG_DELPOLICY` by selector and direction.
-    pub fn delete_policy(key: &PolicyKey) -> Self {
+    /// `XFRM_MSG_DELPOLICY` of a policy read and checked to be ours, by the kernel's index
+    /// (see [`crate::ownership`] for why).
+    pub fn delete_policy(current: &OwnedPolicy) -> Self {
         Self::new(
             "XFRM_MSG_DELPOLICY",
-            &policy_id(XfrmMessage::DeletePolicy, key),
+            &policy_id(XfrmMessage::DeletePolicy, &current.key(), current.index()),
             NLM_F_ACK,
             ack,
         )
@@ -199,7 +218,7 @@ impl Request<PolicyInfo> {
     pub fn get_policy(key: &PolicyKey) -> Self {
         Self::new(
             "XFRM_MSG_GETPOLICY",
-            &policy_id(XfrmMessage::GetPolicy, key),
+            &policy_id(XfrmMessage::GetPolicy, key, 0),
             NLM_F_ACK,
             one_policy,
         )
@@ -214,11 +233,13 @@ impl Request<Vec<PolicyInfo>> {
     }
 }
 
-fn policy_id(wrap: fn(PolicyIdMessage) -> XfrmMessage, key: &PolicyKey) -> XfrmMessage {
+/// `struct xfrm_userpolicy_id`: with a non-zero `index` the kernel looks the policy up
+/// by index (and direction) only, else by selector and direction.
+fn policy_id(wrap: fn(PolicyIdMessage) -> XfrmMessage, key: &PolicyKey, index: u32) -> XfrmMessage {
     wrap(PolicyIdMessage {
         user_policy_id: UserPolicyId {
             selector: key.selector,
-            index: 0,
+            index,
             direction: key.dir.to_xfrm(),
         },
         nlas: vec![],

@@ -17,6 +17,8 @@ use oe_kernel::{
     TrafficSelector, Xfrm,
 };
 
+mod ownership;
+
 const WAIT: Duration = Duration::from_secs(5);
 
 fn ip(s: &str) -> IpAddr {
