@@ -9,7 +9,7 @@ use netlink_packet_xfrm::{
 
 use crate::ownership::Ownership;
 use crate::priority::{self, Class, Rank};
-use crate::types::{Direction, InvalidRequest, Reqid, TrafficSelector};
+use crate::types::{Direction, Family, InvalidRequest, Prefix, Reqid, TrafficSelector};
 
 /// What a shunt does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +108,27 @@ impl PolicySpec {
             half(out, Direction::Out),
             half(out.reversed(), Direction::In),
         ])
+    }
+
+    /// The exemptions for IPv6 neighbour discovery: ICMPv6 router solicitation and
+    /// advertisement, neighbour solicitation and advertisement, and redirect (types
+    /// 133-137, RFC 4861 section 4), from and to anywhere, in both directions, passing at a
+    /// priority that beats every other policy of ours ([`Class::Exempt`]). Without them a
+    /// trap for a global prefix holds the kernel's unicast neighbour solicitations to
+    /// on-link hosts of that prefix, and their neighbour entries end FAILED.
+    pub fn neighbour_discovery() -> Vec<Self> {
+        const ND_TYPES: std::ops::RangeInclusive<u8> = 133..=137;
+        let any = TrafficSelector::to(Prefix::any(Family::V6));
+        ND_TYPES
+            .flat_map(|t| [Direction::Out, Direction::In].map(|dir| (t, dir)))
+            .map(|(t, dir)| Self {
+                selector: any.with_icmp(t, None),
+                dir,
+                action: PolicyAction::Pass,
+                class: Class::Exempt,
+                expires: None,
+            })
+            .collect()
     }
 
     /// Sets an expiry (hard add-expire lifetime) in seconds.
@@ -303,7 +324,6 @@ impl PolicyInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Prefix;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -361,6 +381,30 @@ mod tests {
             format!("{key:?}"),
             "PolicyKey(Out, 0.0.0.0/0 -> 192.0.2.0/24)"
         );
+    }
+
+    #[test]
+    fn neighbour_discovery_passes_both_ways_and_is_ours() {
+        let o = Ownership::default();
+        let specs = PolicySpec::neighbour_discovery();
+        assert_eq!(specs.len(), 10);
+        for spec in &specs {
+            let info = spec.info(&o);
+            assert_eq!(info.action, XFRM_POLICY_ALLOW);
+            assert!(spec.attrs().is_empty());
+            assert_eq!(info.selector.proto, 58);
+            assert!((133..=137).contains(&info.selector.sport));
+            assert!(o.owns_priority(info.priority));
+        }
+        let trap = PolicySpec::trap(
+            TrafficSelector::to(Prefix::host(ip("2001:db8::2"))),
+            o.reqid(0).unwrap(),
+        );
+        let [sa_out, _] =
+            PolicySpec::host_sa_pair(ip("2001:db8::1"), ip("2001:db8::2"), o.reqid(0).unwrap())
+                .unwrap();
+        let worst = specs.iter().map(|s| s.priority(&o)).max().unwrap();
+        assert!(worst < trap.priority(&o) && worst < sa_out.priority(&o));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use oe_kernel::{
     TrafficSelector, Xfrm,
 };
 
+mod nd;
 mod ownership;
 
 const WAIT: Duration = Duration::from_secs(5);
