@@ -10,8 +10,10 @@ use zeroize::Zeroize;
 use crate::error::Error;
 use crate::ownership::{OwnedSa, Ownership};
 use crate::policy::{PolicyInfo, PolicyKey, PolicySpec};
+use crate::refresh;
 use crate::sa::{SaId, SaInfo, SaSpec};
 use crate::types::{Reqid, Spi};
+use crate::wire::batch::{Batch, BatchOutcome, BatchStep};
 use crate::wire::request::{Request, Step};
 
 /// Receive buffer: the kernel caps dump datagrams at 32 KiB.
@@ -42,6 +44,19 @@ pub struct Flushed {
     pub policies: usize,
     /// SAs (including larval ones) removed.
     pub sas: usize,
+}
+
+/// What [`Xfrm::refresh_policies`] did.
+#[derive(Debug, Default)]
+pub struct Refreshed {
+    /// Our policies renewed in place.
+    pub renewed: usize,
+    /// Wanted policies that were gone, added again.
+    pub added: usize,
+    /// Wanted policies whose selector a foreign policy holds: left alone.
+    pub foreign: Vec<PolicyKey>,
+    /// Requests the kernel refused.
+    pub failed: Vec<(PolicyKey, Error)>,
 }
 
 /// Our own entries, as found in the kernel.
@@ -87,17 +102,70 @@ impl Xfrm {
     async fn exchange<T>(&mut self, request: Request<T>) -> Result<T, Error> {
         self.seq = self.seq.wrapping_add(1);
         let (bytes, mut exchange) = request.start(self.seq);
-        self.send(&bytes).await?;
+        self.converse(&bytes, |datagram| match exchange.on_datagram(datagram) {
+            Step::Done(result) => Some(result),
+            Step::Pending => None,
+        })
+        .await?
+    }
+
+    /// Sends a [`Batch`] as one datagram and waits for the kernel's answer to its last
+    /// request; the outcome lists the requests the kernel refused.
+    pub async fn execute_batch(&mut self, batch: Batch) -> Result<BatchOutcome, Error> {
+        if batch.is_empty() {
+            return Ok(BatchOutcome::default());
+        }
+        let first = self.seq.wrapping_add(1);
+        self.seq = self.seq.wrapping_add(batch.seqs());
+        let (bytes, mut exchange) = batch.start(first);
+        let answer = self.converse(&bytes, |datagram| match exchange.on_datagram(datagram) {
+            BatchStep::Done(result) => Some(result),
+            BatchStep::Pending => None,
+        });
+        tokio::time::timeout(TIMEOUT, answer)
+            .await
+            .map_err(|_| Error::Timeout { op: "batch" })??
+    }
+
+    /// Sends `bytes`, then feeds received datagrams to `on` until it has an answer.
+    async fn converse<R>(
+        &mut self,
+        bytes: &[u8],
+        mut on: impl FnMut(&[u8]) -> Option<R>,
+    ) -> Result<R, Error> {
+        self.send(bytes).await?;
         loop {
             let len = self.recv().await?;
             let datagram = self.buf.get_mut(..len).unwrap_or_default();
-            let step = exchange.on_datagram(datagram);
+            let answer = on(datagram);
             // GETSA replies and SA dumps carry keys: leave none in the buffer.
             datagram.zeroize();
-            if let Step::Done(result) = step {
-                return result;
+            if let Some(answer) = answer {
+                return Ok(answer);
             }
         }
+    }
+
+    /// Renews the lifetimes of `wanted` (see [`crate::refresh`]): reads every policy, then
+    /// re-puts ours, adds the missing ones and leaves foreign ones alone, in batches.
+    pub async fn refresh_policies(&mut self, wanted: &[PolicySpec]) -> Result<Refreshed, Error> {
+        let current = self.dump_policies().await?;
+        let plan = refresh::plan(wanted, current, &self.ownership)?;
+        let mut refreshed = Refreshed {
+            renewed: plan.renewed,
+            added: plan.added,
+            foreign: plan.foreign,
+            failed: Vec::new(),
+        };
+        for (batch, keys) in plan.batches.into_iter().zip(plan.keys) {
+            let outcome = self.execute_batch(batch).await?;
+            for (n, error) in outcome.failed {
+                if let Some(key) = keys.get(n) {
+                    refreshed.failed.push((*key, error));
+                }
+            }
+        }
+        Ok(refreshed)
     }
 
     async fn send(&self, bytes: &[u8]) -> Result<(), Error> {

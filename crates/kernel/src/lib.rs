@@ -79,6 +79,7 @@ pub mod policy;
 pub mod priority;
 #[cfg(feature = "tokio")]
 pub mod probe;
+pub mod refresh;
 pub mod sa;
 #[cfg(feature = "tokio")]
 pub mod socket;
@@ -87,7 +88,7 @@ pub mod wire;
 
 pub use alg::{AlgorithmKind, EspAlgorithm, Key};
 #[cfg(feature = "tokio")]
-pub use client::{Flushed, Owned, Xfrm};
+pub use client::{Flushed, Owned, Refreshed, Xfrm};
 pub use error::Error;
 pub use event::{Acquire, Event, Flow, Mapping, PolicyExpire, SaExpire};
 #[cfg(feature = "tokio")]
@@ -96,6 +97,7 @@ pub use ownership::{OwnedPolicy, OwnedSa, Ownership};
 pub use policy::{PolicyAction, PolicyInfo, PolicyKey, PolicySpec, Shunt};
 pub use sa::{Counters, Lifetime, Limits, Replay, SaId, SaInfo, SaSpec, UdpEncap};
 pub use types::{Direction, Family, InvalidRequest, Prefix, Reqid, Spi, TrafficSelector};
+pub use wire::batch::{Batch, BatchExchange, BatchOutcome, BatchStep};
 pub use wire::request::{Exchange, Request, Step};
 pub use wire::ParseError;
 

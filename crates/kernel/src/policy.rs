@@ -250,6 +250,16 @@ impl PolicyKey {
     }
 }
 
+impl std::hash::Hash for PolicyKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        use netlink_packet_core::Emitable;
+        let mut bytes = [0u8; netlink_packet_xfrm::XFRM_SELECTOR_LEN];
+        self.selector.emit(&mut bytes);
+        self.dir.hash(state);
+        bytes.hash(state);
+    }
+}
+
 impl std::fmt::Debug for PolicyKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.selector() {

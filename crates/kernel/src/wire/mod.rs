@@ -7,6 +7,7 @@
 //! crate understands reach the crate's parsers; everything else is reported as
 //! [`Payload::Other`] without being parsed.
 
+pub mod batch;
 #[cfg(test)]
 mod captured;
 pub(crate) mod frame;

@@ -269,19 +269,34 @@ impl<T> Request<T> {
         &self.payload
     }
 
-    /// Encodes the whole message with sequence number `seq` and starts the exchange.
-    pub fn start(self, seq: u32) -> (Zeroizing<Vec<u8>>, Exchange<T>) {
-        let len = HEADER_LEN + self.payload.len();
-        let mut bytes = Zeroizing::new(Vec::with_capacity(len));
+    /// The encoded length of the whole message (header and payload).
+    pub(super) fn encoded_len(&self) -> usize {
+        HEADER_LEN + self.payload.len()
+    }
+
+    /// Appends the whole message with sequence number `seq`; `ack: false` drops
+    /// `NLM_F_ACK` (the kernel then answers only if the request fails).
+    pub(super) fn encode_into(&self, seq: u32, ack: bool, out: &mut Vec<u8>) {
+        let flags = if ack {
+            self.flags
+        } else {
+            self.flags & !NLM_F_ACK
+        };
         let header = Header {
-            len: u32::try_from(len).unwrap_or(u32::MAX),
+            len: u32::try_from(self.encoded_len()).unwrap_or(u32::MAX),
             kind: self.kind,
-            flags: self.flags,
+            flags,
             seq,
             port: 0,
         };
-        header.write(&mut bytes);
-        bytes.extend_from_slice(&self.payload);
+        header.write(out);
+        out.extend_from_slice(&self.payload);
+    }
+
+    /// Encodes the whole message with sequence number `seq` and starts the exchange.
+    pub fn start(self, seq: u32) -> (Zeroizing<Vec<u8>>, Exchange<T>) {
+        let mut bytes = Zeroizing::new(Vec::with_capacity(self.encoded_len()));
+        self.encode_into(seq, true, &mut bytes);
         let exchange = Exchange {
             op: self.op,
             seq,
