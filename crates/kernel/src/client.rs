@@ -12,6 +12,7 @@ use crate::ownership::{OwnedSa, Ownership};
 use crate::policy::{PolicyInfo, PolicyKey, PolicySpec};
 use crate::refresh;
 use crate::sa::{SaId, SaInfo, SaSpec};
+use crate::snapshot::Owned;
 use crate::types::{Reqid, Spi};
 use crate::wire::batch::{Batch, BatchOutcome, BatchStep};
 use crate::wire::request::{Request, Step};
@@ -57,15 +58,6 @@ pub struct Refreshed {
     pub foreign: Vec<PolicyKey>,
     /// Requests the kernel refused.
     pub failed: Vec<(PolicyKey, Error)>,
-}
-
-/// Our own entries, as found in the kernel.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Owned {
-    /// Our policies.
-    pub policies: Vec<PolicyInfo>,
-    /// Our SAs.
-    pub sas: Vec<SaInfo>,
 }
 
 impl Xfrm {
@@ -296,36 +288,25 @@ impl Xfrm {
         }
     }
 
-    /// Our policies and SAs (for reconciling after a restart).
+    /// Our policies and SAs, larval ones included (for the cleanup after a restart, and
+    /// the resync after lost events: see [`crate::snapshot`]).
     pub async fn list_owned(&mut self) -> Result<Owned, Error> {
-        let o = self.ownership;
-        let policies = self
-            .dump_policies()
-            .await?
-            .into_iter()
-            .filter(|p| o.owns_policy(p))
-            .collect();
-        let sas = self
-            .dump_sas()
-            .await?
-            .into_iter()
-            .filter(|s| o.owns_sa(s))
-            .collect();
-        Ok(Owned { policies, sas })
+        let policies = self.dump_policies().await?;
+        let sas = self.dump_sas().await?;
+        Ok(Owned::from_dumps(&self.ownership, policies, sas))
     }
 
     /// Removes every policy and SA that is ours, and nothing else. Entries that vanish
     /// meanwhile (expired) are not errors.
     pub async fn flush_owned(&mut self) -> Result<Flushed, Error> {
         let owned = self.list_owned().await?;
-        let o = self.ownership;
         let mut flushed = Flushed::default();
-        for policy in owned.policies {
-            let request = Request::delete_policy(&o.check_policy(policy)?);
+        for policy in &owned.policies {
+            let request = Request::delete_policy(policy);
             flushed.policies += usize::from(gone(self.execute(request).await)?);
         }
-        for sa in owned.sas {
-            let request = Request::delete_sa(&o.check_sa(sa)?);
+        for sa in &owned.sas {
+            let request = Request::delete_sa(sa);
             flushed.sas += usize::from(gone(self.execute(request).await)?);
         }
         Ok(flushed)

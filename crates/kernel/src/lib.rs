@@ -13,7 +13,11 @@
 //!   kernel's reason; requests we built wrongly as [`Error::Invalid`].
 //! - **Events** ([`Event`]) come from an [`EventSocket`] joined to the ACQUIRE, EXPIRE
 //!   (SA soft/hard and POLEXPIRE) and MAPPING groups. A malformed kernel message is
-//!   logged and skipped, never a panic; a receive-buffer overflow is [`Event::Lost`].
+//!   logged and skipped, never a panic; a receive-buffer overflow is [`Event::Lost`], after
+//!   which [`Owned`] (a dump of what is ours, with the [`PendingAcquire`]s) is the truth
+//!   (see [`snapshot`]).
+//! - **Lifetimes** ([`refresh`]): policies can carry a hard lifetime and be renewed in
+//!   batches while the agent lives, so nothing it installed outlives it by more than that.
 //! - **Parsing** of everything the kernel sends is checked ([`wire`]): lengths are
 //!   verified before `netlink-packet-xfrm` sees the bytes (its 0.5 parsers panic on
 //!   short ACQUIRE, EXPIRE, NEWSA and POLEXPIRE bodies), and only the message types
@@ -81,6 +85,7 @@ pub mod priority;
 pub mod probe;
 pub mod refresh;
 pub mod sa;
+pub mod snapshot;
 #[cfg(feature = "tokio")]
 pub mod socket;
 pub mod types;
@@ -88,7 +93,7 @@ pub mod wire;
 
 pub use alg::{AlgorithmKind, EspAlgorithm, Key};
 #[cfg(feature = "tokio")]
-pub use client::{Flushed, Owned, Refreshed, Xfrm};
+pub use client::{Flushed, Refreshed, Xfrm};
 pub use error::Error;
 pub use event::{Acquire, Event, Flow, Mapping, PolicyExpire, SaExpire};
 #[cfg(feature = "tokio")]
@@ -96,6 +101,7 @@ pub use events::EventSocket;
 pub use ownership::{OwnedPolicy, OwnedSa, Ownership};
 pub use policy::{PolicyAction, PolicyInfo, PolicyKey, PolicySpec, Shunt};
 pub use sa::{Counters, Lifetime, Limits, Replay, SaId, SaInfo, SaSpec, UdpEncap};
+pub use snapshot::{Owned, PendingAcquire};
 pub use types::{Direction, Family, InvalidRequest, Prefix, Reqid, Spi, TrafficSelector};
 pub use wire::batch::{Batch, BatchExchange, BatchOutcome, BatchStep};
 pub use wire::request::{Exchange, Request, Step};

@@ -8,6 +8,8 @@ use netlink_packet_xfrm::{
 };
 
 use crate::alg::EspAlgorithm;
+use crate::event::Flow;
+use crate::snapshot::PendingAcquire;
 use crate::types::{Family, InvalidRequest, Reqid, Spi, TrafficSelector};
 
 /// Identifies an SA: destination address, SPI and protocol (`struct xfrm_usersa_id`).
@@ -349,12 +351,27 @@ pub struct SaInfo {
     pub oseq: u32,
     /// Whether the SA is larval (reserved by ALLOCSPI or an ACQUIRE, no keys yet).
     pub larval: bool,
+    /// The kernel's sequence number of the state (`km.seq`): for a larval state an ACQUIRE
+    /// left, the ACQUIRE's [`crate::Acquire::seq`]; for an SA that answered one, the same.
+    pub seq: u32,
+    /// For a larval state an ACQUIRE left (no SPI yet): the packet's flow, read from the
+    /// state's selector as [`crate::Acquire::flow`] is. `None` for every other state.
+    pub acquired: Option<Flow>,
 }
 
 impl SaInfo {
     /// The protocol of the SA's id.
     pub fn is_esp(&self) -> bool {
         self.id.proto == IPPROTO_ESP
+    }
+
+    /// The ACQUIRE this larval state stands for, if an ACQUIRE left it.
+    pub fn pending_acquire(&self) -> Option<PendingAcquire> {
+        Some(PendingAcquire {
+            flow: self.acquired?,
+            reqid: self.reqid,
+            seq: self.seq,
+        })
     }
 }
 

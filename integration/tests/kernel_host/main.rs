@@ -20,6 +20,7 @@ use oe_kernel::{
 mod lifetime;
 mod nd;
 mod ownership;
+mod resync;
 
 const WAIT: Duration = Duration::from_secs(5);
 
