@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::ownership::{OwnedSa, Ownership};
 use crate::policy::{PolicyInfo, PolicyKey, PolicySpec};
 use crate::refresh;
-use crate::sa::{SaId, SaInfo, SaSpec};
+use crate::sa::{Mode, SaId, SaInfo, SaSpec};
 use crate::snapshot::Owned;
 use crate::types::{Reqid, Spi};
 use crate::wire::batch::{Batch, BatchOutcome, BatchStep};
@@ -200,8 +200,19 @@ impl Xfrm {
     /// UDP encapsulation (`XFRM_MSG_UPDSA`). The entry is read first and left alone with
     /// [`Error::Foreign`] unless it is ours (see [`crate::ownership`] for the race).
     pub async fn update_sa(&mut self, spec: &SaSpec) -> Result<(), Error> {
+        self.update_sa_in(Mode::Transport, spec).await
+    }
+
+    /// [`Xfrm::add_sa`] in `mode`.
+    pub async fn add_sa_in(&mut self, mode: Mode, spec: &SaSpec) -> Result<(), Error> {
+        let request = Request::add_sa_in(mode, spec, &self.ownership)?;
+        self.execute(request).await
+    }
+
+    /// [`Xfrm::update_sa`] in `mode`.
+    pub async fn update_sa_in(&mut self, mode: Mode, spec: &SaSpec) -> Result<(), Error> {
         let current = self.owned_sa(spec.id()).await?;
-        let request = Request::update_sa(&current, spec, &self.ownership)?;
+        let request = Request::update_sa_in(mode, &current, spec, &self.ownership)?;
         self.execute(request).await
     }
 

@@ -100,7 +100,7 @@ pub use event::{Acquire, Event, Flow, Mapping, PolicyExpire, SaExpire};
 pub use events::EventSocket;
 pub use ownership::{OwnedPolicy, OwnedSa, Ownership};
 pub use policy::{PolicyAction, PolicyInfo, PolicyKey, PolicySpec, Shunt};
-pub use sa::{Counters, Lifetime, Limits, Replay, SaId, SaInfo, SaSpec, UdpEncap};
+pub use sa::{Counters, Lifetime, Limits, Mode, Replay, SaId, SaInfo, SaSpec, UdpEncap};
 pub use snapshot::{Owned, PendingAcquire};
 pub use types::{Direction, Family, InvalidRequest, Prefix, Reqid, Spi, TrafficSelector};
 pub use wire::batch::{Batch, BatchExchange, BatchOutcome, BatchStep};

@@ -25,7 +25,7 @@ use crate::alg::scrub;
 use crate::error::Error;
 use crate::ownership::{OwnedPolicy, OwnedSa, Ownership};
 use crate::policy::{PolicyInfo, PolicyKey, PolicySpec};
-use crate::sa::{SaId, SaInfo, SaSpec};
+use crate::sa::{Mode, SaId, SaInfo, SaSpec};
 use crate::types::{Family, InvalidRequest, Reqid};
 
 type Decode<T> = fn(&'static str, Vec<Payload>) -> Result<T, Error>;
@@ -50,9 +50,19 @@ impl<T> std::fmt::Debug for Request<T> {
 pub(crate) const SPI_MIN: u32 = 0x100;
 
 impl Request<()> {
-    /// `XFRM_MSG_NEWSA`: install an SA (fails with `EEXIST` if its id is taken).
+    /// `XFRM_MSG_NEWSA`: install a transport-mode SA (fails with `EEXIST` if its id is
+    /// taken).
     pub fn add_sa(spec: &SaSpec, ownership: &Ownership) -> Result<Self, InvalidRequest> {
-        Self::sa("XFRM_MSG_NEWSA", spec, ownership, XfrmMessage::AddSa)
+        Self::add_sa_in(Mode::Transport, spec, ownership)
+    }
+
+    /// `XFRM_MSG_NEWSA` in `mode`.
+    pub fn add_sa_in(
+        mode: Mode,
+        spec: &SaSpec,
+        ownership: &Ownership,
+    ) -> Result<Self, InvalidRequest> {
+        Self::sa("XFRM_MSG_NEWSA", mode, spec, ownership, XfrmMessage::AddSa)
     }
 
     /// `XFRM_MSG_UPDSA`: install an SA over the larval state of an SPI from
@@ -64,14 +74,31 @@ impl Request<()> {
         spec: &SaSpec,
         ownership: &Ownership,
     ) -> Result<Self, InvalidRequest> {
+        Self::update_sa_in(Mode::Transport, current, spec, ownership)
+    }
+
+    /// [`Request::update_sa`] in `mode`.
+    pub fn update_sa_in(
+        mode: Mode,
+        current: &OwnedSa,
+        spec: &SaSpec,
+        ownership: &Ownership,
+    ) -> Result<Self, InvalidRequest> {
         if current.id() != spec.id() {
             return Err(InvalidRequest::OtherEntry);
         }
-        Self::sa("XFRM_MSG_UPDSA", spec, ownership, XfrmMessage::UpdateSa)
+        Self::sa(
+            "XFRM_MSG_UPDSA",
+            mode,
+            spec,
+            ownership,
+            XfrmMessage::UpdateSa,
+        )
     }
 
     fn sa(
         op: &'static str,
+        mode: Mode,
         spec: &SaSpec,
         ownership: &Ownership,
         wrap: fn(SaMessage) -> XfrmMessage,
@@ -81,7 +108,7 @@ impl Request<()> {
             return Err(InvalidRequest::ForeignReqid(spec.reqid.0));
         }
         let mut msg = wrap(SaMessage {
-            user_sa_info: spec.sa_info()?,
+            user_sa_info: spec.sa_info(mode)?,
             nlas: spec.attrs(),
         });
         let req = Self::new(op, &msg, NLM_F_ACK, ack);
