@@ -8,6 +8,8 @@ use tokio::io::unix::AsyncFd;
 use zeroize::Zeroize;
 
 use crate::error::Error;
+use crate::event::Mapping;
+use crate::nat;
 use crate::ownership::{OwnedSa, Ownership};
 use crate::policy::{PolicyInfo, PolicyKey, PolicySpec};
 use crate::refresh;
@@ -220,6 +222,17 @@ impl Xfrm {
     pub async fn delete_sa(&mut self, id: SaId) -> Result<(), Error> {
         let current = self.owned_sa(id).await?;
         self.execute(Request::delete_sa(&current)).await
+    }
+
+    /// Makes the SA pair of `mapping` follow the peer's new UDP port (see [`crate::nat`]):
+    /// `outbound` is the pair's SA towards the peer.
+    pub async fn follow_mapping(&mut self, mapping: &Mapping, outbound: SaId) -> Result<(), Error> {
+        let inbound = self.owned_sa(mapping.sa).await?;
+        let outbound = self.owned_sa(outbound).await?;
+        for request in nat::follow_mapping(mapping, &inbound, &outbound, &self.ownership)? {
+            self.execute(request).await?;
+        }
+        Ok(())
     }
 
     /// Reads an SA and checks that it is ours.

@@ -78,6 +78,7 @@ mod error;
 pub mod event;
 #[cfg(feature = "tokio")]
 mod events;
+pub mod nat;
 pub mod ownership;
 pub mod policy;
 pub mod priority;

@@ -126,6 +126,15 @@ pub enum InvalidRequest {
     /// An update whose spec names another entry than the one read and checked.
     #[error("the update is for another entry than the one checked")]
     OtherEntry,
+    /// A change of UDP encapsulation for an SA without it.
+    #[error("the SA is not UDP-encapsulated")]
+    NotEncapsulated,
+    /// The peer's address changed, not only its port: `XFRM_MSG_UPDSA` cannot move an SA.
+    #[error("the peer moved to another address ({0}): the SA cannot follow by an update")]
+    PeerAddressChanged(std::net::SocketAddr),
+    /// Something of an existing entry this crate does not install.
+    #[error("{0} is not one this crate installs")]
+    Unsupported(&'static str),
 }
 
 /// An address prefix with its host bits cleared (the kernel compares selectors bytewise).

@@ -19,6 +19,7 @@ use oe_kernel::{
     Replay, Reqid, SaId, SaSpec, Spi, TrafficSelector, UdpEncap, Xfrm,
 };
 
+mod nat;
 mod tunnel;
 
 const WAIT: Duration = Duration::from_secs(5);
