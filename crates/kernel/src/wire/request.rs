@@ -19,7 +19,8 @@ use netlink_packet_xfrm::{
 };
 use zeroize::Zeroizing;
 
-use super::frame::{self, Frames, Header, HEADER_LEN};
+use super::conversation::Conversation;
+use super::frame::{Header, HEADER_LEN};
 use super::{parse_payload, Payload};
 use crate::alg::scrub;
 use crate::error::Error;
@@ -28,7 +29,7 @@ use crate::policy::{PolicyInfo, PolicyKey, PolicySpec};
 use crate::sa::{Mode, SaId, SaInfo, SaSpec};
 use crate::types::{Family, InvalidRequest, Reqid};
 
-type Decode<T> = fn(&'static str, Vec<Payload>) -> Result<T, Error>;
+type Decode<T> = super::conversation::Decode<T, Payload>;
 
 /// An encoded request and the shape of its answer. Key material in the encoded bytes
 /// is zeroized when the request is dropped.
@@ -324,129 +325,27 @@ impl<T> Request<T> {
     pub fn start(self, seq: u32) -> (Zeroizing<Vec<u8>>, Exchange<T>) {
         let mut bytes = Zeroizing::new(Vec::with_capacity(self.encoded_len()));
         self.encode_into(seq, true, &mut bytes);
-        let exchange = Exchange {
-            op: self.op,
-            seq,
-            dump: self.flags & NLM_F_DUMP == NLM_F_DUMP,
-            interrupted: false,
-            replies: Vec::new(),
-            decode: self.decode,
-        };
-        (bytes, exchange)
+        let dump = self.flags & NLM_F_DUMP == NLM_F_DUMP;
+        let exchange = Conversation::new(self.op, seq, dump, parse_payload, self.decode);
+        (bytes, Exchange(exchange))
     }
 }
 
-/// Progress of an [`Exchange`].
-#[derive(Debug)]
-pub enum Step<T> {
-    /// Feed more datagrams.
-    Pending,
-    /// The request finished.
-    Done(Result<T, Error>),
-}
+pub use super::conversation::Step;
 
 /// One request in flight: feed it the datagrams received on the request socket.
-pub struct Exchange<T> {
-    op: &'static str,
-    seq: u32,
-    dump: bool,
-    interrupted: bool,
-    replies: Vec<Payload>,
-    decode: Decode<T>,
-}
-
-impl<T> std::fmt::Debug for Exchange<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Exchange({}, seq {}, {} replies)",
-            self.op,
-            self.seq,
-            self.replies.len()
-        )
-    }
-}
+#[derive(Debug)]
+pub struct Exchange<T>(Conversation<T, Payload>);
 
 impl<T> Exchange<T> {
     /// Sequence number of the request.
     pub fn seq(&self) -> u32 {
-        self.seq
+        self.0.seq()
     }
 
     /// Consumes one received datagram.
     pub fn on_datagram(&mut self, datagram: &[u8]) -> Step<T> {
-        for item in Frames::new(datagram) {
-            let step = match item {
-                Ok((header, body)) if header.seq == self.seq => self.on_message(&header, body),
-                Ok(_) => Step::Pending,
-                Err(source) => Step::Done(Err(Error::Malformed {
-                    op: self.op,
-                    source,
-                })),
-            };
-            if let Step::Done(result) = step {
-                return Step::Done(result);
-            }
-        }
-        Step::Pending
-    }
-
-    fn on_message(&mut self, header: &Header, body: &[u8]) -> Step<T> {
-        match header.kind {
-            frame::NLMSG_NOOP => Step::Pending,
-            frame::NLMSG_ERROR => self.on_error(header, body),
-            frame::NLMSG_DONE => match frame::parse_done(body) {
-                0 => self.finish(),
-                errno => Step::Done(Err(Error::Kernel {
-                    op: self.op,
-                    errno,
-                    message: None,
-                })),
-            },
-            frame::NLMSG_OVERRUN => Step::Done(Err(Error::UnexpectedReply { op: self.op })),
-            kind => self.on_data(header, kind, body),
-        }
-    }
-
-    fn on_error(&mut self, header: &Header, body: &[u8]) -> Step<T> {
-        match frame::parse_error(header, body) {
-            Ok(e) if e.errno == 0 => self.finish(),
-            Ok(e) => Step::Done(Err(Error::Kernel {
-                op: self.op,
-                errno: e.errno,
-                message: e.message,
-            })),
-            Err(source) => Step::Done(Err(Error::Malformed {
-                op: self.op,
-                source,
-            })),
-        }
-    }
-
-    fn on_data(&mut self, header: &Header, kind: u16, body: &[u8]) -> Step<T> {
-        self.interrupted |= header.flags & frame::NLM_F_DUMP_INTR != 0;
-        match parse_payload(kind, body) {
-            Ok(payload) => {
-                self.replies.push(payload);
-                Step::Pending
-            }
-            Err(source) if self.dump => {
-                tracing::warn!(op = self.op, %source, "skipping malformed entry in kernel dump");
-                Step::Pending
-            }
-            Err(source) => Step::Done(Err(Error::Malformed {
-                op: self.op,
-                source,
-            })),
-        }
-    }
-
-    fn finish(&mut self) -> Step<T> {
-        if self.interrupted {
-            return Step::Done(Err(Error::DumpInterrupted { op: self.op }));
-        }
-        let replies = std::mem::take(&mut self.replies);
-        Step::Done((self.decode)(self.op, replies))
+        self.0.on_datagram(datagram)
     }
 }
 
