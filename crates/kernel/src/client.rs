@@ -1,15 +1,13 @@
 //! The async XFRM client: one netlink socket, one request in flight at a time.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
-use netlink_sys::{protocols::NETLINK_XFRM, Socket, SocketAddr};
-use tokio::io::unix::AsyncFd;
-use zeroize::Zeroize;
+use netlink_sys::protocols::NETLINK_XFRM;
 
 use crate::error::Error;
 use crate::event::Mapping;
 use crate::nat;
+use crate::netlink::RequestSocket;
 use crate::ownership::{OwnedSa, Ownership};
 use crate::policy::{PolicyInfo, PolicyKey, PolicySpec};
 use crate::refresh;
@@ -19,11 +17,6 @@ use crate::types::{Reqid, Spi};
 use crate::wire::batch::{Batch, BatchOutcome, BatchStep};
 use crate::wire::request::{Request, Step};
 
-/// Receive buffer: the kernel caps dump datagrams at 32 KiB.
-const RECV_BUF: usize = 64 * 1024;
-/// How long a request may take before [`Error::Timeout`]. XFRM requests are handled
-/// synchronously inside `sendmsg`, so this only fires if something is badly wrong.
-const TIMEOUT: Duration = Duration::from_secs(5);
 /// Dumps interrupted by concurrent changes are retried this many times.
 const DUMP_TRIES: usize = 4;
 
@@ -34,9 +27,7 @@ const DUMP_TRIES: usize = 4;
 /// recognises by sequence number and skips.
 #[derive(Debug)]
 pub struct Xfrm {
-    fd: AsyncFd<Socket>,
-    seq: u32,
-    buf: Vec<u8>,
+    socket: RequestSocket,
     ownership: Ownership,
 }
 
@@ -65,17 +56,8 @@ pub struct Refreshed {
 impl Xfrm {
     /// Opens a socket. Must be called inside a tokio runtime with I/O enabled.
     pub fn open(ownership: Ownership) -> Result<Self, Error> {
-        let mut socket = Socket::new(NETLINK_XFRM)?;
-        socket.bind_auto()?;
-        // Extended acks give the kernel's reason; capped acks keep it from echoing
-        // requests (and their keys) back. Both are optional (Linux 4.12+).
-        let _ = socket.set_ext_ack(true);
-        let _ = socket.set_cap_ack(true);
-        socket.set_non_blocking(true)?;
         Ok(Self {
-            fd: crate::socket::register(socket)?,
-            seq: initial_seq(),
-            buf: Vec::new(),
+            socket: RequestSocket::open(NETLINK_XFRM)?,
             ownership,
         })
     }
@@ -88,19 +70,14 @@ impl Xfrm {
     /// Sends a request and waits for its answer.
     pub async fn execute<T>(&mut self, request: Request<T>) -> Result<T, Error> {
         let op = request.op();
-        tokio::time::timeout(TIMEOUT, self.exchange(request))
-            .await
-            .map_err(|_| Error::Timeout { op })?
-    }
-
-    async fn exchange<T>(&mut self, request: Request<T>) -> Result<T, Error> {
-        self.seq = self.seq.wrapping_add(1);
-        let (bytes, mut exchange) = request.start(self.seq);
-        self.converse(&bytes, |datagram| match exchange.on_datagram(datagram) {
-            Step::Done(result) => Some(result),
-            Step::Pending => None,
-        })
-        .await?
+        let (bytes, mut exchange) = request.start(self.socket.next_seqs(1));
+        let answer = self.socket.converse(op, &bytes, |datagram| {
+            match exchange.on_datagram(datagram) {
+                Step::Done(result) => Some(result),
+                Step::Pending => None,
+            }
+        });
+        answer.await?
     }
 
     /// Sends a [`Batch`] as one datagram and waits for the kernel's answer to its last
@@ -109,35 +86,15 @@ impl Xfrm {
         if batch.is_empty() {
             return Ok(BatchOutcome::default());
         }
-        let first = self.seq.wrapping_add(1);
-        self.seq = self.seq.wrapping_add(batch.seqs());
+        let first = self.socket.next_seqs(batch.seqs());
         let (bytes, mut exchange) = batch.start(first);
-        let answer = self.converse(&bytes, |datagram| match exchange.on_datagram(datagram) {
-            BatchStep::Done(result) => Some(result),
-            BatchStep::Pending => None,
-        });
-        tokio::time::timeout(TIMEOUT, answer)
-            .await
-            .map_err(|_| Error::Timeout { op: "batch" })??
-    }
-
-    /// Sends `bytes`, then feeds received datagrams to `on` until it has an answer.
-    async fn converse<R>(
-        &mut self,
-        bytes: &[u8],
-        mut on: impl FnMut(&[u8]) -> Option<R>,
-    ) -> Result<R, Error> {
-        self.send(bytes).await?;
-        loop {
-            let len = self.recv().await?;
-            let datagram = self.buf.get_mut(..len).unwrap_or_default();
-            let answer = on(datagram);
-            // GETSA replies and SA dumps carry keys: leave none in the buffer.
-            datagram.zeroize();
-            if let Some(answer) = answer {
-                return Ok(answer);
+        let answer = self.socket.converse("batch", &bytes, |datagram| {
+            match exchange.on_datagram(datagram) {
+                BatchStep::Done(result) => Some(result),
+                BatchStep::Pending => None,
             }
-        }
+        });
+        answer.await?
     }
 
     /// Renews the lifetimes of `wanted` (see [`crate::refresh`]): reads every policy, then
@@ -160,36 +117,6 @@ impl Xfrm {
             }
         }
         Ok(refreshed)
-    }
-
-    async fn send(&self, bytes: &[u8]) -> Result<(), Error> {
-        let kernel = SocketAddr::new(0, 0);
-        loop {
-            let mut guard = self.fd.writable().await?;
-            if let Ok(sent) = guard.try_io(|s| s.get_ref().send_to(bytes, &kernel, 0)) {
-                sent?;
-                return Ok(());
-            }
-        }
-    }
-
-    async fn recv(&mut self) -> Result<usize, Error> {
-        let Self { fd, buf, .. } = self;
-        loop {
-            let mut guard = fd.readable().await?;
-            buf.clear();
-            buf.reserve(RECV_BUF);
-            let capacity = buf.capacity();
-            if let Ok(got) = guard.try_io(|s| s.get_ref().recv(buf, libc::MSG_TRUNC)) {
-                let len = got?;
-                if len > capacity {
-                    return Err(Error::Io(std::io::Error::other(
-                        "netlink datagram truncated",
-                    )));
-                }
-                return Ok(len);
-            }
-        }
     }
 
     /// Installs an SA (`XFRM_MSG_NEWSA`).
@@ -344,15 +271,4 @@ fn gone(result: Result<(), Error>) -> Result<bool, Error> {
         Err(e) if e.is_not_found() => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-/// Start sequence numbers somewhere unpredictable-enough that a restarted agent does
-/// not match a predecessor's stale replies (there are none on a fresh socket, but
-/// this costs nothing).
-fn initial_seq() -> u32 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(1);
-    nanos | 1
 }

@@ -79,6 +79,8 @@ pub mod event;
 #[cfg(feature = "tokio")]
 mod events;
 pub mod nat;
+#[cfg(feature = "tokio")]
+mod netlink;
 pub mod ownership;
 pub mod policy;
 pub mod priority;
