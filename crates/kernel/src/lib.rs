@@ -1,5 +1,6 @@
 //! oe-kernel: the agent's only way to touch the kernel's IPsec state, through XFRM
-//! netlink (`netlink-packet-xfrm` for the message layouts).
+//! netlink (`netlink-packet-xfrm` for the message layouts), and to follow the host's
+//! addresses and routes, through rtnetlink (`netlink-packet-route`).
 //!
 //! Thin by design: typed requests in, typed events out, no protocol or policy logic.
 //! The agent decides *what* to install; this crate says *how*, and reports what the
@@ -32,6 +33,13 @@
 //!   alone with [`Error::Foreign`] (see [`ownership`] for the remaining race).
 //! - **Priorities** ([`priority`]): a more specific prefix wins; a host policy beats
 //!   any group policy; foreign policies beat ours.
+//! - **Modes** ([`Mode`]): transport by default; tunnel mode for host-to-host SAs whose
+//!   inner traffic may use a virtual address ([`PolicySpec::host_tunnel_pair`]).
+//! - **NAT** ([`nat`]): an SA pair follows the peer's new UDP port after a MAPPING.
+//! - **Neighbour discovery** ([`PolicySpec::neighbour_discovery`]): exemptions no trap of
+//!   ours can override.
+//! - **The network** ([`route`]): rtnetlink address, link and route events and dumps, and
+//!   the source address the kernel would use towards a host.
 //! - **Socket bypass** ([`socket::bypass_ipsec`]): the agent's IKE and DNS sockets skip IPsec policy.
 //! - **Capabilities** ([`probe`]): whether this kernel can install ESP SAs at all, per
 //!   family and algorithm, as a typed answer.
@@ -87,6 +95,7 @@ pub mod priority;
 #[cfg(feature = "tokio")]
 pub mod probe;
 pub mod refresh;
+pub mod route;
 pub mod sa;
 pub mod snapshot;
 #[cfg(feature = "tokio")]

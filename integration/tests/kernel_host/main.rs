@@ -21,6 +21,7 @@ mod lifetime;
 mod nd;
 mod ownership;
 mod resync;
+mod route;
 
 const WAIT: Duration = Duration::from_secs(5);
 

@@ -10,7 +10,7 @@
 pub mod batch;
 #[cfg(test)]
 mod captured;
-mod conversation;
+pub(crate) mod conversation;
 pub(crate) mod frame;
 mod payload;
 pub(crate) mod request;
