@@ -9,14 +9,17 @@
 //!   one's index (and its queue of held packets) and starts its lifetime afresh, so
 //!   re-putting a policy renews it. At expiry the kernel removes the policy and multicasts
 //!   a hard POLEXPIRE.
-//! - The expiry timer runs on jiffies (monotonic): it first fires one second after the
-//!   insertion, then after the remaining time, which it computes from wall-clock seconds
-//!   (`add_time + lifetime - now`). So a wall clock stepped **forward** makes the policy
-//!   expire at the next timer run, early but never late; a wall clock stepped **back** by
-//!   `J` seconds keeps it `J` seconds longer. The bound on how long a policy outlives the
-//!   agent is its lifetime plus any backward step of the clock meanwhile. Suspend stops
-//!   jiffies but not the wall clock: after resume, policies whose time passed expire at
-//!   the next timer run.
+//! - The expiry timer runs on jiffies (monotonic; stopped during suspend): it first fires
+//!   one second after the insertion, then after the remaining time, which it computes from
+//!   wall-clock seconds (`add_time + lifetime - now`). So a policy lives its lifetime of
+//!   monotonic time, except: a wall clock stepped **back** by `J` seconds keeps it `J`
+//!   seconds longer (the timer finds time left and sleeps again); one stepped **forward**
+//!   within the first second ends it at that first run, early; one stepped forward later
+//!   changes nothing. Suspend does not count. Measured in the UML guest
+//!   (`integration/tests/kernel_esp/clock.rs`): a 4 s policy ends after 4.1 s with the
+//!   clock stepped +1 h at 1.5 s, after 1.1 s with it stepped +1 h at 0.2 s, after 10.7 s
+//!   with it stepped -6 s at 1.5 s. The bound on how long a policy outlives the agent is
+//!   its lifetime of awake time plus any backward step of the clock meanwhile.
 //! - Each insertion also bumps the routing generation of its family (`rt_genid_bump_*`):
 //!   cached routes and IPsec bundles of every socket in the namespace are looked up again
 //!   on their next packet. Refreshing is cheap for the kernel's tables but not free for

@@ -19,6 +19,7 @@ use oe_kernel::{
     Replay, Reqid, SaId, SaSpec, Spi, TrafficSelector, UdpEncap, Xfrm,
 };
 
+mod clock;
 mod nat;
 mod tunnel;
 
