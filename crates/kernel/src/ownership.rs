@@ -165,6 +165,11 @@ impl OwnedPolicy {
     pub fn index(&self) -> u32 {
         self.0.index
     }
+
+    /// The policy as read, giving up the proof.
+    pub fn into_info(self) -> PolicyInfo {
+        self.0
+    }
 }
 
 /// An SA as the kernel reported it, checked to be ours ([`Ownership::check_sa`]): what
@@ -181,6 +186,11 @@ impl OwnedSa {
     /// Its id.
     pub fn id(&self) -> SaId {
         self.0.id
+    }
+
+    /// The SA as read, giving up the proof.
+    pub fn into_info(self) -> SaInfo {
+        self.0
     }
 }
 
