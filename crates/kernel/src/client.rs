@@ -15,7 +15,7 @@ use crate::sa::{Mode, SaId, SaInfo, SaSpec};
 use crate::snapshot::Owned;
 use crate::types::{Reqid, Spi};
 use crate::wire::batch::{Batch, BatchOutcome, BatchStep};
-use crate::wire::request::{Request, Step};
+use crate::wire::request::Request;
 
 /// Dumps interrupted by concurrent changes are retried this many times.
 const DUMP_TRIES: usize = 4;
@@ -70,14 +70,7 @@ impl Xfrm {
     /// Sends a request and waits for its answer.
     pub async fn execute<T>(&mut self, request: Request<T>) -> Result<T, Error> {
         let op = request.op();
-        let (bytes, mut exchange) = request.start(self.socket.next_seqs(1));
-        let answer = self.socket.converse(op, &bytes, |datagram| {
-            match exchange.on_datagram(datagram) {
-                Step::Done(result) => Some(result),
-                Step::Pending => None,
-            }
-        });
-        answer.await?
+        self.socket.request(op, |seq| request.start(seq)).await
     }
 
     /// Sends a [`Batch`] as one datagram and waits for the kernel's answer to its last

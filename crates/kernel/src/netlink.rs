@@ -10,6 +10,7 @@ use tokio::io::unix::AsyncFd;
 use zeroize::Zeroize;
 
 use crate::error::Error;
+use crate::wire::conversation::Step;
 use crate::wire::ParseError;
 
 /// Receive buffer: the kernel caps dump datagrams at 32 KiB.
@@ -49,6 +50,23 @@ impl RequestSocket {
         let first = self.seq.wrapping_add(1);
         self.seq = self.seq.wrapping_add(count);
         first
+    }
+
+    /// Sends the request `start` encodes with the next sequence number and feeds the
+    /// answers to its exchange until it is done.
+    pub(crate) async fn request<T, B: AsRef<[u8]>, E: Answers<T>>(
+        &mut self,
+        op: &'static str,
+        start: impl FnOnce(u32) -> (B, E),
+    ) -> Result<T, Error> {
+        let (bytes, mut exchange) = start(self.next_seqs(1));
+        let answer = self.converse(op, bytes.as_ref(), |datagram| {
+            match exchange.on_datagram(datagram) {
+                Step::Done(result) => Some(result),
+                Step::Pending => None,
+            }
+        });
+        answer.await?
     }
 
     /// Sends `bytes`, then feeds received datagrams to `on` until it has an answer, for
@@ -103,6 +121,23 @@ impl RequestSocket {
             )));
         }
         Ok(len)
+    }
+}
+
+/// An exchange of one protocol: takes the datagrams that answer its request.
+pub(crate) trait Answers<T> {
+    fn on_datagram(&mut self, datagram: &[u8]) -> Step<T>;
+}
+
+impl<T> Answers<T> for crate::wire::request::Exchange<T> {
+    fn on_datagram(&mut self, datagram: &[u8]) -> Step<T> {
+        self.on_datagram(datagram)
+    }
+}
+
+impl<T> Answers<T> for crate::route::RouteExchange<T> {
+    fn on_datagram(&mut self, datagram: &[u8]) -> Step<T> {
+        self.on_datagram(datagram)
     }
 }
 

@@ -217,29 +217,12 @@ mod tests {
 
     #[test]
     fn checks_hand_out_proofs_only_for_ours() {
-        use crate::policy::{PolicySpec, TemplateInfo};
+        use crate::policy::PolicySpec;
         use crate::types::{Prefix, TrafficSelector};
         let o = Ownership::default();
         let sel = TrafficSelector::to(Prefix::host("192.0.2.2".parse().unwrap()));
-        let spec = PolicySpec::trap(sel, o.reqid(1).unwrap());
-        let ours = PolicyInfo {
-            key: spec.key(),
-            index: 9,
-            priority: spec.priority(&o),
-            block: false,
-            templates: vec![TemplateInfo {
-                proto: 50,
-                mode: 0,
-                reqid: o.reqid(1).unwrap(),
-                optional: false,
-            }],
-            expires: None,
-            add_time: 0,
-            use_time: 0,
-            has_mark_or_context: false,
-            main_type: true,
-        };
-        assert_eq!(o.check_policy(ours.clone()).unwrap().index(), 9);
+        let ours = PolicyInfo::installed(&PolicySpec::trap(sel, o.reqid(1).unwrap()), &o);
+        assert_eq!(o.check_policy(ours.clone()).unwrap().index(), 8);
         let mut foreign = ours.clone();
         foreign.priority = 100;
         assert!(matches!(

@@ -382,6 +382,34 @@ pub struct PolicyInfo {
 }
 
 impl PolicyInfo {
+    /// What the kernel reports for `spec` once installed (index 8), for tests.
+    #[cfg(test)]
+    pub(crate) fn installed(spec: &PolicySpec, ownership: &Ownership) -> Self {
+        let template = |reqid, mode| TemplateInfo {
+            proto: IPPROTO_ESP,
+            mode,
+            reqid,
+            optional: false,
+        };
+        let templates = match spec.action {
+            PolicyAction::Protect(r) => vec![template(r, XFRM_MODE_TRANSPORT)],
+            PolicyAction::ProtectTunnel { reqid, .. } => vec![template(reqid, XFRM_MODE_TUNNEL)],
+            PolicyAction::Pass | PolicyAction::Block => Vec::new(),
+        };
+        Self {
+            key: spec.key(),
+            index: 8,
+            priority: spec.priority(ownership),
+            block: spec.action == PolicyAction::Block,
+            templates,
+            expires: spec.expires,
+            add_time: 0,
+            use_time: 0,
+            has_mark_or_context: false,
+            main_type: true,
+        }
+    }
+
     /// Direction.
     pub fn dir(&self) -> Direction {
         self.key.dir

@@ -115,7 +115,6 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::TemplateInfo;
     use crate::types::{Prefix, TrafficSelector};
 
     fn trap(n: u32, o: &Ownership) -> PolicySpec {
@@ -126,21 +125,8 @@ mod tests {
 
     fn installed(spec: &PolicySpec, o: &Ownership, priority: u32) -> PolicyInfo {
         PolicyInfo {
-            key: spec.key(),
-            index: 8,
             priority,
-            block: false,
-            templates: vec![TemplateInfo {
-                proto: 50,
-                mode: 0,
-                reqid: o.reqid(1).unwrap(),
-                optional: false,
-            }],
-            expires: Some(60),
-            add_time: 0,
-            use_time: 0,
-            has_mark_or_context: false,
-            main_type: true,
+            ..PolicyInfo::installed(spec, o)
         }
     }
 

@@ -135,28 +135,11 @@ fn refresh_readds_what_vanished_and_leaves_foreign_policies_alone() {
         .unwrap()
     });
     // Someone else takes the selector of the first.
-    ns.ip(&[
-        "xfrm",
-        "policy",
-        "delete",
-        "dir",
-        "out",
-        "dst",
-        "2001:db8:1::/128",
-    ]);
-    ns.ip(&[
-        "xfrm",
-        "policy",
-        "add",
-        "dir",
-        "out",
-        "dst",
-        "2001:db8:1::/128",
-        "priority",
-        "100",
-        "action",
-        "block",
-    ]);
+    xfrm(&ns, "policy delete dir out dst 2001:db8:1::/128");
+    xfrm(
+        &ns,
+        "policy add dir out dst 2001:db8:1::/128 priority 100 action block",
+    );
     ns.run(|| {
         block_on(async {
             let (mut x, _) = open();

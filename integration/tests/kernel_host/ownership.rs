@@ -9,24 +9,10 @@ use super::*;
 /// The administrator's policy: same selector and direction as our trap for 192.0.2.0/24,
 /// another priority and another daemon's reqid.
 fn foreign_policy(ns: &Netns) {
-    ns.ip(&[
-        "xfrm",
-        "policy",
-        "add",
-        "dir",
-        "out",
-        "dst",
-        "192.0.2.0/24",
-        "priority",
-        "100",
-        "tmpl",
-        "proto",
-        "esp",
-        "mode",
-        "transport",
-        "reqid",
-        "5",
-    ]);
+    xfrm(
+        ns,
+        "policy add dir out dst 192.0.2.0/24 priority 100 tmpl proto esp mode transport reqid 5",
+    );
 }
 
 fn policies_text(ns: &Netns) -> String {
@@ -99,21 +85,10 @@ fn our_own_policy_is_replaced_in_place_and_removed() {
 fn foreign_sa_is_not_removed() {
     let ns = Netns::new("own");
     // Another daemon's larval SA (reqid 5).
-    ns.ip(&[
-        "xfrm",
-        "state",
-        "allocspi",
-        "src",
-        "203.0.113.9",
-        "dst",
-        "192.0.2.1",
-        "proto",
-        "esp",
-        "mode",
-        "transport",
-        "reqid",
-        "5",
-    ]);
+    xfrm(
+        &ns,
+        "state allocspi src 203.0.113.9 dst 192.0.2.1 proto esp mode transport reqid 5",
+    );
     ns.run(|| {
         block_on(async {
             let (mut x, _) = open();

@@ -10,7 +10,6 @@ use super::request::RouteRequest;
 use super::types::{Link, LocalAddress, NetEvent, Route};
 use crate::error::Error;
 use crate::netlink::{Events, GroupSocket, RequestSocket};
-use crate::wire::conversation::Step;
 use crate::wire::ParseError;
 
 /// `RTNLGRP_LINK`, `RTNLGRP_IPV4_IFADDR`, `RTNLGRP_IPV4_ROUTE`, `RTNLGRP_IPV6_IFADDR`,
@@ -37,14 +36,7 @@ impl Rtnl {
     /// Sends a request and waits for its answer.
     pub async fn execute<T>(&mut self, request: RouteRequest<T>) -> Result<T, Error> {
         let op = request.op();
-        let (bytes, mut exchange) = request.start(self.socket.next_seqs(1));
-        let answer = self.socket.converse(op, &bytes, |datagram| {
-            match exchange.on_datagram(datagram) {
-                Step::Done(result) => Some(result),
-                Step::Pending => None,
-            }
-        });
-        answer.await?
+        self.socket.request(op, |seq| request.start(seq)).await
     }
 
     /// Every IPv4 and IPv6 address of the namespace.
