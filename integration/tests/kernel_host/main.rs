@@ -17,10 +17,24 @@ use oe_kernel::{
     TrafficSelector, Xfrm,
 };
 
+mod lifetime;
+mod nd;
+mod ownership;
+mod resync;
+mod route;
+
 const WAIT: Duration = Duration::from_secs(5);
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
+}
+
+/// `ip xfrm ARGS` inside `ns` (the arguments as one string, split at spaces).
+fn xfrm(ns: &Netns, args: &str) {
+    let args: Vec<&str> = std::iter::once("xfrm")
+        .chain(args.split_whitespace())
+        .collect();
+    ns.ip(&args);
 }
 
 fn prefix(s: &str, len: u8) -> Prefix {
@@ -207,50 +221,15 @@ fn more_specific_prefix_wins_and_host_beats_group() {
 fn flush_owned_leaves_foreign_entries() {
     let ns = Netns::new("flush");
     // Foreign: an administrator's policy and a larval SA of another daemon's reqid.
-    ns.ip(&[
-        "xfrm",
-        "policy",
-        "add",
-        "dir",
-        "out",
-        "dst",
-        "203.0.113.0/24",
-        "priority",
-        "100",
-        "tmpl",
-        "proto",
-        "esp",
-        "mode",
-        "transport",
-        "reqid",
-        "5",
-    ]);
-    ns.ip(&[
-        "xfrm",
-        "policy",
-        "add",
-        "dir",
-        "in",
-        "src",
-        "203.0.113.9/32",
-        "action",
-        "block",
-    ]);
-    ns.ip(&[
-        "xfrm",
-        "state",
-        "allocspi",
-        "src",
-        "203.0.113.9",
-        "dst",
-        "192.0.2.1",
-        "proto",
-        "esp",
-        "mode",
-        "transport",
-        "reqid",
-        "5",
-    ]);
+    xfrm(
+        &ns,
+        "policy add dir out dst 203.0.113.0/24 priority 100 tmpl proto esp mode transport reqid 5",
+    );
+    xfrm(&ns, "policy add dir in src 203.0.113.9/32 action block");
+    xfrm(
+        &ns,
+        "state allocspi src 203.0.113.9 dst 192.0.2.1 proto esp mode transport reqid 5",
+    );
     let flushed = ns.run(|| {
         block_on(async {
             let (mut x, _) = open();

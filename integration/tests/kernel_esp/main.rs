@@ -19,6 +19,10 @@ use oe_kernel::{
     Replay, Reqid, SaId, SaSpec, Spi, TrafficSelector, UdpEncap, Xfrm,
 };
 
+mod clock;
+mod nat;
+mod tunnel;
+
 const WAIT: Duration = Duration::from_secs(5);
 
 fn ip(s: &str) -> IpAddr {
