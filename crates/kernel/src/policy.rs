@@ -297,14 +297,6 @@ pub struct PolicyKey {
     pub(crate) selector: Selector,
 }
 
-// Equal keys have equal selectors as this crate reads them, so hashing those is consistent with Eq.
-impl std::hash::Hash for PolicyKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.dir.hash(state);
-        self.selector().hash(state);
-    }
-}
-
 impl PolicyKey {
     /// The key of a policy for `selector` in `dir`.
     pub fn new(selector: TrafficSelector, dir: Direction) -> Self {

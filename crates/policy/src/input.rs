@@ -138,6 +138,9 @@ pub enum KernelOp {
         remote: IpAddr,
         reqid: Reqid,
     },
+    /// Renews the kernel lifetimes of these policies of ours in one batch (re-adding any that
+    /// vanished; a foreign policy holding one's selector is left alone and reported).
+    RefreshPolicies(Vec<PolicySpec>),
     /// Every SA with its counters (one dump serves the idle check and the status reports).
     DumpSas,
     /// Everything the agent owns (resync after lost events).
@@ -151,6 +154,11 @@ pub enum KernelOp {
 #[non_exhaustive]
 pub enum KernelReply {
     Done,
+    /// What a refresh could not renew: policies a foreign one displaced, and refusals.
+    Refreshed {
+        foreign: Vec<PolicyKey>,
+        failed: Vec<(PolicyKey, String)>,
+    },
     Spi(u32),
     Sas(Vec<SaInfo>),
     Owned {

@@ -159,10 +159,22 @@ impl Executor {
                 .alloc_spi(local, remote, reqid)
                 .await
                 .map(|spi| KernelReply::Spi(spi.0)),
+            KernelOp::RefreshPolicies(wanted) => {
+                k.refresh_policies(&wanted)
+                    .await
+                    .map(|r| KernelReply::Refreshed {
+                        foreign: r.foreign,
+                        failed: r
+                            .failed
+                            .into_iter()
+                            .map(|(k, e)| (k, e.to_string()))
+                            .collect(),
+                    })
+            }
             KernelOp::DumpSas => k.dump_sas().await.map(KernelReply::Sas),
             KernelOp::ListOwned => k.list_owned().await.map(|o| KernelReply::Owned {
-                policies: o.policies,
-                sas: o.sas,
+                policies: o.policies.into_iter().map(|p| p.into_info()).collect(),
+                sas: o.sas.into_iter().map(|s| s.into_info()).collect(),
             }),
             KernelOp::FlushOwned => k.flush_owned().await.map(|f| {
                 tracing::info!("removed what the agent installed: {f:?}");

@@ -219,31 +219,30 @@ impl Core {
         }
     }
 
-    /// Larval states (SPI 0) of this run's trap reqid without a negotiation: ACQUIREs that were
-    /// lost. Each gets the ACQUIRE it would have had.
+    /// ACQUIREs of this run's traps that no negotiation serves, read back from their larval
+    /// states: ACQUIREs that were lost. Each gets the negotiation it would have had.
     fn resync_acquires(&mut self, sas: &[oe_kernel::SaInfo]) {
         let trap = self.traps.reqid();
-        for sa in sas.iter().filter(|s| s.larval && s.reqid == trap) {
-            let Some(selector) = sa.selector else {
+        for sa in sas.iter().filter(|s| s.reqid == trap) {
+            let Some(flow) = sa.acquired else {
                 continue;
             };
-            let dst = selector.dst().addr();
-            if self.peers.owner_of(dst).is_some() {
+            if self.peers.owner_of(flow.dst).is_some() {
                 continue;
             }
-            let flow = oe_kernel::Flow {
-                src: sa.src,
-                dst,
-                proto: selector.proto().unwrap_or(0),
-                src_port: selector.src_port().unwrap_or(0),
-                dst_port: selector.dst_port().unwrap_or(0),
+            let matched = self.table.classify(flow.dst, flow.proto, flow.dst_port);
+            let Some(trap) = self.traps.covering(flow.dst) else {
+                continue;
             };
-            let matched = self.table.classify(dst, flow.proto, flow.dst_port);
             if !matched.group.initiates() {
                 continue;
             }
-            let cause = format!("a lost ACQUIRE for {dst} found in the kernel's larval state");
-            self.start_initiator(flow.src, dst, matched, None, cause);
+            let acquired = crate::peer::Acquired { seq: sa.seq, trap };
+            let cause = format!(
+                "a lost ACQUIRE for {} found in the kernel's larval state",
+                flow.dst
+            );
+            self.start_initiator(flow.src, flow.dst, matched, Some(acquired), cause);
         }
     }
 }

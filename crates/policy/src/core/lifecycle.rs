@@ -36,16 +36,9 @@ impl Core {
         }
     }
 
-    /// Re-puts every policy that carries a kernel lifetime, before the lifetime ends.
+    /// Re-puts every policy that carries a kernel lifetime, before the lifetime ends, in one batch.
     pub(super) fn refresh(&mut self) {
-        let traps: Vec<PolicySpec> = self.traps.expiring().copied().collect();
-        for spec in traps {
-            self.kernel(
-                KernelOp::UpdatePolicy(spec),
-                Some(Pending::Trap(spec.key())),
-            );
-        }
-        let mut hosts = Vec::new();
+        let mut wanted: Vec<PolicySpec> = self.traps.expiring().copied().collect();
         for peer in self.peers.iter() {
             let specs: Vec<PolicySpec> = match &peer.state {
                 PeerState::Negotiating(n) => match &n.shunt {
@@ -55,18 +48,58 @@ impl Core {
                 PeerState::Established(e) => e.policies.clone(),
                 PeerState::Failed(f) => f.shunt.iter().map(|s| s.spec).collect(),
             };
-            hosts.extend(
-                specs
-                    .into_iter()
-                    .filter(|s| s.expires.is_some())
-                    .map(|s| (peer.id, s)),
-            );
+            wanted.extend(specs.into_iter().filter(|s| s.expires.is_some()));
         }
-        for (id, spec) in hosts {
-            self.kernel(KernelOp::UpdatePolicy(spec), Some(Pending::Shunt(id)));
+        if !wanted.is_empty() {
+            self.kernel(KernelOp::RefreshPolicies(wanted), Some(Pending::Refresh));
         }
         let next = self.now.mono + self.refresh_interval();
         self.timers.set(Timer::Refresh, next);
+    }
+
+    /// What a refresh could not renew is no longer ours: a group policy is tried again at the
+    /// next refresh; a peer's shunt or SA policy is dropped from its state.
+    pub(super) fn refreshed(&mut self, result: Result<KernelReply, String>) {
+        let (foreign, failed) = match result {
+            Ok(KernelReply::Refreshed { foreign, failed }) => (foreign, failed),
+            Ok(_) => return,
+            Err(why) => {
+                self.event(
+                    "refresh-failed",
+                    None,
+                    format!("policy lifetimes not renewed: {why}"),
+                );
+                return;
+            }
+        };
+        let lost = foreign
+            .into_iter()
+            .map(|k| (k, "a foreign policy holds its selector".to_owned()))
+            .chain(failed);
+        for (key, why) in lost {
+            if self.traps.get(&key).is_some() {
+                self.traps.refused(&key);
+                self.event(
+                    "trap-failed",
+                    None,
+                    format!("a group policy was not renewed: {why}"),
+                );
+                continue;
+            }
+            let owner = self.peers.iter().find_map(|p| {
+                let holds = match &p.state {
+                    PeerState::Negotiating(n) => {
+                        matches!(&n.shunt, NegotiationShunt::Pass { spec, .. } if spec.key() == key)
+                    }
+                    PeerState::Established(e) => e.policies.iter().any(|s| s.key() == key),
+                    PeerState::Failed(f) => f.shunt.as_ref().is_some_and(|s| s.spec.key() == key),
+                };
+                holds.then_some(p.id)
+            });
+            if let Some(id) = owner {
+                self.shunt_refused(id, why);
+            }
+        }
     }
 
     /// Reads every SA's counters (one dump) for the idle check.

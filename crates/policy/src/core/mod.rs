@@ -74,6 +74,7 @@ enum Pending {
     Trap(PolicyKey),
     Shunt(PeerId),
     Counters,
+    Refresh,
     Resync,
 }
 
@@ -296,6 +297,7 @@ impl Core {
                 }
             }
             Pending::Counters => self.counters_read(result),
+            Pending::Refresh => self.refreshed(result),
             Pending::Resync => self.resync_with(result),
         }
     }

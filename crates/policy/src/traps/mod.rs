@@ -44,10 +44,11 @@ impl Traps {
         self.reqid
     }
 
-    /// The policies `table` asks for.
+    /// The policies `table` asks for, and the exemptions that keep IPv6 neighbour discovery out
+    /// of every trap (RFC 4861 messages pass, as Libreswan lets them).
     pub(crate) fn wanted(&self, table: &GroupTable) -> Vec<PolicySpec> {
         let secs = self.lifetime.as_secs().max(1);
-        let mut out = Vec::new();
+        let mut out = PolicySpec::neighbour_discovery();
         for entry in table.entries() {
             let Some(selector) = selector(entry) else {
                 continue;
@@ -109,6 +110,16 @@ impl Traps {
     /// The installed policy with this key, if it is ours.
     pub(crate) fn get(&self, key: &PolicyKey) -> Option<&PolicySpec> {
         self.installed.get(key)
+    }
+
+    /// The trap of the most specific prefix that covers `addr`.
+    pub(crate) fn covering(&self, addr: std::net::IpAddr) -> Option<PolicyKey> {
+        self.installed
+            .values()
+            .filter(|p| matches!(p.action, oe_kernel::PolicyAction::Protect(_)))
+            .filter(|p| p.selector.dst().contains(addr))
+            .max_by_key(|p| p.selector.dst().len())
+            .map(PolicySpec::key)
     }
 
     /// Every installed group policy.

@@ -23,11 +23,17 @@ fn defaults_trap_the_internet_and_pass_local_networks() {
         .count();
     assert_eq!(traps, 2, "one trap per family");
     let clear = Groups::default().clear.len();
+    let group = oe_kernel::priority::Class::Group;
     let passes = wanted
         .iter()
-        .filter(|p| p.action == oe_kernel::PolicyAction::Pass)
+        .filter(|p| p.action == oe_kernel::PolicyAction::Pass && p.class == group)
         .count();
     assert_eq!(passes, 2 * clear, "pass in and out for every clear entry");
+    let nd = wanted
+        .iter()
+        .filter(|p| p.class == oe_kernel::priority::Class::Exempt)
+        .count();
+    assert_eq!(nd, 10, "ICMPv6 133-137 pass both ways (RFC 4861)");
     let ownership = oe_kernel::Ownership::default();
     assert!(wanted.iter().all(|p| p.validate(&ownership).is_ok()));
 }

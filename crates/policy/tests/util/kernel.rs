@@ -38,6 +38,7 @@ pub fn op_name(op: &KernelOp) -> &'static str {
         KernelOp::DeleteSa(_) => "delete-sa",
         KernelOp::AllocSpi { .. } => "alloc-spi",
         KernelOp::DumpSas => "dump-sas",
+        KernelOp::RefreshPolicies(_) => "refresh",
         KernelOp::ListOwned => "list-owned",
         KernelOp::FlushOwned => "flush",
         _ => "other",
@@ -96,6 +97,20 @@ impl Kernel {
                 if self.sas.remove(&k).is_none() && self.larval.remove(&k).is_none() {
                     return Err("No such process (ESRCH)".into());
                 }
+            }
+            KernelOp::RefreshPolicies(wanted) => {
+                let mut foreign = Vec::new();
+                for spec in wanted {
+                    if self.foreign.contains(&spec.key()) {
+                        foreign.push(spec.key());
+                    } else {
+                        self.policies.insert(spec.key(), *spec);
+                    }
+                }
+                return Ok(KernelReply::Refreshed {
+                    foreign,
+                    failed: Vec::new(),
+                });
             }
             KernelOp::DumpSas => return Ok(KernelReply::Sas(self.sa_infos())),
             KernelOp::ListOwned => {
@@ -156,6 +171,14 @@ fn sa_info(
     bytes: u64,
     packets: u64,
 ) -> SaInfo {
+    // A larval state with SPI 0 is an ACQUIRE's: it carries the flow (from this host to `dst`).
+    let acquired = (larval && spi == 0).then_some(oe_kernel::Flow {
+        src,
+        dst,
+        proto: 17,
+        src_port: 40000,
+        dst_port: 53,
+    });
     SaInfo {
         id: SaId::esp(dst, Spi(spi)),
         src,
@@ -177,6 +200,8 @@ fn sa_info(
         esn: false,
         oseq: 0,
         larval,
+        seq: 9,
+        acquired,
     }
 }
 
