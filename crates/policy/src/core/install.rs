@@ -332,7 +332,7 @@ impl Core {
     }
 
     /// Removes what the peer has in the kernel: child SAs, host policies or shunt, reserved SPIs.
-    fn forget_kernel_state(&mut self, id: PeerId) {
+    pub(super) fn forget_kernel_state(&mut self, id: PeerId) {
         self.release_spare_spis(id);
         self.release_waiters(id);
         let Some(peer) = self.peers.get_mut(id) else {
