@@ -376,3 +376,82 @@ fn ipv6_neighbours_stay_reachable_while_oe_traps_their_prefix() {
     );
     assert_eq!(state(), "REACHABLE", "{}", ws.log());
 }
+
+/// `oe up`, `oe down`, `oe retry` against a running agent (root), and a control request from
+/// another user refused while read-only requests still answer.
+#[test]
+fn control_commands_work_end_to_end_and_only_for_root() {
+    if !uml::in_guest() {
+        return uml::rerun_in_guest("control_commands_work_end_to_end_and_only_for_root");
+    }
+    let bed = StandardBed::start(DnsFixture::builder());
+    let srv = Agent::start(
+        &bed.srv,
+        &bed.lanbed.server_config("host-ed25519.pem", "address"),
+    );
+    let ws = Agent::start(
+        &bed.ws,
+        &bed.lanbed
+            .workstation_config("[status]\nsocket = \"@DIR@/oe.sock\"\nmode = \"0666\"\n"),
+    );
+    let text = |out: std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let up = text(ws.cli(&["up", SRV4]));
+    assert!(up.contains("negotiating"), "{up}");
+    assert!(
+        wait_until(Duration::from_secs(10), || established(&ws, SRV4)),
+        "oe up brought the SA up before any traffic:\n{}\n{}",
+        ws.log(),
+        srv.log()
+    );
+    let down = text(ws.cli(&["down", SRV4, "--for", "60s"]));
+    assert!(down.contains("passes in clear for 60s"), "{down}");
+    assert!(!established(&ws, SRV4));
+    let shunts = text(ws.cli(&["shunts"]));
+    assert!(shunts.contains(SRV4) && shunts.contains("pass"), "{shunts}");
+    let receiver = udp_receiver(&bed.srv, SRV4, 5000);
+    send_udp(&bed.ws, WS4, SRV4, 5000, b"in clear while down");
+    receiver
+        .recv_from(&mut [0; 64])
+        .expect("delivered in clear");
+    let retry = text(ws.cli(&["retry", SRV4]));
+    assert!(retry.contains("negotiating"), "{retry}");
+    assert!(wait_until(Duration::from_secs(10), || established(
+        &ws, SRV4
+    )));
+
+    // Another user: the socket is open to everyone (mode 0666), control requests are not.
+    std::fs::set_permissions(
+        ws.dir(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let as_nobody = |line: &str| {
+        let script = format!(
+            "import socket; s = socket.socket(socket.AF_UNIX); s.connect({:?}); s.sendall(b'{line}\\n'); print(s.makefile().readline())",
+            ws.socket().display().to_string()
+        );
+        let out = std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "python3",
+                "-c",
+            ])
+            .arg(script)
+            .output()
+            .unwrap();
+        text(out)
+    };
+    let refused = as_nobody(&format!(r#"{{"command":"down","host":"{SRV4}"}}"#));
+    assert!(refused.contains("forbidden"), "{refused}");
+    let status = as_nobody(r#"{"command":"status"}"#);
+    assert!(status.contains("\"ok\":true"), "{status}");
+    assert!(established(&ws, SRV4), "nothing changed");
+}
