@@ -16,6 +16,16 @@ use super::{now, Msg, Replies};
 use crate::config::Config;
 use crate::status::protocol::{ErrorCode, EventReport, Request, Response, TriggerSummary};
 
+/// An event in the journal: what needs the operator's attention at warning priority.
+fn log_event(report: &EventReport) {
+    let (kind, peer, detail) = (report.kind.as_str(), report.peer, &report.detail);
+    match kind {
+        "degraded" | "trap-failed" | "install-failed" | "refresh-failed" | "shunt-failed"
+        | "resync" | "spi-failed" => tracing::warn!(kind, peer = ?peer, "{detail}"),
+        _ => tracing::info!(kind, peer = ?peer, "{detail}"),
+    }
+}
+
 /// Everything the executor owns.
 pub(crate) struct Executor {
     pub(crate) core: Core,
@@ -123,7 +133,7 @@ impl Executor {
                     }
                 }
                 Command::Event(report) => {
-                    tracing::info!(kind = report.kind, peer = ?report.peer, "{}", report.detail);
+                    log_event(&report);
                     let _ = self.events.send(report);
                 }
                 Command::Stopped => self.stopped = true,
