@@ -1,5 +1,6 @@
 //! Child SA modes (RFC 7296 1.3.1), internal addresses (3.15) and NAT traversal that lasts
 //! (RFC 3948 keepalives, a rebinding NAT followed, 2.23), between two in-memory peers.
+#![allow(clippy::unwrap_used)]
 
 mod util;
 

@@ -39,7 +39,7 @@ fn child(local_ts: Vec<IkeTs>, remote_ts: Vec<IkeTs>) -> ChildSa {
             hard: Duration::from_secs(3600),
         },
         encap: None,
-        mode: oe_ike::Mode::Transport,
+        mode: Mode::Transport,
         virtual_ip: None,
     }
 }
@@ -56,7 +56,7 @@ fn a_tunnel_carries_inner_hosts_between_its_ends() {
         vec![ts("192.0.2.2", 0, (0, u16::MAX))],
     );
     assert!(child_selector(&c).is_err(), "transport: not the two hosts");
-    c.mode = oe_ike::Mode::Tunnel;
+    c.mode = Mode::Tunnel;
     let sel = child_selector(&c).unwrap();
     assert_eq!((sel.src().addr(), sel.dst().addr()), (vip, server));
     let reqid = oe_kernel::Ownership::default().reqid(9).unwrap();
