@@ -317,6 +317,15 @@ pub struct ChildSaReport {
     pub spi_out: String,
     /// e.g. "AES_GCM_16_256".
     pub esp: String,
+    /// "transport" or "tunnel" (RFC 7296 1.3.1).
+    #[serde(default)]
+    pub mode: String,
+    /// UDP encapsulation behind a NAT (RFC 3948), e.g. "UDP 4500 -> 31000 (NAT)".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encapsulation: Option<String>,
+    /// The address the peer assigned us, which this child carries (RFC 7296 3.15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_ip: Option<IpAddr>,
     pub selectors: String,
     pub bytes_in: u64,
     pub bytes_out: u64,

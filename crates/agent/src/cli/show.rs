@@ -406,10 +406,25 @@ pub fn render_peers(peers: &[PeerReport]) -> String {
     text
 }
 
+/// "AES_GCM_16_256 tunnel, UDP 4500 -> 31000 (NAT), via 100.64.0.7".
+fn esp_column(c: &ChildSaReport) -> String {
+    let mut text = c.esp.clone();
+    if !c.mode.is_empty() {
+        text = format!("{text} {}", c.mode);
+    }
+    if let Some(e) = &c.encapsulation {
+        text = format!("{text}, {e}");
+    }
+    if let Some(a) = c.virtual_ip {
+        text = format!("{text}, via {a}");
+    }
+    text
+}
+
 fn child_row(peer: &PeerReport, c: &ChildSaReport) -> Vec<String> {
     vec![
         peer.address.to_string(),
-        c.esp.clone(),
+        esp_column(c),
         c.spi_in.clone(),
         c.spi_out.clone(),
         c.selectors.clone(),
@@ -697,6 +712,9 @@ mod tests {
                 spi_in: "c0ffee01".into(),
                 spi_out: "c0ffee02".into(),
                 esp: "AES_GCM_16_256".into(),
+                mode: "transport".into(),
+                encapsulation: None,
+                virtual_ip: None,
                 selectors: "192.0.2.1 <-> 192.0.2.2".into(),
                 bytes_in: 1_234_567,
                 bytes_out: 999,

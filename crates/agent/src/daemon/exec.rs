@@ -153,6 +153,11 @@ impl Executor {
             KernelOp::AddSa(spec) => done(k.add_sa(&spec).await),
             KernelOp::UpdateSa(spec) => done(k.update_sa(&spec).await),
             KernelOp::DeleteSa(id) => done(k.delete_sa(id).await),
+            KernelOp::AddSaIn(mode, spec) => done(k.add_sa_in(mode, &spec).await),
+            KernelOp::UpdateSaIn(mode, spec) => done(k.update_sa_in(mode, &spec).await),
+            KernelOp::FollowMapping { mapping, outbound } => {
+                done(k.follow_mapping(&mapping, outbound).await)
+            }
             KernelOp::AllocSpi {
                 local,
                 remote,

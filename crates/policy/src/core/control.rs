@@ -150,6 +150,7 @@ impl Core {
             notes: Vec::new(),
             last_ike: None,
             refusal: None,
+            behind_nat: None,
         });
         Some(id)
     }

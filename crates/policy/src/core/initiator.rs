@@ -72,6 +72,7 @@ impl Core {
             notes: Vec::new(),
             last_ike: None,
             refusal: None,
+            behind_nat: None,
         });
         self.peers.bind_ike(local, handle, id);
         self.counters.negotiations_started += 1;

@@ -9,7 +9,7 @@ use oe_kernel::{PolicySpec, SaId, Spi};
 
 use super::{Core, Pending};
 use crate::input::{Command, KernelOp};
-use crate::kernel_specs::{child_selector, esp_name, host_policies, sa_specs};
+use crate::kernel_specs::{child_selector, esp_name, host_policies, sa_specs, tunnel_policies};
 use crate::peer::{Child, Counters, Established, NegotiationShunt, PeerId, PeerState, Role};
 use crate::timers::Timer;
 
@@ -42,16 +42,26 @@ impl Core {
         };
         outbound.acquire_seq = acquired.map(|a| a.seq);
         let reqid = inbound.reqid;
+        let policies = match child.mode {
+            oe_ike::Mode::Transport => Ok(host_policies(selector, reqid, lifetime)),
+            oe_ike::Mode::Tunnel => {
+                tunnel_policies(selector, (child.local, child.remote), reqid, lifetime)
+            }
+        };
+        let policies = match policies {
+            Ok(p) => p,
+            Err(why) => return self.refuse_child(id, local, handle, &child, why),
+        };
         // The inbound SPI came from ALLOCSPI, whose larval state the SA takes over (UPDSA).
-        self.kernel(
-            KernelOp::UpdateSa(inbound),
-            Some(Pending::Install { peer: id, handle }),
-        );
-        self.kernel(
-            KernelOp::AddSa(outbound),
-            Some(Pending::Install { peer: id, handle }),
-        );
-        let policies = host_policies(selector, reqid, lifetime);
+        let (update, add) = match child.mode {
+            oe_ike::Mode::Transport => (KernelOp::UpdateSa(inbound), KernelOp::AddSa(outbound)),
+            oe_ike::Mode::Tunnel => (
+                KernelOp::UpdateSaIn(oe_kernel::Mode::Tunnel, inbound),
+                KernelOp::AddSaIn(oe_kernel::Mode::Tunnel, outbound),
+            ),
+        };
+        self.kernel(update, Some(Pending::Install { peer: id, handle }));
+        self.kernel(add, Some(Pending::Install { peer: id, handle }));
         self.put_host_policies(id, handle, &policies);
         if let Some(a) = acquired {
             self.release_held_packets(a.trap);
@@ -144,8 +154,10 @@ impl Core {
             "child SA"
         };
         let detail = format!(
-            "{what} installed: {}, SPIs {:08x} in / {:08x} out",
+            "{what} installed: {} {}{}, SPIs {:08x} in / {:08x} out",
             esp_name(child.encr),
+            mode_name(child.mode),
+            encap_text(child.encap),
             child.inbound_spi,
             child.outbound_spi
         );
@@ -170,6 +182,9 @@ impl Core {
             outbound_spi: child.outbound_spi,
             selector,
             esp: esp_name(child.encr),
+            mode: child.mode,
+            encap: child.encap,
+            virtual_ip: child.virtual_ip,
             selectors: format!(
                 "{} === {}",
                 ts_text(&child.local_ts),
@@ -430,6 +445,21 @@ fn established_with(
         }
     };
     waiters
+}
+
+/// "transport" or "tunnel".
+pub(crate) fn mode_name(mode: oe_ike::Mode) -> &'static str {
+    match mode {
+        oe_ike::Mode::Transport => "transport",
+        _ => "tunnel",
+    }
+}
+
+/// ", UDP-encapsulated 4500 -> 31000" behind a NAT (RFC 3948), else nothing.
+pub(crate) fn encap_text(encap: Option<(u16, u16)>) -> String {
+    encap.map_or_else(String::new, |(ours, theirs)| {
+        format!(", UDP-encapsulated {ours} -> {theirs} (NAT)")
+    })
 }
 
 fn ts_text(ts: &[oe_ike::wire::TrafficSelector]) -> String {

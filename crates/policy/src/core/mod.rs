@@ -9,6 +9,7 @@ mod install;
 mod kernel_events;
 mod keys;
 mod lifecycle;
+mod nat;
 mod report;
 mod trigger;
 
