@@ -205,6 +205,80 @@ pub struct StatusReport {
     /// The DNS trigger's stub, when it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<TriggerSummary>,
+    /// How long validated lookups and negotiations took (left out while nothing was measured).
+    #[serde(default, skip_serializing_if = "Latencies::is_empty")]
+    pub latency: Latencies,
+}
+
+impl Latencies {
+    /// Whether nothing was measured yet.
+    pub fn is_empty(&self) -> bool {
+        self.dns_lookup.count == 0 && self.negotiation.count == 0
+    }
+}
+
+/// Latency histograms since start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latencies {
+    /// From the core asking for a validated lookup to its verdict.
+    pub dns_lookup: Histogram,
+    /// From the start of a negotiation (ACQUIRE, trigger, `oe up`) to its first child SA in the
+    /// kernel.
+    pub negotiation: Histogram,
+}
+
+/// A histogram with fixed bucket bounds ([`Histogram::BOUNDS`], seconds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    /// Observations at or below each bound (not cumulative), one per bound.
+    pub buckets: Vec<u64>,
+    /// Every observation, including those above the last bound.
+    pub count: u64,
+    pub sum_seconds: f64,
+}
+
+impl Histogram {
+    /// Upper bounds of the buckets, in seconds.
+    pub const BOUNDS: [f64; 12] = [
+        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+
+    /// Counts one observation.
+    pub fn observe(&mut self, seconds: f64) {
+        if self.buckets.len() != Self::BOUNDS.len() {
+            self.buckets = vec![0; Self::BOUNDS.len()];
+        }
+        if let Some(i) = Self::BOUNDS.iter().position(|b| seconds <= *b) {
+            if let Some(b) = self.buckets.get_mut(i) {
+                *b += 1;
+            }
+        }
+        self.count += 1;
+        self.sum_seconds += seconds;
+    }
+
+    /// Observations at or below each bound, cumulative (OpenMetrics buckets).
+    pub fn cumulative(&self) -> Vec<(f64, u64)> {
+        let mut total = 0;
+        Self::BOUNDS
+            .iter()
+            .enumerate()
+            .map(|(i, bound)| {
+                total += self.buckets.get(i).copied().unwrap_or(0);
+                (*bound, total)
+            })
+            .collect()
+    }
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            buckets: vec![0; Self::BOUNDS.len()],
+            count: 0,
+            sum_seconds: 0.0,
+        }
+    }
 }
 
 /// The DNS trigger's stub in `status`.

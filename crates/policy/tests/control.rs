@@ -67,6 +67,12 @@ fn up_negotiates_before_any_traffic() {
     );
     let out = control(&mut world, Request::Up { host: SRV.into() }, SRV);
     assert_eq!(out, ["already encrypted"]);
+    // The negotiation and its reverse-zone lookup are counted in the latency histograms.
+    let Report::Status(status) = world.agent.ask(world.now, Request::Status) else {
+        panic!()
+    };
+    assert_eq!(status.latency.negotiation.count, 1);
+    assert_eq!(status.latency.dns_lookup.count, 1);
 }
 
 #[test]

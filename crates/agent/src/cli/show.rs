@@ -690,6 +690,7 @@ mod tests {
             },
             degraded_reason: Some("the kernel cannot install ESP SAs".into()),
             trigger: None,
+            latency: Default::default(),
         }
     }
 
@@ -797,8 +798,8 @@ PEER         STATE        ROLE       IDENTITY                 AUTHENTICATION    
 2001:db8::2  negotiating  initiator  -                        -                                 -                                             -             -      -
 
 child SAs
-PEER       ESP             SPI IN    SPI OUT   SELECTORS                BYTES IN  BYTES OUT  PACKETS IN  PACKETS OUT  IDLE     UP  REKEY IN
-192.0.2.2  AES_GCM_16_256  c0ffee01  c0ffee02  192.0.2.1 <-> 192.0.2.2    1.2 MB      999 B         900           12    3s  4m12s    50m00s
+PEER       ESP                       SPI IN    SPI OUT   SELECTORS                BYTES IN  BYTES OUT  PACKETS IN  PACKETS OUT  IDLE     UP  REKEY IN
+192.0.2.2  AES_GCM_16_256 transport  c0ffee01  c0ffee02  192.0.2.1 <-> 192.0.2.2    1.2 MB      999 B         900           12    3s  4m12s    50m00s
 ";
         assert_eq!(text, expected);
         assert_eq!(render_peers(&[]), "no peers\n");

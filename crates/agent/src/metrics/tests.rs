@@ -33,6 +33,7 @@ fn status(trigger: Option<TriggerSummary>) -> StatusReport {
         },
         degraded_reason: None,
         trigger,
+        latency: Default::default(),
     }
 }
 

@@ -99,7 +99,7 @@ impl Core {
         let for_peer = peer.role() == Role::Responder;
         let caused_by = for_peer.then_some(peer.remote);
         let query = Query::Key(target.clone());
-        match self.dns.ask(&query, id, caused_by) {
+        match self.dns.ask(&query, id, caused_by, self.now.mono) {
             Asked::Start => self
                 .commands
                 .push_back(Command::LookupKey { target, for_peer }),

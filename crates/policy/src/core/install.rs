@@ -133,6 +133,10 @@ impl Core {
             ike.spare_spis.retain(|s| *s != child.inbound_spi);
         }
         let first = !matches!(peer.state, PeerState::Established(_));
+        let started = match &peer.state {
+            PeerState::Negotiating(n) => Some(n.since),
+            _ => None,
+        };
         let waiters = established_with(&mut peer.state, entry, policies);
         peer.last_ike = Some("established".into());
         let role = peer.ikes.get(&handle).map_or(Role::Initiator, |i| i.role);
@@ -142,6 +146,10 @@ impl Core {
         }
         self.timers.cancel(Timer::Negotiation(id));
         self.timers.cancel(Timer::FailureEnds(id));
+        if let Some(since) = started {
+            let took = self.now.mono.saturating_duration_since(since);
+            self.latency.negotiation.observe(took.as_secs_f64());
+        }
         if first {
             self.counters.negotiations_succeeded += 1;
             if role == Role::Responder {

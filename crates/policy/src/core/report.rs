@@ -186,6 +186,7 @@ impl Core {
                 format!("{why}; no trap policies are installed, so nothing is encrypted or held; status and lookups work")
             }),
             trigger: trigger.map(|t| t.summary.clone()),
+            latency: self.latency.clone(),
         })
     }
 
