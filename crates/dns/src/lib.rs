@@ -50,6 +50,7 @@ pub use answer::{
 };
 pub use cache::{
     AddressOutcome, CacheConfig, CacheSnapshot, Counters, EntrySnapshot, KeyCache, Lookup, Outcome,
+    Priority,
 };
 pub use classify::classify;
 pub use config::{parse_server, Upstream, ValidatorConfig};

@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hickory_proto::rr::Name;
 use tokio::sync::watch;
 
+use super::admission::{Admission, Priority, Refusal};
 use super::{CacheConfig, CacheSnapshot, Clock, Counters, EntrySnapshot};
 use crate::answer::{Failure, LookupError};
 
@@ -25,12 +26,17 @@ pub(crate) trait Cacheable: Send + Sync + 'static {
 /// A shared outcome.
 pub(crate) type Shared<V> = Arc<V>;
 
-/// A lookup in flight: its label and where its outcome will appear.
-type Pending<V> = (String, watch::Receiver<Option<Shared<V>>>);
+/// A lookup in flight: its label, where its outcome will appear, and whose slot it holds.
+struct Pending<V> {
+    label: String,
+    outcome: watch::Receiver<Option<Shared<V>>>,
+    priority: Priority,
+}
 
 pub(crate) struct Store<V> {
     entries: HashMap<Name, Entry<V>>,
     in_flight: HashMap<Name, Pending<V>>,
+    admission: Admission,
     counters: Counters,
 }
 
@@ -39,6 +45,7 @@ impl<V> Default for Store<V> {
         Self {
             entries: HashMap::new(),
             in_flight: HashMap::new(),
+            admission: Admission::default(),
             counters: Counters::default(),
         }
     }
@@ -54,7 +61,7 @@ struct Entry<V> {
 
 /// A table shared by clones of the cache.
 pub(crate) struct Table<V> {
-    state: Arc<Mutex<Store<V>>>,
+    pub(super) state: Arc<Mutex<Store<V>>>,
 }
 
 impl<V> Clone for Table<V> {
@@ -75,11 +82,13 @@ impl<V> Default for Table<V> {
 
 impl<V: Cacheable> Table<V> {
     /// The outcome under `key`: cached, joined to a lookup in flight, or fetched now by `fetch`
-    /// in a task of its own (a caller that gives up does not cancel it for the others).
+    /// in a task of its own (a caller that gives up does not cancel it for the others), if
+    /// `priority` may start one ([`Admission`]); otherwise [`Failure::Overloaded`].
     pub(crate) async fn get<F>(
         &self,
         key: Name,
         label: String,
+        priority: Priority,
         config: &CacheConfig,
         clock: &Clock,
         fetch: F,
@@ -92,16 +101,20 @@ impl<V: Cacheable> Table<V> {
             if let Some(outcome) = cached(&mut state, &key, clock()) {
                 return outcome;
             }
-            if let Some((_, rx)) = state.in_flight.get(&key) {
-                let rx = rx.clone();
+            if let Some(pending) = state.in_flight.get(&key) {
+                let rx = pending.outcome.clone();
                 state.counters.coalesced += 1;
                 rx
-            } else if state.in_flight.len() >= config.max_in_flight {
+            } else if let Err(refusal) = state.admission.admit(priority, config) {
                 state.counters.shed += 1;
+                if refusal != Refusal::Full {
+                    state.counters.shed_peers += 1;
+                }
                 return Arc::new(V::failed(Failure::Overloaded));
             } else {
                 state.counters.misses += 1;
-                self.start(&mut state, key, label, *config, clock.clone(), fetch)
+                let pending = (label, priority);
+                self.start(&mut state, key, pending, *config, clock.clone(), fetch)
             }
         };
         wait(rx).await
@@ -111,7 +124,7 @@ impl<V: Cacheable> Table<V> {
         &self,
         state: &mut Store<V>,
         key: Name,
-        label: String,
+        (label, priority): (String, Priority),
         config: CacheConfig,
         clock: Clock,
         fetch: F,
@@ -120,13 +133,19 @@ impl<V: Cacheable> Table<V> {
         F: Future<Output = V> + Send + 'static,
     {
         let (tx, rx) = watch::channel(None);
-        state
-            .in_flight
-            .insert(key.clone(), (label.clone(), rx.clone()));
-        let this = self.clone();
+        let pending = Pending {
+            label: label.clone(),
+            outcome: rx.clone(),
+            priority,
+        };
+        state.in_flight.insert(key.clone(), pending);
+        let slot = Slot {
+            table: self.clone(),
+            key: Some(key),
+        };
         tokio::spawn(async move {
             let outcome = Arc::new(fetch.await);
-            this.store(key, label, outcome.clone(), &config, clock());
+            slot.fill(label, outcome.clone(), &config, clock());
             let _ = tx.send(Some(outcome));
         });
         rx
@@ -142,7 +161,7 @@ impl<V: Cacheable> Table<V> {
     ) {
         let expires = outcome.expiry(config, now);
         let mut state = self.lock();
-        state.in_flight.remove(&key);
+        end_flight(&mut state, &key);
         if expires <= now {
             return;
         }
@@ -173,7 +192,8 @@ impl<V: Cacheable> Table<V> {
             .map(|(name, e)| entry_snapshot(name, e))
             .collect();
         entries.sort_by_key(|e| e.expires);
-        let mut in_flight: Vec<String> = state.in_flight.values().map(|(l, _)| l.clone()).collect();
+        let mut in_flight: Vec<String> =
+            state.in_flight.values().map(|p| p.label.clone()).collect();
         in_flight.sort();
         CacheSnapshot {
             entries,
@@ -189,6 +209,44 @@ impl<V: Cacheable> Table<V> {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The slot of a lookup in flight: filled with its outcome, or, if the lookup task ends without
+/// one (a panic, the runtime shutting down), given back when dropped, so no slot is lost.
+struct Slot<V: Cacheable> {
+    table: Table<V>,
+    key: Option<Name>,
+}
+
+impl<V: Cacheable> Slot<V> {
+    fn fill(mut self, label: String, outcome: Shared<V>, config: &CacheConfig, now: SystemTime) {
+        if let Some(key) = self.key.take() {
+            self.table.store(key, label, outcome, config, now);
+        }
+    }
+}
+
+impl<V: Cacheable> Drop for Slot<V> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            end_flight(&mut self.table.lock(), &key);
+        }
+    }
+}
+
+/// Removes the lookup in flight under `key` and gives its slot back.
+fn end_flight<V>(state: &mut Store<V>, key: &Name) {
+    if let Some(pending) = state.in_flight.remove(key) {
+        state.admission.release(pending.priority);
+    }
+}
+
+#[cfg(test)]
+impl<V> Store<V> {
+    /// Sources holding in-flight slots (the per-source map's size).
+    pub(crate) fn admission_sources(&self) -> usize {
+        self.admission.sources()
     }
 }
 
