@@ -35,6 +35,7 @@ mod classify;
 mod config;
 mod guard;
 pub mod ipseckey;
+mod proofs;
 mod target;
 pub mod trigger;
 mod validator;

@@ -42,6 +42,13 @@ pub trait Lookup: Send + Sync + 'static {
         &self,
         name: &Name,
     ) -> impl Future<Output = Result<AddressAnswer, LookupError>> + Send;
+
+    /// The IPSECKEY verdict on `name` that proofs cached from earlier answers give at `now`,
+    /// without I/O (see [`Validator::covering`]); `None` by default.
+    fn covering(&self, name: &Name, now: SystemTime) -> Option<Answer> {
+        let _ = (name, now);
+        None
+    }
 }
 
 impl Lookup for Validator {
@@ -57,6 +64,10 @@ impl Lookup for Validator {
         name: &Name,
     ) -> impl Future<Output = Result<AddressAnswer, LookupError>> + Send {
         Self::lookup_addresses(self, name)
+    }
+
+    fn covering(&self, name: &Name, now: SystemTime) -> Option<Answer> {
+        Self::covering(self, name, now)
     }
 }
 
@@ -143,6 +154,9 @@ pub struct Counters {
     pub shed: u64,
     /// Of those, requests on a peer's behalf shed by the peer share or the per-peer limit.
     pub shed_peers: u64,
+    /// Answered by a covering proof (an insecure delegation above the name, or cached NSEC
+    /// records), without a lookup.
+    pub covered: u64,
 }
 
 /// The cache as the status socket shows it.
@@ -207,6 +221,9 @@ impl<L: Lookup> KeyCache<L> {
     /// Like [`Self::get`], on behalf of `priority`: a lookup a peer caused is shed as
     /// [`Failure::Overloaded`] when the peers' share or this peer's limit is used up.
     pub async fn get_as(&self, target: &LookupTarget, priority: Priority) -> Outcome {
+        if let Some(outcome) = self.proven(target) {
+            return outcome;
+        }
         let lookup = self.lookup.clone();
         let owned = target.clone();
         let fetch = async move { lookup.lookup(&owned).await };
@@ -233,6 +250,23 @@ impl<L: Lookup> KeyCache<L> {
         self.addresses
             .get(key, name.to_string(), priority, config, clock, fetch)
             .await
+    }
+
+    /// The IPSECKEY outcome for `target` if it is known without a lookup, synchronously and
+    /// without I/O: the cached outcome for the name, or the verdict of a covering proof cached
+    /// from earlier answers (the name is below a provably insecure delegation: `Insecure` without
+    /// records; or cached NSEC records prove it has no IPSECKEY: `Absent`, RFC 8198). Such a
+    /// verdict lasts no longer than the proof behind it (its `valid_until`). `None`: a lookup is
+    /// needed ([`Self::get`] does it, and first asks this).
+    pub fn proven(&self, target: &LookupTarget) -> Option<Outcome> {
+        let now = (self.clock)();
+        let qname = target.query_name();
+        if let Some(outcome) = self.keys.peek(&qname, now) {
+            return Some(outcome);
+        }
+        let answer = self.lookup.covering(&qname, now)?;
+        self.keys.count_covered();
+        Some(Arc::new(Ok(answer)))
     }
 
     /// Forgets the cached outcome for `target` (the next `get` looks it up again).

@@ -178,6 +178,16 @@ impl<V: Cacheable> Table<V> {
         state.entries.insert(key, entry);
     }
 
+    /// The cached outcome under `key`, if still valid at `now` (counted as a hit).
+    pub(crate) fn peek(&self, key: &Name, now: SystemTime) -> Option<Shared<V>> {
+        cached(&mut self.lock(), key, now)
+    }
+
+    /// Counts an answer given by a covering proof.
+    pub(crate) fn count_covered(&self) {
+        self.lock().counters.covered += 1;
+    }
+
     /// Forgets the outcome under `key`.
     pub(crate) fn invalidate(&self, key: &Name) {
         self.lock().entries.remove(key);
