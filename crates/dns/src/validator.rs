@@ -75,10 +75,10 @@ impl Validator {
         let pool = NameServerPool::from_config(servers, cx, TokioRuntimeProvider::default());
         let stats = Arc::new(GuardStats::default());
         let retry = RetryDnsHandle::new(pool, config.attempts);
-        let transport = Guard::new(retry, config.limits, stats.clone());
         let mut anchor_owners: Vec<Name> =
             config.anchors.keys.iter().map(|k| k.0.clone()).collect();
         anchor_owners.extend(config.anchors.ds_owners());
+        let transport = Guard::new(retry, config.limits, stats.clone(), &anchor_owners);
         Ok(Self {
             transport,
             checked: tokio::sync::OnceCell::new(),
