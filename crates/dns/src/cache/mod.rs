@@ -1,7 +1,10 @@
 //! Cache of lookup outcomes with in-flight coalescing: many ACQUIREs for one host cause one
 //! lookup. IPSECKEY outcomes and validated addresses live in two tables with the same rules.
 //! Positive and negative outcomes live for their validated lifetime (capped), bogus ones for a
-//! minute, failures for seconds (RFC 9520 wants failures cached, briefly). Bounded in entries and
+//! minute, failures for seconds (RFC 9520 wants failures cached, briefly). A verdict still in
+//! use in the last tenth of its lifetime is looked up again in the background (the caller is
+//! served the cached one), so the names a host talks to stay cached; a refresh that fails keeps
+//! the verdict until it expires. Bounded in entries and
 //! in concurrent lookups, with a share of the concurrent lookups reserved for the host's own
 //! ([`Priority`]: lookups a peer's identity caused cannot exhaust it); a snapshot serves the
 //! status socket.
@@ -21,7 +24,7 @@ use crate::answer::{Answer, Failure, LookupError};
 use crate::target::LookupTarget;
 use crate::validator::Validator;
 pub use admission::Priority;
-use store::{describe_error, error_expiry, Cacheable, Table};
+use store::{describe_error, error_expiry, Cacheable, Request, Table};
 
 /// An IPSECKEY outcome shared between the cache and every caller that asked for it.
 pub type Outcome = Arc<Result<Answer, LookupError>>;
@@ -157,6 +160,8 @@ pub struct Counters {
     /// Answered by a covering proof (an insecure delegation above the name, or cached NSEC
     /// records), without a lookup.
     pub covered: u64,
+    /// Entries in use looked up again in the background before they expired.
+    pub refreshes: u64,
 }
 
 /// The cache as the status socket shows it.
@@ -221,17 +226,18 @@ impl<L: Lookup> KeyCache<L> {
     /// Like [`Self::get`], on behalf of `priority`: a lookup a peer caused is shed as
     /// [`Failure::Overloaded`] when the peers' share or this peer's limit is used up.
     pub async fn get_as(&self, target: &LookupTarget, priority: Priority) -> Outcome {
-        if let Some(outcome) = self.proven(target) {
-            return outcome;
-        }
         let lookup = self.lookup.clone();
         let owned = target.clone();
         let fetch = async move { lookup.lookup(&owned).await };
         let key = target.query_name();
+        let cover = |now| self.lookup.covering(&target.query_name(), now).map(Ok);
         let (config, clock) = (&self.config, &self.clock);
-        self.keys
-            .get(key, target.to_string(), priority, config, clock, fetch)
-            .await
+        let request = Request {
+            key,
+            label: target.to_string(),
+            priority,
+        };
+        self.keys.get(request, config, clock, cover, fetch).await
     }
 
     /// The validated addresses of `name` (A and AAAA), cached and coalesced like [`Self::get`]
@@ -247,8 +253,13 @@ impl<L: Lookup> KeyCache<L> {
         let owned = key.clone();
         let fetch = async move { lookup.lookup_addresses(&owned).await };
         let (config, clock) = (&self.config, &self.clock);
+        let request = Request {
+            key,
+            label: name.to_string(),
+            priority,
+        };
         self.addresses
-            .get(key, name.to_string(), priority, config, clock, fetch)
+            .get(request, config, clock, |_| None, fetch)
             .await
     }
 
@@ -257,7 +268,7 @@ impl<L: Lookup> KeyCache<L> {
     /// from earlier answers (the name is below a provably insecure delegation: `Insecure` without
     /// records; or cached NSEC records prove it has no IPSECKEY: `Absent`, RFC 8198). Such a
     /// verdict lasts no longer than the proof behind it (its `valid_until`). `None`: a lookup is
-    /// needed ([`Self::get`] does it, and first asks this).
+    /// needed ([`Self::get`] does it; it asks the covering proofs first too).
     pub fn proven(&self, target: &LookupTarget) -> Option<Outcome> {
         let now = (self.clock)();
         let qname = target.query_name();
@@ -314,6 +325,10 @@ impl Cacheable for Result<Answer, LookupError> {
     fn failed(failure: Failure) -> Self {
         Err(LookupError::Failure(failure))
     }
+
+    fn is_verdict(&self) -> bool {
+        self.is_ok()
+    }
 }
 
 impl Cacheable for Result<AddressAnswer, LookupError> {
@@ -340,6 +355,10 @@ impl Cacheable for Result<AddressAnswer, LookupError> {
 
     fn failed(failure: Failure) -> Self {
         Err(LookupError::Failure(failure))
+    }
+
+    fn is_verdict(&self) -> bool {
+        self.is_ok()
     }
 }
 

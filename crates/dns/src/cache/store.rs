@@ -21,10 +21,24 @@ pub(crate) trait Cacheable: Send + Sync + 'static {
     fn describe(&self) -> (&'static str, usize, String);
     /// The outcome when the lookup task is lost or the request is shed.
     fn failed(failure: Failure) -> Self;
+    /// Whether this is a verdict (secure, insecure, absent), not a bogus or failed lookup: only
+    /// verdicts are refreshed ahead of expiry, and a refresh that fails keeps them.
+    fn is_verdict(&self) -> bool;
 }
+
+/// An entry in use is looked up again in the background once this fraction of its lifetime is
+/// left (1/10, as unbound's `prefetch`), so the names a host talks to stay cached.
+const REFRESH_DIVISOR: u32 = 10;
 
 /// A shared outcome.
 pub(crate) type Shared<V> = Arc<V>;
+
+/// What a caller asks a table for: the key, a label for people, on whose behalf.
+pub(crate) struct Request {
+    pub(crate) key: Name,
+    pub(crate) label: String,
+    pub(crate) priority: Priority,
+}
 
 /// A lookup in flight: its label, where its outcome will appear, and whose slot it holds.
 struct Pending<V> {
@@ -81,30 +95,46 @@ impl<V> Default for Table<V> {
 }
 
 impl<V: Cacheable> Table<V> {
-    /// The outcome under `key`: cached, joined to a lookup in flight, or fetched now by `fetch`
-    /// in a task of its own (a caller that gives up does not cancel it for the others), if
-    /// `priority` may start one ([`Admission`]); otherwise [`Failure::Overloaded`].
+    /// The outcome for `request`: cached (and refreshed in the background when due), given by
+    /// `cover` (a covering proof, not stored), joined to a lookup in flight, or fetched now by
+    /// `fetch` in a task of its own (a caller that gives up does not cancel it for the others), if
+    /// the request's priority may start one ([`Admission`]); otherwise [`Failure::Overloaded`].
     pub(crate) async fn get<F>(
         &self,
-        key: Name,
-        label: String,
-        priority: Priority,
+        request: Request,
         config: &CacheConfig,
         clock: &Clock,
+        cover: impl FnOnce(SystemTime) -> Option<V>,
         fetch: F,
     ) -> Shared<V>
     where
         F: Future<Output = V> + Send + 'static,
     {
+        let Request {
+            key,
+            label,
+            priority,
+        } = request;
+        let now = clock();
         let rx = {
             let mut state = self.lock();
-            if let Some(outcome) = cached(&mut state, &key, clock()) {
+            if let Some(outcome) = cached(&mut state, &key, now) {
+                if due_for_refresh(&state, &key, now)
+                    && state.admission.admit(priority, config).is_ok()
+                {
+                    state.counters.refreshes += 1;
+                    let pending = (label, priority);
+                    drop(self.start(&mut state, key, pending, *config, clock.clone(), fetch));
+                }
                 return outcome;
             }
             if let Some(pending) = state.in_flight.get(&key) {
                 let rx = pending.outcome.clone();
                 state.counters.coalesced += 1;
                 rx
+            } else if let Some(covered) = cover(now) {
+                state.counters.covered += 1;
+                return Arc::new(covered);
             } else if let Err(refusal) = state.admission.admit(priority, config) {
                 state.counters.shed += 1;
                 if refusal != Refusal::Full {
@@ -163,6 +193,14 @@ impl<V: Cacheable> Table<V> {
         let mut state = self.lock();
         end_flight(&mut state, &key);
         if expires <= now {
+            return;
+        }
+        // A refresh that failed: the verdict it was to renew is still valid, keep it.
+        let valid_verdict = state
+            .entries
+            .get(&key)
+            .is_some_and(|e| e.expires > now && e.outcome.is_verdict());
+        if valid_verdict && !outcome.is_verdict() {
             return;
         }
         if !state.entries.contains_key(&key) {
@@ -258,6 +296,22 @@ impl<V> Store<V> {
     pub(crate) fn admission_sources(&self) -> usize {
         self.admission.sources()
     }
+}
+
+/// Whether the entry under `key`, just served, is a verdict in its last tenth of life with no
+/// lookup in flight: then it is looked up again in the background.
+fn due_for_refresh<V: Cacheable>(state: &Store<V>, key: &Name, now: SystemTime) -> bool {
+    let Some(entry) = state.entries.get(key) else {
+        return false;
+    };
+    let life = entry
+        .expires
+        .duration_since(entry.fetched)
+        .unwrap_or_default();
+    let left = entry.expires.duration_since(now).unwrap_or_default();
+    entry.outcome.is_verdict()
+        && left <= life / REFRESH_DIVISOR
+        && !state.in_flight.contains_key(key)
 }
 
 fn cached<V>(state: &mut Store<V>, key: &Name, now: SystemTime) -> Option<Shared<V>> {

@@ -16,6 +16,8 @@ struct Fake {
     calls: Arc<AtomicUsize>,
     gate: Arc<Semaphore>,
     now: Arc<AtomicU64>,
+    /// Every lookup fails (the network is down).
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Lookup for Fake {
@@ -42,6 +44,9 @@ impl Lookup for Fake {
         let owner = target.query_name();
         let label = owner.to_string();
         assert!(!label.starts_with("panic"), "the lookup task dies");
+        if self.down.load(Ordering::SeqCst) {
+            return Err(LookupError::Failure(Failure::Network("down".into())));
+        }
         if label.starts_with("secure") {
             let signature = Signature {
                 signer: Name::root(),
@@ -79,16 +84,19 @@ struct Bed {
     calls: Arc<AtomicUsize>,
     gate: Arc<Semaphore>,
     now: Arc<AtomicU64>,
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn bed(config: CacheConfig) -> Bed {
     let calls = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(Semaphore::new(0));
     let now = Arc::new(AtomicU64::new(1_800_000_000));
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let fake = Fake {
         calls: calls.clone(),
         gate: gate.clone(),
         now: now.clone(),
+        down: down.clone(),
     };
     let clock_now = now.clone();
     let clock =
@@ -99,6 +107,7 @@ fn bed(config: CacheConfig) -> Bed {
         calls,
         gate,
         now,
+        down,
     }
 }
 
@@ -319,9 +328,13 @@ fn hold(bed: &Bed, name: &str, priority: Priority) -> tokio::task::JoinHandle<su
 }
 
 async fn in_flight(bed: &Bed, n: usize) {
-    while bed.cache.snapshot().in_flight.len() < n {
+    for _ in 0..100_000 {
+        if bed.cache.snapshot().in_flight.len() >= n {
+            return;
+        }
         tokio::task::yield_now().await;
     }
+    panic!("fewer than {n} lookups in flight");
 }
 
 fn overloaded(outcome: &super::Outcome) -> bool {
@@ -428,4 +441,52 @@ async fn a_lookup_task_that_dies_gives_its_slot_back() {
     ));
     assert!(bed.cache.snapshot().in_flight.is_empty());
     assert!(bed.get_now("secure.example.").await.is_ok());
+}
+
+/// A verdict in use is looked up again in its last tenth of life: the caller gets the cached one
+/// at once, and the refreshed one replaces it; a refresh that fails keeps the verdict.
+#[tokio::test]
+async fn entries_in_use_are_refreshed_before_they_expire() {
+    let bed = bed(CacheConfig::default());
+    bed.get_now("secure.example.").await; // secure for 300 s
+    bed.advance(200);
+    assert!(bed.cache.get(&target("secure.example.")).await.is_ok());
+    assert_eq!(bed.calls.load(Ordering::SeqCst), 1, "not due yet");
+    bed.advance(75); // 25 s left of 300: due
+    let served = tokio::time::timeout(
+        Duration::from_millis(100),
+        bed.cache.get(&target("secure.example.")),
+    )
+    .await
+    .expect("served from the cache, without waiting for the refresh");
+    assert!(served.is_ok());
+    in_flight(&bed, 1).await;
+    while bed.calls.load(Ordering::SeqCst) < 2 {
+        tokio::task::yield_now().await;
+    }
+    bed.gate.add_permits(1);
+    while !bed.cache.snapshot().in_flight.is_empty() {
+        tokio::task::yield_now().await;
+    }
+    let entry = bed.cache.snapshot().entries[0].clone();
+    assert_eq!(entry.expires - entry.fetched, 300);
+    assert_eq!(bed.cache.snapshot().counters.refreshes, 1);
+    // 280 s after the refresh the entry is due again; this time the lookup fails: the verdict
+    // stays until it expires, and the failure is not cached over it.
+    bed.advance(280);
+    bed.down.store(true, Ordering::SeqCst);
+    assert!(bed.cache.get(&target("secure.example.")).await.is_ok());
+    assert_eq!(bed.cache.snapshot().counters.refreshes, 2);
+    bed.gate.add_permits(1);
+    while !bed.cache.snapshot().in_flight.is_empty() {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(bed.calls.load(Ordering::SeqCst), 3);
+    let after = bed.cache.snapshot().entries[0].clone();
+    assert_eq!((after.state, after.expires), ("secure", entry.expires));
+    assert!(bed.cache.get(&target("secure.example.")).await.is_ok());
+    // Once it expires, the failure is what there is.
+    bed.advance(20);
+    bed.gate.add_permits(1);
+    assert!(bed.cache.get(&target("secure.example.")).await.is_err());
 }
