@@ -300,12 +300,14 @@ fn chain_request((name, rtype): &Key, options: DnsRequestOptions) -> DnsRequest 
     request
 }
 
-/// Checks one response against the limits; the error says which limit.
+/// Checks one response against the limits; the error says which limit. Counts are keyed by
+/// borrowed owner names (hickory compares and hashes names case-insensitively), and only DNSSEC
+/// records are looked at.
 pub(crate) fn check(limits: &WorkLimits, msg: &Message) -> Result<(), String> {
-    let mut rrsigs: HashMap<(Name, RecordType), usize> = HashMap::new();
-    let mut dnskeys: HashMap<Name, usize> = HashMap::new();
-    let mut tags: HashMap<(Name, u16), usize> = HashMap::new();
-    let mut ds: HashMap<Name, usize> = HashMap::new();
+    let mut rrsigs: HashMap<(&Name, RecordType), usize> = HashMap::new();
+    let mut dnskeys: HashMap<&Name, usize> = HashMap::new();
+    let mut tags: HashMap<(&Name, u16), usize> = HashMap::new();
+    let mut ds: HashMap<&Name, usize> = HashMap::new();
     let mut nsec3 = 0usize;
     let all = msg
         .answers
@@ -313,13 +315,13 @@ pub(crate) fn check(limits: &WorkLimits, msg: &Message) -> Result<(), String> {
         .chain(&msg.authorities)
         .chain(&msg.additionals);
     for record in all {
-        let owner = record.name.to_lowercase();
         let RData::DNSSEC(data) = &record.data else {
             continue;
         };
+        let owner = &record.name;
         match data {
             DNSSECRData::RRSIG(sig) => {
-                let n = bump(&mut rrsigs, (owner.clone(), sig.input().type_covered));
+                let n = bump(&mut rrsigs, (owner, sig.input().type_covered));
                 if n > limits.max_rrsigs_per_rrset {
                     return Err(format!(
                         "more than {} RRSIGs for one RRset at {owner}",
@@ -328,21 +330,21 @@ pub(crate) fn check(limits: &WorkLimits, msg: &Message) -> Result<(), String> {
                 }
             }
             DNSSECRData::DNSKEY(key) => {
-                if bump(&mut dnskeys, owner.clone()) > limits.max_dnskeys {
+                if bump(&mut dnskeys, owner) > limits.max_dnskeys {
                     return Err(format!(
                         "more than {} DNSKEYs at {owner}",
                         limits.max_dnskeys
                     ));
                 }
                 let tag = key.calculate_key_tag().unwrap_or(0);
-                if bump(&mut tags, (owner.clone(), tag)) > limits.max_keys_per_tag {
+                if bump(&mut tags, (owner, tag)) > limits.max_keys_per_tag {
                     return Err(format!(
                         "more than {} DNSKEYs with key tag {tag} at {owner}",
                         limits.max_keys_per_tag
                     ));
                 }
             }
-            DNSSECRData::DS(_) if bump(&mut ds, owner.clone()) > limits.max_ds => {
+            DNSSECRData::DS(_) if bump(&mut ds, owner) > limits.max_ds => {
                 return Err(format!("more than {} DS records at {owner}", limits.max_ds));
             }
             DNSSECRData::NSEC3(_) => {

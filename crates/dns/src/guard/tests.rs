@@ -372,3 +372,18 @@ fn only_ancestor_signers_are_followed() {
         ]
     );
 }
+
+/// Owner names differing only in case are one owner (RFC 4343): varying the case does not get
+/// around a cap.
+#[test]
+fn caps_ignore_the_case_of_owner_names() {
+    let limits = WorkLimits::default();
+    let mut records: Vec<Record> = (0..5).map(rrsig).collect();
+    for mut r in (5..9).map(rrsig) {
+        r.name = Name::from_ascii("ExAmPlE.NeT.").unwrap();
+        records.push(r);
+    }
+    assert!(check(&limits, &message(records))
+        .unwrap_err()
+        .contains("RRSIGs"));
+}
