@@ -234,7 +234,7 @@ impl<L: Lookup> KeyCache<L> {
         let (config, clock) = (&self.config, &self.clock);
         let request = Request {
             key,
-            label: target.to_string(),
+            label: || target.to_string(),
             priority,
         };
         self.keys.get(request, config, clock, cover, fetch).await
@@ -255,7 +255,7 @@ impl<L: Lookup> KeyCache<L> {
         let (config, clock) = (&self.config, &self.clock);
         let request = Request {
             key,
-            label: name.to_string(),
+            label: || name.to_string(),
             priority,
         };
         self.addresses

@@ -33,10 +33,11 @@ const REFRESH_DIVISOR: u32 = 10;
 /// A shared outcome.
 pub(crate) type Shared<V> = Arc<V>;
 
-/// What a caller asks a table for: the key, a label for people, on whose behalf.
-pub(crate) struct Request {
+/// What a caller asks a table for: the key, a label for people (made only when a lookup
+/// starts: a cache hit formats nothing), on whose behalf.
+pub(crate) struct Request<L> {
     pub(crate) key: Name,
-    pub(crate) label: String,
+    pub(crate) label: L,
     pub(crate) priority: Priority,
 }
 
@@ -101,7 +102,7 @@ impl<V: Cacheable> Table<V> {
     /// the request's priority may start one ([`Admission`]); otherwise [`Failure::Overloaded`].
     pub(crate) async fn get<F>(
         &self,
-        request: Request,
+        request: Request<impl FnOnce() -> String>,
         config: &CacheConfig,
         clock: &Clock,
         cover: impl FnOnce(SystemTime) -> Option<V>,
@@ -118,12 +119,13 @@ impl<V: Cacheable> Table<V> {
         let now = clock();
         let rx = {
             let mut state = self.lock();
-            if let Some(outcome) = cached(&mut state, &key, now) {
-                if due_for_refresh(&state, &key, now)
+            if let Some((outcome, due)) = cached(&mut state, &key, now) {
+                if due
+                    && !state.in_flight.contains_key(&key)
                     && state.admission.admit(priority, config).is_ok()
                 {
                     state.counters.refreshes += 1;
-                    let pending = (label, priority);
+                    let pending = (label(), priority);
                     drop(self.start(&mut state, key, pending, *config, clock.clone(), fetch));
                 }
                 return outcome;
@@ -143,7 +145,7 @@ impl<V: Cacheable> Table<V> {
                 return Arc::new(V::failed(Failure::Overloaded));
             } else {
                 state.counters.misses += 1;
-                let pending = (label, priority);
+                let pending = (label(), priority);
                 self.start(&mut state, key, pending, *config, clock.clone(), fetch)
             }
         };
@@ -218,7 +220,7 @@ impl<V: Cacheable> Table<V> {
 
     /// The cached outcome under `key`, if still valid at `now` (counted as a hit).
     pub(crate) fn peek(&self, key: &Name, now: SystemTime) -> Option<Shared<V>> {
-        cached(&mut self.lock(), key, now)
+        cached(&mut self.lock(), key, now).map(|(outcome, _)| outcome)
     }
 
     /// Counts an answer given by a covering proof.
@@ -298,32 +300,28 @@ impl<V> Store<V> {
     }
 }
 
-/// Whether the entry under `key`, just served, is a verdict in its last tenth of life with no
-/// lookup in flight: then it is looked up again in the background.
-fn due_for_refresh<V: Cacheable>(state: &Store<V>, key: &Name, now: SystemTime) -> bool {
-    let Some(entry) = state.entries.get(key) else {
-        return false;
-    };
-    let life = entry
-        .expires
-        .duration_since(entry.fetched)
-        .unwrap_or_default();
-    let left = entry.expires.duration_since(now).unwrap_or_default();
-    entry.outcome.is_verdict()
-        && left <= life / REFRESH_DIVISOR
-        && !state.in_flight.contains_key(key)
-}
-
-fn cached<V>(state: &mut Store<V>, key: &Name, now: SystemTime) -> Option<Shared<V>> {
+/// The cached outcome under `key`, if still valid at `now`, and whether it is due for a refresh:
+/// a verdict in the last tenth of its lifetime.
+fn cached<V: Cacheable>(
+    state: &mut Store<V>,
+    key: &Name,
+    now: SystemTime,
+) -> Option<(Shared<V>, bool)> {
     let entry = state.entries.get_mut(key)?;
     if entry.expires <= now {
         state.entries.remove(key);
         return None;
     }
     entry.hits += 1;
+    let life = entry
+        .expires
+        .duration_since(entry.fetched)
+        .unwrap_or_default();
+    let left = entry.expires.duration_since(now).unwrap_or_default();
+    let due = left <= life / REFRESH_DIVISOR && entry.outcome.is_verdict();
     let outcome = entry.outcome.clone();
     state.counters.hits += 1;
-    Some(outcome)
+    Some((outcome, due))
 }
 
 /// Drops expired entries, then the soonest to expire, until one more fits.
