@@ -3,7 +3,10 @@
 #  - the Debian packages listed in .ci/debian-packages
 #  - Libreswan 4.10, unpacked privately under $OE_LIBRESWAN (default /opt/oe-testbed/libreswan), because
 #    Debian's libreswan and strongswan packages conflict
+#  - a User-Mode-Linux kernel that boots on CPUs with AVX-512 or AMX, unpacked privately under $OE_UML_DIR
+#    (default /opt/oe-testbed/uml) by uml/install-kernel.sh
 #  - cargo-fuzz (for the short fuzz runs), unless OE_NO_FUZZ=1
+#  - cargo-deb (packaging/build-deb.sh; the package tests)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "setup-host.sh: run as root (it installs Debian packages)" >&2; exit 1; }
@@ -25,6 +28,13 @@ if [ ! -x "$LSW/root/usr/libexec/ipsec/pluto" ]; then
 fi
 "$LSW/root/usr/libexec/ipsec/pluto" --version 2>&1 | head -1
 
+bash "$ROOT/integration/uml/install-kernel.sh"
+
 if [ "${OE_NO_FUZZ:-0}" != 1 ] && ! command -v cargo-fuzz >/dev/null; then
   cargo install --locked cargo-fuzz
+fi
+
+CARGO_DEB_VERSION=3.8.0
+if ! cargo deb --version 2>/dev/null | grep -qx "cargo-deb $CARGO_DEB_VERSION"; then
+  cargo install --locked cargo-deb --version "$CARGO_DEB_VERSION"
 fi

@@ -1,11 +1,14 @@
 #!/bin/bash
 # test-all.sh: the whole test suite on a fresh Debian 12 machine (the README's test command; CI runs it).
 #
-# 1. installs what the tests need (integration/setup-host.sh: Debian packages, Libreswan unpacked privately,
-#    cargo-fuzz);
-# 2. builds the workspace and runs every test: unit tests, namespace tests on the host kernel, and tests that
-#    re-run themselves inside a User-Mode-Linux kernel for real ESP;
-# 3. runs each fuzz target briefly (OE_FUZZ_SECONDS, default 20; 0 skips).
+# 1. checks the format first (cargo fmt, and rustfmt on the fuzz targets), so a format error fails fast;
+# 2. installs what the tests need (integration/setup-host.sh: Debian packages, Libreswan and a UML kernel
+#    unpacked privately, cargo-fuzz);
+# 3. lints (cargo clippy on every target, warnings are errors);
+# 4. builds the workspace and runs every test: unit tests, namespace tests on the host kernel, and tests that
+#    re-run themselves inside a User-Mode-Linux kernel for real ESP; then lists the slowest tests;
+# 5. runs each fuzz target briefly (OE_FUZZ_SECONDS, default 20; 0 skips).
+# Each step's wall time is printed at the end, also when a step fails.
 # Needs root (namespaces, XFRM, daemons); re-executes itself with sudo when started by another user.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,17 +17,38 @@ if [ "$(id -u)" != 0 ]; then
   exec sudo -E bash "$0" "$@"
 fi
 cd "$ROOT"
-step() { printf '\n==== %s (%s)\n' "$*" "$(date +%T)"; }
-T0=$(date +%s)
+T0=$(date +%s) STEP='' STEP_T0=0 TIMES='' LOG=$(mktemp -d /tmp/oe-test-all.XXXXXX)
+end_step() {
+  [ -n "$STEP" ] && TIMES+=$(printf '%7d s  %s' $(( $(date +%s) - STEP_T0 )) "$STEP")$'\n'
+  STEP=''
+}
+step() { end_step; STEP=$* STEP_T0=$(date +%s); printf '\n==== %s (%s)\n' "$*" "$(date +%T)"; }
+summary() {
+  local rc=$?; end_step; rm -rf "$LOG"
+  printf '\n==== wall time per step\n%s%7d s  in all (exit %d)\n' "$TIMES" $(( $(date +%s) - T0 )) "$rc"
+}
+trap summary EXIT
+
+step "checking the format (cargo fmt --check)"
+cargo fmt --all -- --check
+rustfmt --check --edition 2021 fuzz/fuzz_targets/*.rs  # fuzz/ is a workspace of its own
 
 step "setting up the host"
 bash integration/setup-host.sh
+
+step "linting (cargo clippy, warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "building"
 cargo build --workspace --all-targets
 
 step "testing (unit, namespace and UML-kernel tests)"
-cargo test --workspace --no-fail-fast -- --test-threads="${OE_TEST_THREADS:-2}"
+# report-time.sh adds each test's wall time to its line; slowest-tests.sh reads them back.
+rc=0
+cargo test --workspace --no-fail-fast --config "target.'cfg(all())'.runner = '$ROOT/integration/report-time.sh'" \
+  -- --test-threads="${OE_TEST_THREADS:-2}" 2>&1 | tee "$LOG/test.log" || rc=$?
+sh integration/slowest-tests.sh "$LOG/test.log"
+[ "$rc" = 0 ] || { echo "test-all.sh: tests failed (cargo test exit $rc)"; exit "$rc"; }
 
 FUZZ=${OE_FUZZ_SECONDS:-20}
 if [ "$FUZZ" != 0 ]; then
@@ -38,4 +62,4 @@ if [ "$FUZZ" != 0 ]; then
     grep -E '^Done|stat::number_of_executed_units' "$log" || true; rm -f "$log"
   done
 fi
-step "all tests passed in $(( $(date +%s) - T0 )) s"
+echo "all tests passed"

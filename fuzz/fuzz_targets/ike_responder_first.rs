@@ -52,12 +52,12 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         .enumerate()
     {
         ep.handle_datagram(now + Duration::from_secs(i as u64), remote, local, d);
+        while ep.poll_event().is_some() {}
         let mut sent = 0;
         while ep.poll_transmit().is_some() {
             sent += 1;
         }
         assert!(sent <= 2);
-        while ep.poll_event().is_some() {}
     }
     ep.handle_timeout(now + Duration::from_secs(60));
 });

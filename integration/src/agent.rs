@@ -70,6 +70,11 @@ impl Agent {
         agent
     }
 
+    /// The agent's process ID.
+    pub fn pid(&self) -> u32 {
+        self.daemon.pid()
+    }
+
     /// The status socket's path.
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("oe.sock")

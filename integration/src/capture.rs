@@ -68,6 +68,19 @@ impl Packet {
 impl Capture {
     /// Starts tcpdump on `ifname` inside `ns` and waits until it listens.
     pub fn start(ns: &Netns, ifname: &str) -> Self {
+        Self::start_with(ns, ifname, &[])
+    }
+
+    /// Like [`Capture::start`], keeping only what `ns` sends on `ifname` (`tcpdump -Q out`):
+    /// what that host put on the wire. Tunnel-mode ESP needs it: the kernel hands a
+    /// decapsulated packet back to the receiving device, so a capture of both directions
+    /// shows every received inner packet a second time, in clear, though it never crossed
+    /// the link.
+    pub fn start_outgoing(ns: &Netns, ifname: &str) -> Self {
+        Self::start_with(ns, ifname, &["-Q", "out"])
+    }
+
+    fn start_with(ns: &Netns, ifname: &str, extra: &[&str]) -> Self {
         require::program("tcpdump", "tcpdump");
         let dir = tempfile::Builder::new()
             .prefix("oe-pcap.")
@@ -87,8 +100,9 @@ impl Capture {
             "0",
             "-i",
             ifname,
-            "-w",
         ])
+        .args(extra)
+        .arg("-w")
         .arg(&file);
         let daemon = Daemon::spawn("tcpdump", cmd, &log).unwrap_or_else(|e| panic!("tcpdump: {e}"));
         let listening = wait_until(Duration::from_secs(10), || {

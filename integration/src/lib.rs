@@ -4,8 +4,12 @@
 //! - [`uml`]: re-run a test inside a User-Mode-Linux kernel that has ESP (the host kernel may not).
 //! - [`dns`]: a private DNSSEC tree (root and signed, unsigned, expired and tampered children) served by
 //!   nsd and knot behind a recursive unbound.
+//! - [`home_router`]: dnsmasq as a home router that strips DNSSEC records.
 //! - [`peers`]: strongSwan's charon and Libreswan's pluto as IKE peers.
 //! - [`capture`]: tcpdump captures and a classifier that tells ESP from cleartext.
+//! - [`openmetrics`]: OpenMetrics text read back by Python's prometheus_client.
+//! - [`container`]: systemd as PID 1 in a container (systemd-nspawn) on a fresh root.
+//! - [`package`]: the Debian package, and a throwaway copy of this host's root to install it in.
 //!
 //! Everything here needs root and Debian packages (see `.ci/debian-packages`). A test that cannot get what it
 //! needs fails with a message naming it ([`require`]); nothing is skipped silently.
@@ -15,9 +19,13 @@
 
 pub mod agent;
 pub mod capture;
+pub mod container;
 pub mod dns;
+pub mod home_router;
 pub mod ike_probe;
 pub mod netns;
+pub mod openmetrics;
+pub mod package;
 pub mod peers;
 pub mod process;
 pub mod require;

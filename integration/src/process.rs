@@ -108,3 +108,15 @@ pub fn run_ok(cmd: &mut Command) -> Output {
 pub fn stdout_of(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&run_ok(cmd).stdout).into_owned()
 }
+
+/// The stdout of a finished script; panics, naming `place` and the script, unless it succeeded.
+pub fn stdout_if_ok(out: &Output, place: &str, script: &str) -> String {
+    assert!(
+        out.status.success(),
+        "in {place}, `{script}` failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

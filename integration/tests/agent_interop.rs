@@ -107,6 +107,12 @@ fn libreswan_anonymous_client_reaches_an_oe_server() {
     );
     let (srv, srv_if) = bed.host("srv", &["192.0.2.30/24"]);
     let (lsw, _) = bed.host("lsw", &["192.0.2.12/24"]);
+    // Libreswan 4.10 looks the server's IPSECKEY up while it sends IKE_SA_INIT and does not wait for the
+    // answer before checking IKE_AUTH's signature (its initiator_fetch_idr_ipseckey never suspends): on
+    // a LAN with no delay, oe can answer IKE_AUTH (about 20 ms) before pluto's first DNSSEC lookup is done
+    // (about 70 ms), and pluto fails with "no certificate matched". A server 200 ms away, as a real one
+    // would be, lets the lookup finish first.
+    srv.sh(&format!("tc qdisc add dev {srv_if} root netem delay 200ms"));
     let agent = Agent::start(
         &srv,
         &bed.server_config("host-rsa3072.pem", "fqdn:srvrsa.rsa.example"),

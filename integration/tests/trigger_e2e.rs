@@ -211,19 +211,26 @@ fn between(packets: &[Packet], a: IpAddr, b: IpAddr) -> Vec<&Packet> {
     packets.iter().filter(|p| p.between(a, b)).collect()
 }
 
-/// The two IKE round trips (IKE_SA_INIT, IKE_AUTH) of the flow, from the capture: request out,
-/// response back, twice.
+/// The first and the last IKE round trips of the flow (IKE_SA_INIT and IKE_AUTH; with the
+/// post-quantum hybrid an IKE_INTERMEDIATE round trip, possibly fragmented, lies between), from
+/// the capture: request out, response back.
 fn ike_round_trips(flow: &[&Packet], ws: IpAddr) -> (f64, f64) {
     let ike: Vec<&&Packet> = flow.iter().filter(|p| p.kind == Kind::Ike).collect();
     assert!(
         ike.len() >= 4,
         "IKE_SA_INIT and IKE_AUTH on the wire: {ike:?}"
     );
-    assert!(
-        ike[0].src == ws && ike[1].dst == ws && ike[2].src == ws && ike[3].dst == ws,
-        "{ike:?}"
-    );
-    (ike[1].time - ike[0].time, ike[3].time - ike[2].time)
+    assert!(ike[0].src == ws && ike[1].dst == ws, "{ike:?}");
+    let last_response = ike.iter().rposition(|p| p.dst == ws).unwrap();
+    let last_request = ike[..last_response]
+        .iter()
+        .rposition(|p| p.src == ws)
+        .unwrap_or_else(|| panic!("no request before the last response: {ike:?}"));
+    assert!(last_request > 1, "{ike:?}");
+    (
+        ike[1].time - ike[0].time,
+        ike[last_response].time - ike[last_request].time,
+    )
 }
 
 /// Everything between the two hosts is IKE or ESP (or ICMP: IPv6 neighbour discovery), and the

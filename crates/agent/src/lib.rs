@@ -6,5 +6,6 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod keys;
+pub mod metrics;
 pub mod service;
 pub mod status;

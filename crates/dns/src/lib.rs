@@ -26,18 +26,25 @@
 //! section 5.3.4 on the records hickory validated (module `wildcard`).
 
 #![forbid(unsafe_code)]
+// Without `resolver`, helpers used only by the validator and the stub have no caller.
+#![cfg_attr(not(feature = "resolver"), allow(dead_code))]
 
 mod address;
 mod anchor;
 mod answer;
+#[cfg(feature = "resolver")]
 mod cache;
 mod classify;
+#[cfg(feature = "resolver")]
 mod config;
+#[cfg(feature = "resolver")]
 mod guard;
 pub mod ipseckey;
+pub mod outcome;
 mod proofs;
 mod target;
 pub mod trigger;
+#[cfg(feature = "resolver")]
 mod validator;
 mod wildcard;
 
@@ -49,13 +56,18 @@ pub use anchor::{AnchorError, AnchorSet};
 pub use answer::{
     Absence, Answer, Denial, Failure, KeyRecord, LookupError, SecureKeys, Signature, Unsigned,
 };
+#[cfg(feature = "resolver")]
 pub use cache::{
     AddressOutcome, CacheConfig, CacheSnapshot, Counters, EntrySnapshot, KeyCache, Lookup, Outcome,
     Priority,
 };
 pub use classify::classify;
+#[cfg(feature = "resolver")]
 pub use config::{parse_server, Upstream, ValidatorConfig};
+#[cfg(feature = "resolver")]
 pub use guard::{GuardStats, WorkLimits};
 pub use ipseckey::{Gateway, IpsecKey, PublicKey};
+pub use outcome::{AddressVerdict, KeyVerdict};
 pub use target::{BadTarget, LookupTarget};
+#[cfg(feature = "resolver")]
 pub use validator::{current_thread_runtime, lookup_blocking, LookupCost, Validator};

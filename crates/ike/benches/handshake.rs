@@ -3,7 +3,9 @@
 //! exchange, key derivation, seal/open, sign/verify, KEYMAT) measured in the same run.
 //!
 //! `cargo bench -p oe-ike --bench handshake` runs the criterion groups, then prints medians and
-//! the ratio handshake / floor for each side and key type (target: <= 1.25x).
+//! the ratio handshake / floor for each side and key type (target: <= 1.25x), classical (X25519
+//! alone) and hybrid (X25519, then ML-KEM-768 in IKE_INTERMEDIATE, RFC 9370), and the size of
+//! each message of the hybrid handshake.
 
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -14,8 +16,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, Criterion};
 use oe_ike::crypto::floor::{HandshakeFloor, Suite};
 use oe_ike::crypto::{DhGroup, EncrAlg, PrivateKey, PublicKey};
-use oe_ike::wire::Identity;
-use oe_ike::{Config, Endpoint, Event, LocalAuth, SaHandle};
+use oe_ike::wire::{ExchangeType, Identity, Message};
+use oe_ike::{AdditionalKe, Config, Endpoint, Event, LocalAuth, SaHandle};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -39,7 +41,7 @@ struct Setup {
     floor_b: HandshakeFloor<'static>,
 }
 
-fn setup(file: &str) -> Setup {
+fn setup(file: &str, hybrid: bool) -> Setup {
     let (ka, kb) = (key(&format!("{file}_a")), key(&format!("{file}_b")));
     let config = |name: &str, k: &Arc<PrivateKey>| {
         let mut c = Config::new(
@@ -47,6 +49,9 @@ fn setup(file: &str) -> Setup {
             LocalAuth::Key(k.clone()),
         );
         c.liveness_interval = None;
+        if !hybrid {
+            c.additional_ke = AdditionalKe::off();
+        }
         c
     };
     let suite = Suite {
@@ -65,8 +70,25 @@ fn setup(file: &str) -> Setup {
         b: config("b", &kb),
         pub_a: ka.public_key(),
         pub_b: kb.public_key(),
-        floor_a: HandshakeFloor::new(suite, Some(sa), Some(sb), &mut rng).expect("floor"),
-        floor_b: HandshakeFloor::new(suite, Some(sb), Some(sa), &mut rng).expect("floor"),
+        floor_a: floor(suite, sa, sb, hybrid.then_some(true), &mut rng),
+        floor_b: floor(suite, sb, sa, hybrid.then_some(false), &mut rng),
+    }
+}
+
+/// One side's floor; `initiator` Some adds ML-KEM-768 as that side does it.
+fn floor(
+    suite: Suite,
+    ours: &'static PrivateKey,
+    peer: &'static PrivateKey,
+    initiator: Option<bool>,
+    rng: &mut ChaCha20Rng,
+) -> HandshakeFloor<'static> {
+    let f = HandshakeFloor::new(suite, Some(ours), Some(peer), rng).expect("floor");
+    match initiator {
+        Some(i) => f
+            .with_additional_ke(DhGroup::MlKem768, i, rng)
+            .expect("floor"),
+        None => f,
     }
 }
 
@@ -97,6 +119,11 @@ fn agent(ep: &mut Endpoint, now: Instant, keys: &PublicKey, spi: &mut u32) -> Op
 
 /// One handshake; returns the CPU time spent inside each side's engine calls.
 fn handshake(s: &Setup, seed: u64) -> (Duration, Duration) {
+    handshake_logged(s, seed, &mut Vec::new())
+}
+
+/// The same, recording each datagram sent (direction A to B, bytes).
+fn handshake_logged(s: &Setup, seed: u64, log: &mut Vec<(bool, Vec<u8>)>) -> (Duration, Duration) {
     let (addr_a, addr_b): (SocketAddr, SocketAddr) = (
         "192.0.2.1:500".parse().unwrap(),
         "192.0.2.2:500".parse().unwrap(),
@@ -118,6 +145,7 @@ fn handshake(s: &Setup, seed: u64) -> (Duration, Duration) {
     let (mut a_up, mut b_up) = (false, false);
     for _ in 0..8 {
         let t = Instant::now();
+        log.extend(to_b.iter().map(|d| (true, d.clone())));
         for d in to_b.drain(..) {
             b.handle_datagram(now, addr_a, addr_b, &d);
         }
@@ -127,6 +155,7 @@ fn handshake(s: &Setup, seed: u64) -> (Duration, Duration) {
             .collect();
         tb += t.elapsed();
         let t = Instant::now();
+        log.extend(to_a.iter().map(|d| (false, d.clone())));
         for d in to_a {
             a.handle_datagram(now, addr_b, addr_a, &d);
         }
@@ -145,8 +174,8 @@ fn handshake(s: &Setup, seed: u64) -> (Duration, Duration) {
 fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("handshake");
     g.sample_size(20).measurement_time(Duration::from_secs(4));
-    for (name, file) in KEYS {
-        let s = setup(file);
+    for (name, file, hybrid) in cases() {
+        let s = setup(file, hybrid);
         let mut seed = 0;
         g.bench_function(format!("initiator/{name}"), |b| {
             b.iter_custom(|n| {
@@ -181,11 +210,22 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// Every key type classical, and Ed25519 and RSA-2048 as hybrids.
+fn cases() -> Vec<(String, &'static str, bool)> {
+    let mut v: Vec<_> = KEYS
+        .iter()
+        .map(|(n, f)| (n.to_string(), *f, false))
+        .collect();
+    v.push(("Ed25519+ML-KEM-768".into(), "ed25519", true));
+    v.push(("ECDSA-P256+ML-KEM-768".into(), "p256", true));
+    v
+}
+
 /// Interleaved samples of handshake and floor, so machine noise hits both alike.
 fn ratios() {
     println!("\nmedian CPU per handshake side vs. its crypto floor (X25519, AES-GCM-256, PRF-HMAC-SHA256)");
-    for (name, file) in KEYS {
-        let s = setup(file);
+    for (name, file, hybrid) in cases() {
+        let s = setup(file, hybrid);
         let rounds = if file == "rsa2048" { 61 } else { 201 };
         let mut rng = ChaCha20Rng::seed_from_u64(5);
         let (mut ia, mut rb, mut fa, mut fb) = (vec![], vec![], vec![], vec![]);
@@ -209,10 +249,30 @@ fn ratios() {
     }
 }
 
+/// The size of each message of the hybrid handshake (UDP payload; fragments listed apart).
+fn sizes() {
+    let s = setup("ed25519", true);
+    let mut log = Vec::new();
+    handshake_logged(&s, 77, &mut log);
+    println!("\nhybrid handshake messages (Ed25519, X25519 + ML-KEM-768), UDP payload bytes:");
+    for (a_to_b, d) in &log {
+        let m = Message::parse(d).unwrap();
+        let dir = if *a_to_b { "request " } else { "response" };
+        let x = match m.header.exchange {
+            ExchangeType::IKE_SA_INIT => "IKE_SA_INIT",
+            ExchangeType::IKE_INTERMEDIATE => "IKE_INTERMEDIATE",
+            ExchangeType::IKE_AUTH => "IKE_AUTH",
+            _ => "other",
+        };
+        println!("  {x:>16} {dir} {:5}", d.len());
+    }
+}
+
 criterion_group!(handshake_benches, benches);
 
 fn main() {
     handshake_benches();
     Criterion::default().configure_from_args().final_summary();
     ratios();
+    sizes();
 }

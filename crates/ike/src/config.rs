@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::addke::AdditionalKe;
 use crate::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg, PrivateKey};
 use crate::wire::Identity;
 
@@ -62,6 +63,10 @@ pub enum LocalAuth {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub ike_proposals: Vec<IkeProposal>,
+    /// Additional key exchanges (RFC 9370) after the IKE_SA_INIT one, run in IKE_INTERMEDIATE
+    /// exchanges (RFC 9242): ML-KEM-768 by default, optional; [`AdditionalKe::off`] or
+    /// [`AdditionalKe::required`] change that.
+    pub additional_ke: AdditionalKe,
     pub esp_proposals: Vec<EspProposal>,
     /// Our identity (ignored with `LocalAuth::Null`, which always sends ID_NULL).
     pub local_id: Identity,
@@ -72,9 +77,30 @@ pub struct Config {
     pub child_lifetime: Lifetime,
     pub retransmit: Retransmit,
     /// Half-open IKE SAs above which IKE_SA_INIT requests need a cookie (RFC 7296 2.6); strongSwan
-    /// uses 10 too.
+    /// uses 10 too. Default 10.
     pub cookie_threshold: usize,
-    /// Largest IKE datagram we send before fragmenting IKE_AUTH (RFC 7383 2.5.1).
+    /// How long one cookie secret is used while cookies are being sent (RFC 7296 2.6: the secret
+    /// changes periodically); a cookie made with the previous secret is accepted for 10 s more.
+    /// Default 120 s.
+    pub cookie_secret_lifetime: Duration,
+    /// Half-open responder IKE SAs (IKE_SA_INIT answered, IKE_AUTH not done) one IP address may
+    /// hold; its further IKE_SA_INIT requests are dropped, cookie or not. Default 10 (strongSwan
+    /// blocks at 5 per address; a NAT may hide several opportunistic clients).
+    pub max_half_open_per_source: usize,
+    /// Half-open responder IKE SAs in total; beyond it every new IKE_SA_INIT request is dropped,
+    /// even with a valid cookie. Cookies engage first, at `cookie_threshold`, so only sources
+    /// that return cookies (real addresses) get this far. Default 10,000 (a few kB each).
+    pub max_half_open: usize,
+    /// Child SAs one IKE SA may hold (installed, being rekeyed, or replaced and awaiting their
+    /// delete); a peer's CREATE_CHILD_SA beyond it is answered NO_ADDITIONAL_SAS. Default 8
+    /// (opportunistic encryption needs one per host pair, plus rekey overlaps and collisions).
+    pub max_children_per_sa: usize,
+    /// How long a responder keeps a child SA or IKE SA the peer rekeyed, waiting for the peer's
+    /// delete of it (RFC 7296 2.8, 2.18), before deleting it itself. Default 30 s (the peer's
+    /// delete, retransmitted, has had three tries by then).
+    pub rekey_delete_grace: Duration,
+    /// Largest IKE message (UDP payload) we send before fragmenting encrypted exchanges
+    /// (RFC 7383 2.5.1).
     pub fragment_size: usize,
     /// Offer and use IKE fragmentation (RFC 7383).
     pub fragmentation: bool,
@@ -94,6 +120,7 @@ impl Config {
     pub fn new(local_id: Identity, local_auth: LocalAuth) -> Self {
         Self {
             ike_proposals: default_ike_proposals(),
+            additional_ke: AdditionalKe::hybrid(),
             esp_proposals: default_esp_proposals(),
             local_id,
             local_auth,
@@ -112,7 +139,14 @@ impl Config {
                 tries: 5,
             },
             cookie_threshold: 10,
-            fragment_size: 1280,
+            cookie_secret_lifetime: Duration::from_secs(120),
+            max_half_open_per_source: 10,
+            max_half_open: 10_000,
+            max_children_per_sa: 8,
+            rekey_delete_grace: Duration::from_secs(30),
+            // RFC 7383 2.5.1: IPv6's minimum MTU (1280) less the IPv6 (40) and UDP (8) headers,
+            // so an ML-KEM-768 key (1,184 bytes) in IKE_INTERMEDIATE still crosses any path.
+            fragment_size: 1232,
             fragmentation: true,
             liveness_interval: Some(Duration::from_secs(30)),
             half_open_timeout: Duration::from_secs(30),

@@ -1,56 +1,99 @@
 //! Stateless cookies for IKE_SA_INIT (RFC 7296 2.6):
-//! `Cookie = <VersionIDofSecret> | Hash(Ni | IPi | SPIi | <secret>)`, here with HMAC-SHA-256
-//! keyed by the secret.
+//! `Cookie = <VersionIDofSecret> | Hash(Ni | IPi | SPIi | <secret>)`, here HMAC-SHA-256 keyed
+//! by the secret over Ni, the initiator's address *and port*, and SPIi: exactly what keys a
+//! half-open SA, so a cookie earned from one port opens nothing from another.
+//!
+//! The secret changes on the engine's timer while cookies are being sent ("regenerate `<secret>`
+//! periodically"); a cookie made with the previous secret stays valid for [`PREVIOUS_GRACE`],
+//! long enough for the round trip that brings it back. While no cookie is sent the jar asks for
+//! no wake-ups.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::crypto::{CryptoRng, PrfAlg};
 
-/// The responder's cookie secret and its version byte.
+/// How long a cookie made with the previous secret is still accepted after a rotation.
+pub(crate) const PREVIOUS_GRACE: Duration = Duration::from_secs(10);
+
+type Secret = Zeroizing<[u8; 32]>;
+
+fn fresh(rng: &mut dyn CryptoRng) -> Secret {
+    let mut secret = Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(secret.as_mut());
+    secret
+}
+
+/// The responder's cookie secrets and their version byte.
 #[derive(Debug)]
 pub(crate) struct CookieJar {
     version: u8,
-    secret: Zeroizing<[u8; 32]>,
-    previous: Option<(u8, Zeroizing<[u8; 32]>)>,
+    secret: Secret,
+    /// When the current secret was first used (None: never).
+    since: Option<Instant>,
+    lifetime: Duration,
+    /// The previous secret's version, the secret, and when it was replaced.
+    previous: Option<(u8, Secret, Instant)>,
 }
 
 impl CookieJar {
-    pub(crate) fn new(rng: &mut dyn CryptoRng) -> Self {
-        let mut secret = Zeroizing::new([0u8; 32]);
-        rng.fill_bytes(secret.as_mut());
+    pub(crate) fn new(rng: &mut dyn CryptoRng, lifetime: Duration) -> Self {
         Self {
             version: 0,
-            secret,
+            secret: fresh(rng),
+            since: None,
+            lifetime,
             previous: None,
         }
     }
 
-    /// Replaces the secret; cookies made with the previous one stay valid until the next rotation.
-    pub(crate) fn rotate(&mut self, rng: &mut dyn CryptoRng) {
-        let mut secret = Zeroizing::new([0u8; 32]);
-        rng.fill_bytes(secret.as_mut());
-        let old = core::mem::replace(&mut self.secret, secret);
-        self.previous = Some((self.version, old));
-        self.version = self.version.wrapping_add(1);
+    /// When the current secret must be replaced: only once a cookie was made with it.
+    pub(crate) fn next_rotation(&self) -> Option<Instant> {
+        self.since.map(|t| t + self.lifetime)
     }
 
-    fn make(version: u8, secret: &[u8], ni: &[u8], ip: IpAddr, spi_i: u64) -> Vec<u8> {
-        let ip = match ip {
+    /// Replaces the secret if its time is up.
+    pub(crate) fn rotate_if_due(&mut self, now: Instant, rng: &mut dyn CryptoRng) {
+        if self.next_rotation().is_some_and(|t| now >= t) {
+            let old = core::mem::replace(&mut self.secret, fresh(rng));
+            self.previous = Some((self.version, old, now));
+            self.version = self.version.wrapping_add(1);
+            self.since = None;
+        }
+    }
+
+    fn make(version: u8, secret: &[u8], ni: &[u8], from: SocketAddr, spi_i: u64) -> Vec<u8> {
+        let ip = match from.ip() {
             IpAddr::V4(a) => a.octets().to_vec(),
             IpAddr::V6(a) => a.octets().to_vec(),
         };
-        let mac = PrfAlg::HmacSha256.prf(secret, &[ni, &ip, &spi_i.to_be_bytes()].concat());
+        let data = [ni, &ip, &from.port().to_be_bytes(), &spi_i.to_be_bytes()].concat();
+        let mac = PrfAlg::HmacSha256.prf(secret, &data);
         [&[version][..], &mac].concat()
     }
 
-    pub(crate) fn cookie(&self, ni: &[u8], ip: IpAddr, spi_i: u64) -> Vec<u8> {
-        Self::make(self.version, self.secret.as_ref(), ni, ip, spi_i)
+    pub(crate) fn cookie(
+        &mut self,
+        now: Instant,
+        ni: &[u8],
+        from: SocketAddr,
+        spi_i: u64,
+    ) -> Vec<u8> {
+        self.since.get_or_insert(now);
+        Self::make(self.version, self.secret.as_ref(), ni, from, spi_i)
     }
 
-    pub(crate) fn check(&self, cookie: &[u8], ni: &[u8], ip: IpAddr, spi_i: u64) -> bool {
+    pub(crate) fn check(
+        &self,
+        now: Instant,
+        cookie: &[u8],
+        ni: &[u8],
+        from: SocketAddr,
+        spi_i: u64,
+    ) -> bool {
         let Some(&version) = cookie.first() else {
             return false;
         };
@@ -58,10 +101,12 @@ impl CookieJar {
             self.secret.as_ref()
         } else {
             match &self.previous {
-                Some((v, s)) if *v == version => s.as_ref(),
+                Some((v, s, replaced)) if *v == version && now < *replaced + PREVIOUS_GRACE => {
+                    s.as_ref()
+                }
                 _ => return false,
             }
         };
-        bool::from(Self::make(version, secret, ni, ip, spi_i).ct_eq(cookie))
+        bool::from(Self::make(version, secret, ni, from, spi_i).ct_eq(cookie))
     }
 }

@@ -1,32 +1,32 @@
 //! The endpoint: owns every IKE SA, routes datagrams by SPI, answers new IKE_SA_INIT requests
 //! (with cookies past the half-open threshold, RFC 7296 2.6), and collects output.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::config::Config;
+use crate::admission::{cheap_proposals, Admission, Gate};
+use crate::config::{Config, IkeProposal};
 use crate::cookie::CookieJar;
 use crate::crypto::{CryptoRng, PublicKey};
 use crate::event::{CloseReason, Event, SaHandle, Transmit};
+use crate::output::Output;
+use crate::registry::Registry;
 use crate::sa::rekey::ChildRekey;
 use crate::sa::tasks::Task;
 use crate::sa::{init, Core, Ctx, IkeSa, PeerKeys, Phase};
-use crate::wire::{find_notify, peek_routing, ExchangeType, Message, NotifyType, Payload};
+use crate::wire::{peek_routing, ExchangeType, Message};
 
 /// The sans-IO IKEv2 engine for all IKE SAs of one host. See the crate docs for the contract.
 pub struct Endpoint {
     config: Config,
     rng: Box<dyn CryptoRng>,
-    sas: BTreeMap<SaHandle, IkeSa>,
-    /// Our IKE SPI (initiator or responder side) -> SA.
-    by_spi: HashMap<u64, SaHandle>,
-    /// (peer address, initiator SPI) of IKE_SA_INIT requests we answered -> SA.
-    half_open: HashMap<(SocketAddr, u64), SaHandle>,
+    /// Every IKE SA, with routing, half-open and deadline indexes.
+    sas: Registry,
     next_handle: u64,
     cookies: CookieJar,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<(SaHandle, Event)>,
+    /// Our IKE proposals with only the groups offered under load.
+    cheap: Vec<IkeProposal>,
+    out: Output,
     now: Option<Instant>,
 }
 
@@ -40,17 +40,16 @@ impl core::fmt::Debug for Endpoint {
 
 impl Endpoint {
     pub fn new(config: Config, mut rng: Box<dyn CryptoRng>) -> Self {
-        let cookies = CookieJar::new(rng.as_mut());
+        let cookies = CookieJar::new(rng.as_mut(), config.cookie_secret_lifetime);
+        let cheap = cheap_proposals(&config.ike_proposals);
         Self {
             config,
             rng,
-            sas: BTreeMap::new(),
-            by_spi: HashMap::new(),
-            half_open: HashMap::new(),
+            sas: Registry::default(),
             next_handle: 1,
             cookies,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
+            cheap,
+            out: Output::default(),
             now: None,
         }
     }
@@ -75,43 +74,31 @@ impl Endpoint {
     fn fresh_spi(&mut self) -> u64 {
         loop {
             let s = self.rng.next_u64();
-            if s != 0 && !self.by_spi.contains_key(&s) {
+            if s != 0 && !self.sas.spi_in_use(s) {
                 return s;
             }
         }
     }
 
-    /// Runs `f` on one SA with a context, then files its routing changes and drops it if closed.
+    /// Runs `f` on one SA with a context, then brings the indexes in step (routing, half-open,
+    /// deadline) and drops the SA if it closed.
     fn with_sa(
         &mut self,
         now: Instant,
         handle: SaHandle,
         f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>),
     ) {
-        let Some(sa) = self.sas.get_mut(&handle) else {
+        let Some(sa) = self.sas.get_mut(handle) else {
             return;
         };
         let mut ctx = Ctx {
             now,
             config: &self.config,
             rng: self.rng.as_mut(),
-            transmits: &mut self.transmits,
-            events: &mut self.events,
+            out: &mut self.out,
         };
         f(sa, &mut ctx);
-        for spi in &sa.routed_spis {
-            self.by_spi.insert(*spi, handle);
-        }
-        if sa.phase != Phase::Connecting || sa.core.initiator {
-            self.half_open.retain(|_, h| *h != handle);
-        }
-        if sa.is_closed() {
-            for spi in &sa.routed_spis {
-                self.by_spi.remove(spi);
-            }
-            self.half_open.retain(|_, h| *h != handle);
-            self.sas.remove(&handle);
-        }
+        self.sas.refresh(handle, &self.config);
     }
 
     /// Starts an IKE SA to `remote` from `local` (IKE_SA_INIT goes out on the next poll).
@@ -120,7 +107,7 @@ impl Endpoint {
         let handle = self.new_handle();
         let spi_i = self.fresh_spi();
         let sa = IkeSa::new(handle, Core::new(true, spi_i, 0), local, remote, now);
-        self.sas.insert(handle, sa);
+        self.sas.insert(sa, None, &self.config);
         self.with_sa(now, handle, |sa, ctx| {
             sa.queue(Task::IkeInit);
             sa.kick(ctx);
@@ -156,7 +143,7 @@ impl Endpoint {
         }
         // The SPI we chose is the responder's if the sender is the original initiator.
         let ours = if from_initiator { spi_r } else { spi_i };
-        let Some(&handle) = self.by_spi.get(&ours) else {
+        let Some(handle) = self.sas.route(ours) else {
             return;
         };
         self.with_sa(now, handle, |sa, ctx| {
@@ -167,7 +154,7 @@ impl Endpoint {
     }
 
     fn half_open_count(&self) -> usize {
-        self.half_open.len()
+        self.sas.half_open_count()
     }
 
     fn on_init_request(
@@ -178,103 +165,71 @@ impl Endpoint {
         data: &[u8],
         spi_i: u64,
     ) {
-        if let Some(&h) = self.half_open.get(&(remote, spi_i)) {
+        if let Some(h) = self.sas.half_open_sa(&(remote, spi_i)) {
             return self.with_sa(now, h, |sa, ctx| sa.handle(ctx, (remote, local), data));
         }
         let Ok(msg) = Message::parse(data) else {
             return;
         };
-        if self.half_open_count() >= self.config.cookie_threshold && !self.cookie_ok(&msg, remote) {
-            return self.send_cookie(&msg, remote, local);
+        let mut gate = Gate {
+            sas: &self.sas,
+            config: &self.config,
+            cheap: &self.cheap,
+            cookies: &mut self.cookies,
+            rng: self.rng.as_mut(),
+            now,
+        };
+        match gate.admit(&msg, remote) {
+            Admission::Accept => {}
+            Admission::Answer(bytes) => return self.send_stateless(local, remote, &bytes),
+            Admission::Drop => return,
         }
         let handle = self.new_handle();
         let spi_r = self.fresh_spi();
         let sa = IkeSa::new(handle, Core::new(false, spi_i, spi_r), local, remote, now);
-        self.sas.insert(handle, sa);
-        self.half_open.insert((remote, spi_i), handle);
+        self.sas.insert(sa, Some((remote, spi_i)), &self.config);
         self.with_sa(now, handle, |sa, ctx| init::respond(sa, ctx, data, &msg));
     }
 
-    fn nonce_of(msg: &Message) -> Option<&[u8]> {
-        msg.payloads.iter().find_map(|p| {
-            if let Payload::Nonce(n) = p {
-                Some(n.0.as_slice())
-            } else {
-                None
-            }
-        })
-    }
-
-    /// 2.6: the cookie must be the first payload.
-    fn cookie_ok(&self, msg: &Message, remote: SocketAddr) -> bool {
-        let Some(Payload::Notify(n)) = msg.payloads.first() else {
-            return false;
-        };
-        let Some(ni) = Self::nonce_of(msg) else {
-            return false;
-        };
-        n.ty == NotifyType::COOKIE
-            && self
-                .cookies
-                .check(&n.data, ni, remote.ip(), msg.header.spi_i)
-    }
-
-    fn send_cookie(&mut self, msg: &Message, remote: SocketAddr, local: SocketAddr) {
-        let Some(ni) = Self::nonce_of(msg) else {
-            return;
-        };
-        if find_notify(&msg.payloads, NotifyType::COOKIE).is_some() && msg.payloads.len() < 2 {
-            return;
-        }
-        let cookie = self.cookies.cookie(ni, remote.ip(), msg.header.spi_i);
-        let bytes = init::notify_response(msg.header.spi_i, 0, NotifyType::COOKIE, cookie);
+    /// Sends an answer that keeps no state (a COOKIE or INVALID_KE_PAYLOAD, RFC 7296 2.6, 2.7).
+    fn send_stateless(&mut self, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) {
         let mut contents = Vec::with_capacity(bytes.len() + 4);
         if local.port() == self.config.nat_t_port {
             contents.extend_from_slice(&[0; 4]);
         }
-        contents.extend_from_slice(&bytes);
-        self.transmits.push_back(Transmit {
+        contents.extend_from_slice(bytes);
+        self.out.transmit(Transmit {
             local,
             remote,
             contents,
         });
     }
 
-    /// Rotates the cookie secret (call now and then, e.g. every few minutes under load).
-    pub fn rotate_cookie_secret(&mut self) {
-        self.cookies.rotate(self.rng.as_mut());
-    }
-
-    /// Runs every timer that is due at `now`.
+    /// Runs every timer that is due at `now` (visiting only the SAs that are due), and replaces
+    /// the cookie secret when its time is up.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.clock(now);
-        let due: Vec<SaHandle> = self
-            .sas
-            .iter()
-            .filter(|(_, sa)| sa.next_timeout(&self.config).is_some_and(|t| t <= now))
-            .map(|(h, _)| *h)
-            .collect();
-        for h in due {
+        self.cookies.rotate_if_due(now, self.rng.as_mut());
+        for h in self.sas.take_due(now) {
             self.with_sa(now, h, |sa, ctx| sa.on_timeout(ctx));
         }
     }
 
-    /// The next datagram to send, if any.
+    /// The next datagram to send, if any. A datagram queued after an event is held back until
+    /// that event has been polled (see the crate docs).
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.out.poll_transmit()
     }
 
     /// When `handle_timeout` should be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sas
-            .values()
-            .filter_map(|sa| sa.next_timeout(&self.config))
-            .min()
+        let cookies = self.cookies.next_rotation();
+        self.sas.next_deadline().into_iter().chain(cookies).min()
     }
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<(SaHandle, Event)> {
-        self.events.pop_front()
+        self.out.poll_event()
     }
 
     /// Answers `Event::NeedPeerKey`: the peer's validated public keys (any of them may sign).
@@ -363,14 +318,14 @@ impl Endpoint {
         });
     }
 
-    /// Number of IKE SAs (any phase).
+    /// Number of IKE SAs (any phase, half-open ones included).
     pub fn sa_count(&self) -> usize {
         self.sas.len()
     }
 
     /// What one IKE SA looks like now (for the agent's status reports); `None` once it is gone.
     pub fn sa_info(&self, handle: SaHandle) -> Option<crate::event::SaInfo> {
-        let sa = self.sas.get(&handle)?;
+        let sa = self.sas.get(handle)?;
         Some(crate::event::SaInfo {
             spi_i: sa.core.spi_i,
             spi_r: sa.core.spi_r,
@@ -378,10 +333,25 @@ impl Endpoint {
             proposal: sa.core.algs.as_ref().map(crate::proposal::describe),
             rekey_at: sa.rekey_at,
             children: sa.children.len(),
+            post_quantum: sa.post_quantum.clone(),
+            remote: sa.remote,
+            peer_auth: sa.peer_auth.map(|(a, _)| a),
+            authenticated_at: sa.peer_auth.map(|(_, t)| t),
         })
     }
 
-    /// Half-open responder SAs (what the cookie threshold counts).
+    #[cfg(test)]
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.sas
+    }
+
+    #[cfg(test)]
+    pub(crate) fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.sas
+    }
+
+    /// Half-open responder SAs (IKE_SA_INIT answered, IKE_AUTH not done): what the cookie
+    /// threshold and `max_half_open` count.
     pub fn half_open(&self) -> usize {
         self.half_open_count()
     }

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use zeroize::Zeroizing;
 
 use crate::config::Lifetime;
-use crate::crypto::{EncrAlg, IntegAlg};
+use crate::crypto::{DhGroup, EncrAlg, IntegAlg};
 use crate::error::Error;
 use crate::wire::{Identity, TrafficSelector};
 
@@ -81,6 +81,20 @@ pub enum CloseReason {
 }
 
 /// Everything the kernel needs for one transport-mode ESP child SA pair.
+///
+/// # Traffic selectors
+///
+/// `local_ts` and `remote_ts` are exactly what both sides agreed (RFC 7296 2.9), in a form one
+/// kernel policy pair holds, and the agent must install them as they are (a narrowed child that
+/// is installed wider would send traffic the peer drops):
+/// - each holds exactly one selector, for the single host `local` (resp. `remote`);
+/// - both carry the same `ip_proto`; 0 means every protocol, and then both port ranges are
+///   0-65535;
+/// - each port range is every port (0-65535) or a single port.
+///
+/// The engine refuses narrowing it cannot express this way: as responder it answers
+/// TS_UNACCEPTABLE; as initiator it reports [`Event::ChildSaFailed`] and deletes the peer's half
+/// of the child. Without narrowing (what opportunistic peers do) both are the whole hosts.
 #[derive(Debug, Clone)]
 pub struct ChildSa {
     /// SPI of the SA the peer sends to us (allocated by the agent).
@@ -89,7 +103,7 @@ pub struct ChildSa {
     pub outbound_spi: u32,
     pub local: IpAddr,
     pub remote: IpAddr,
-    /// Negotiated selectors (host-to-host after narrowing).
+    /// Negotiated selectors: one each, see "Traffic selectors" above.
     pub local_ts: Vec<TrafficSelector>,
     pub remote_ts: Vec<TrafficSelector>,
     pub encr: EncrAlg,
@@ -116,8 +130,9 @@ impl core::fmt::Debug for ChildKeys {
     }
 }
 
-/// A read-only view of one IKE SA, for status displays.
+/// A read-only view of one IKE SA, for status displays and the agent's bounds.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SaInfo {
     pub spi_i: u64,
     pub spi_r: u64,
@@ -127,6 +142,26 @@ pub struct SaInfo {
     pub proposal: Option<String>,
     /// When the IKE SA will be rekeyed, if scheduled.
     pub rekey_at: Option<std::time::Instant>,
-    /// Installed child SAs.
+    /// Child SAs held (installed, being rekeyed, or awaiting their delete).
     pub children: usize,
+    /// The post-quantum key exchanges the IKE SA's keys depend on, in the order they ran: e.g.
+    /// `[MlKem768]` after the default hybrid (X25519, then ML-KEM-768 in IKE_INTERMEDIATE,
+    /// RFC 9370). Empty for a classical IKE SA. Children take their keys from the IKE SA's
+    /// SK_d (RFC 7296 2.17), and IKE SA rekeys from the old SK_d (2.18), so this covers them
+    /// too.
+    pub post_quantum: Vec<DhGroup>,
+    /// Where the peer's messages come from now.
+    pub remote: SocketAddr,
+    /// How the peer authenticated; `None` until IKE_AUTH is done.
+    pub peer_auth: Option<PeerAuth>,
+    /// When IKE_AUTH completed. IKE SA rekeys do not change it: they do not re-authenticate.
+    pub authenticated_at: Option<std::time::Instant>,
+}
+
+impl SaInfo {
+    /// Whether the IKE SA and its children are protected against a quantum computer that
+    /// records the traffic today.
+    pub fn is_post_quantum(&self) -> bool {
+        !self.post_quantum.is_empty()
+    }
 }

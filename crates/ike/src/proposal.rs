@@ -3,6 +3,7 @@
 //! The responder walks its own preference order and takes the first combination the peer offered
 //! (strongSwan's default); the initiator checks that the single returned proposal is one it made.
 
+use crate::addke::{self, AddKes, AdditionalKe, MAX_ROUNDS};
 use crate::config::{EspProposal, IkeProposal};
 use crate::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
 use crate::wire::{Proposal, ProtocolId, SaPayload, Transform, TransformType};
@@ -19,11 +20,14 @@ pub(crate) struct IkeAlgs {
     pub(crate) integ: Option<IntegAlg>,
     pub(crate) prf: PrfAlg,
     pub(crate) group: DhGroup,
+    /// Additional key exchanges (RFC 9370).
+    pub(crate) addke: AddKes,
 }
 
-/// strongSwan-style names of negotiated IKE algorithms: `AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519`.
+/// strongSwan-style names of negotiated IKE algorithms:
+/// `AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519/KE1_ML_KEM_768`.
 pub(crate) fn describe(a: &IkeAlgs) -> String {
-    use crate::crypto::{DhGroup, EncrAlg, PrfAlg};
+    use crate::crypto::{EncrAlg, PrfAlg};
     let encr = match a.encr {
         EncrAlg::AesGcm16 { key_bits } => format!("AES_GCM_16_{key_bits}"),
         EncrAlg::ChaCha20Poly1305 => "CHACHA20_POLY1305".into(),
@@ -38,15 +42,8 @@ pub(crate) fn describe(a: &IkeAlgs) -> String {
         #[allow(unreachable_patterns)]
         _ => "PRF_?",
     };
-    let group = match a.group {
-        DhGroup::Curve25519 => "CURVE_25519",
-        DhGroup::Ecp256 => "ECP_256",
-        DhGroup::Ecp384 => "ECP_384",
-        DhGroup::Modp2048 => "MODP_2048",
-        #[allow(unreachable_patterns)]
-        _ => "DH_?",
-    };
-    format!("{encr}/{prf}/{group}")
+    let group = a.group.name();
+    format!("{encr}/{prf}/{group}{}", a.addke.describe())
 }
 
 /// The algorithms of an ESP child SA (no ESN).
@@ -80,27 +77,58 @@ fn ike_transforms(
     t
 }
 
+/// The ADDKE transforms of our offer (RFC 9370 2.2.1): every method of each round.
+fn addke_offer(addke: &AdditionalKe) -> Vec<Transform> {
+    addke
+        .rounds
+        .iter()
+        .take(MAX_ROUNDS)
+        .enumerate()
+        .flat_map(|(i, methods)| {
+            methods
+                .iter()
+                .map(move |g| Transform::new(addke::transform_type(i), g.iana()))
+        })
+        .collect()
+}
+
 /// Our IKE SA payload. `spi` is empty in IKE_SA_INIT and our new SPI in an IKE rekey (2.18).
-/// With `group` set (rekey, INVALID_KE retry) only that group is offered... first, others follow.
+/// With `group` set (rekey, INVALID_KE retry) that group is listed first, others follow.
+///
+/// With additional key exchanges each proposal comes first with its ADDKE transforms and,
+/// unless they are required, once more without: a responder that lacks RFC 9370 rejects
+/// proposals with transform types it does not know (RFC 7296 3.3.6) and takes a plain one.
 pub(crate) fn ike_offer(
     props: &[IkeProposal],
     spi: &[u8],
     first_group: Option<DhGroup>,
+    addke: &AdditionalKe,
 ) -> SaPayload {
-    let proposals = props
+    let extra = addke_offer(addke);
+    let mut variants = Vec::new();
+    if !extra.is_empty() {
+        variants.push(extra);
+    }
+    if !addke.required || variants.is_empty() {
+        variants.push(Vec::new());
+    }
+    let proposals = variants
         .iter()
+        .flat_map(|extra| props.iter().map(move |p| (p, extra)))
         .zip(1u8..)
-        .map(|(p, number)| {
+        .map(|((p, extra), number)| {
             let mut groups = p.groups.clone();
             if let Some(g) = first_group.filter(|g| groups.contains(g)) {
                 groups.retain(|x| *x != g);
                 groups.insert(0, g);
             }
+            let mut transforms = ike_transforms(p.encr, p.integ, p.prf, &groups);
+            transforms.extend(extra.iter().cloned());
             Proposal {
                 number,
                 protocol: ProtocolId::IKE,
                 spi: spi.to_vec(),
-                transforms: ike_transforms(p.encr, p.integ, p.prf, &groups),
+                transforms,
             }
         })
         .collect();
@@ -153,50 +181,119 @@ fn integ_ok(p: &Proposal, integ: Option<IntegAlg>) -> bool {
     }
 }
 
+/// RFC 9370 2.2.1: our method for each ADDKE type the proposal carries (or NONE where it
+/// offers NONE and we have nothing or need nothing), or `None` to reject the proposal.
+fn select_addke(p: &Proposal, ours: &AdditionalKe) -> Option<AddKes> {
+    let mut out = AddKes::default();
+    for (i, slot) in out.0.iter_mut().enumerate() {
+        let ty = addke::transform_type(i);
+        let offered: Vec<u16> = p
+            .transforms
+            .iter()
+            .filter(|t| t.ty == ty)
+            .map(|t| t.id)
+            .collect();
+        if offered.is_empty() {
+            if ours.must(i) {
+                return None;
+            }
+            continue;
+        }
+        let mine = ours.rounds.get(i).map_or(&[][..], Vec::as_slice);
+        match mine.iter().find(|g| offered.contains(&g.iana())) {
+            Some(g) => *slot = Some(*g),
+            None if offered.contains(&addke::NONE) && !ours.must(i) => {}
+            None => return None,
+        }
+    }
+    Some(out)
+}
+
+/// The ADDKE transforms of our reply: one per type the proposal offered (NONE if not chosen).
+fn addke_reply(p: &Proposal, chosen: &AddKes) -> Vec<Transform> {
+    (0..MAX_ROUNDS)
+        .filter(|i| p.first(addke::transform_type(*i)).is_some())
+        .map(|i| {
+            let id = chosen
+                .0
+                .get(i)
+                .copied()
+                .flatten()
+                .map_or(addke::NONE, DhGroup::iana);
+            Transform::new(addke::transform_type(i), id)
+        })
+        .collect()
+}
+
 /// Responder: picks an IKE proposal. Prefers `ke_group` (the group of the KE payload received)
-/// so that no INVALID_KE_PAYLOAD round trip is needed. Returns the reply proposal too.
+/// so that no INVALID_KE_PAYLOAD round trip is needed, and among the peer's proposals that
+/// match one of ours, the one with the most additional key exchanges. Returns the reply too.
 pub(crate) fn select_ike(
     offer: &SaPayload,
     ours: &[IkeProposal],
     ke_group: Option<u16>,
+    addke: &AdditionalKe,
 ) -> Option<(Proposal, IkeAlgs)> {
     for o in ours {
+        let mut best: Option<(Proposal, IkeAlgs)> = None;
         for p in offer
             .proposals
             .iter()
             .filter(|p| p.protocol == ProtocolId::IKE)
         {
-            if !has_encr(p, o.encr)
-                || !integ_ok(p, o.integ)
-                || !has(p, TransformType::PRF, o.prf.iana(), None)
-            {
+            let Some(found) = select_one(p, o, ke_group, addke) else {
                 continue;
+            };
+            if best
+                .as_ref()
+                .is_none_or(|b| found.1.addke.count() > b.1.addke.count())
+            {
+                best = Some(found);
             }
-            let offered = |g: &DhGroup| has(p, TransformType::KE, g.iana(), None);
-            let group = o
-                .groups
-                .iter()
-                .copied()
-                .find(|g| Some(g.iana()) == ke_group && offered(g))
-                .or_else(|| o.groups.iter().copied().find(offered));
-            if let Some(group) = group {
-                let algs = IkeAlgs {
-                    encr: o.encr,
-                    integ: o.integ,
-                    prf: o.prf,
-                    group,
-                };
-                let reply = Proposal {
-                    number: p.number,
-                    protocol: ProtocolId::IKE,
-                    spi: p.spi.clone(),
-                    transforms: ike_transforms(o.encr, o.integ, o.prf, &[group]),
-                };
-                return Some((reply, algs));
-            }
+        }
+        if best.is_some() {
+            return best;
         }
     }
     None
+}
+
+fn select_one(
+    p: &Proposal,
+    o: &IkeProposal,
+    ke_group: Option<u16>,
+    ours: &AdditionalKe,
+) -> Option<(Proposal, IkeAlgs)> {
+    if !has_encr(p, o.encr)
+        || !integ_ok(p, o.integ)
+        || !has(p, TransformType::PRF, o.prf.iana(), None)
+    {
+        return None;
+    }
+    let offered = |g: &DhGroup| has(p, TransformType::KE, g.iana(), None);
+    let group = o
+        .groups
+        .iter()
+        .copied()
+        .find(|g| Some(g.iana()) == ke_group && offered(g))
+        .or_else(|| o.groups.iter().copied().find(offered))?;
+    let addke = select_addke(p, ours)?;
+    let algs = IkeAlgs {
+        encr: o.encr,
+        integ: o.integ,
+        prf: o.prf,
+        group,
+        addke,
+    };
+    let mut transforms = ike_transforms(o.encr, o.integ, o.prf, &[group]);
+    transforms.extend(addke_reply(p, &addke));
+    let reply = Proposal {
+        number: p.number,
+        protocol: ProtocolId::IKE,
+        spi: p.spi.clone(),
+        transforms,
+    };
+    Some((reply, algs))
 }
 
 /// Responder: picks an ESP proposal; `group` is the PFS group required in a rekey, if any.
@@ -257,8 +354,36 @@ fn single(p: &Proposal, ty: TransformType) -> Option<&Transform> {
     it.next().is_none().then_some(first)
 }
 
+/// Initiator: the responder's ADDKE choices must be single, offered by us, and complete when
+/// we require them (RFC 9370 2.2.1).
+fn check_addke(p: &Proposal, ours: &AdditionalKe) -> Option<AddKes> {
+    let mut out = AddKes::default();
+    for (i, slot) in out.0.iter_mut().enumerate() {
+        let ty = addke::transform_type(i);
+        let id = match p.transforms.iter().filter(|t| t.ty == ty).count() {
+            0 => addke::NONE,
+            1 => single(p, ty)?.id,
+            _ => return None,
+        };
+        if id == addke::NONE {
+            if ours.must(i) {
+                return None;
+            }
+            continue;
+        }
+        let g = DhGroup::from_iana(id)?;
+        ours.rounds.get(i)?.contains(&g).then_some(())?;
+        *slot = Some(g);
+    }
+    Some(out)
+}
+
 /// Initiator: checks the responder's IKE choice against what we offered.
-pub(crate) fn check_ike(reply: &SaPayload, ours: &[IkeProposal]) -> Option<IkeAlgs> {
+pub(crate) fn check_ike(
+    reply: &SaPayload,
+    ours: &[IkeProposal],
+    addke: &AdditionalKe,
+) -> Option<IkeAlgs> {
     let [p] = reply.proposals.as_slice() else {
         return None;
     };
@@ -275,11 +400,13 @@ pub(crate) fn check_ike(reply: &SaPayload, ours: &[IkeProposal]) -> Option<IkeAl
     let ok = ours
         .iter()
         .any(|o| o.encr == encr && o.integ == integ && o.prf == prf && o.groups.contains(&group));
+    let addke = check_addke(p, addke)?;
     ok.then_some(IkeAlgs {
         encr,
         integ,
         prf,
         group,
+        addke,
     })
 }
 

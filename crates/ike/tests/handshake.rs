@@ -20,12 +20,16 @@ fn established_pair(a: oe_ike::Config, b: oe_ike::Config) -> Pair {
     p
 }
 
+/// A classical config (no RFC 9370 additional key exchange; `tests/pq.rs` covers the hybrid).
+fn classical(name: &str) -> oe_ike::Config {
+    let mut c = config(name, Some(&format!("ed25519_{name}")));
+    c.additional_ke = oe_ike::AdditionalKe::off();
+    c
+}
+
 #[test]
 fn ed25519_both_sides() {
-    let p = established_pair(
-        config("a", Some("ed25519_a")),
-        config("b", Some("ed25519_b")),
-    );
+    let p = established_pair(classical("a"), classical("b"));
     let (ca, cb) = (p.a.children(), p.b.children());
     assert_eq!((ca.len(), cb.len()), (1, 1));
     assert_paired(ca[0], cb[0]);
@@ -354,10 +358,7 @@ fn forged_cookie_is_answered_with_a_fresh_one_and_no_state() {
 
 #[test]
 fn retransmission_backoff_and_recovery() {
-    let mut p = Pair::new(
-        config("a", Some("ed25519_a")),
-        config("b", Some("ed25519_b")),
-    );
+    let mut p = Pair::new(classical("a"), classical("b"));
     // Lose A's first IKE_SA_INIT and B's first IKE_AUTH response.
     p.wire = Wire::DropSeq(&[0, 4]);
     p.connect();
@@ -591,4 +592,30 @@ fn sa_info_reports_spis_and_the_negotiated_algorithms() {
         info.rekey_at.is_some(),
         "an established SA has a rekey time"
     );
+}
+
+/// What the agent's bounds need: how each SA authenticated its peer and since when (an IKE
+/// rekey does not re-authenticate, so the time stays), and the endpoint's counts.
+#[test]
+fn sa_info_reports_authentication_kind_and_time() {
+    let mut b = config("b", Some("ed25519_b"));
+    b.accept_null_peers = true;
+    let mut p = Pair::new(config("a", None), b);
+    let ha = p.connect();
+    assert_eq!(p.a.ep.sa_info(ha).unwrap().authenticated_at, None);
+    assert_eq!(p.a.ep.sa_info(ha).unwrap().peer_auth, None);
+    p.drive_for(Duration::from_secs(1));
+    let hb = p.b_handle();
+    let (ia, ib) = (p.a.ep.sa_info(ha).unwrap(), p.b.ep.sa_info(hb).unwrap());
+    assert_eq!(ia.peer_auth, Some(PeerAuth::Signature));
+    assert_eq!(ib.peer_auth, Some(PeerAuth::Null));
+    let at = ib.authenticated_at.expect("authenticated");
+    assert_eq!(ib.remote, p.a.addr);
+    p.drive_for(Duration::from_secs(100));
+    let now = p.now;
+    p.a.ep.rekey_ike(now, ha);
+    p.drive_for(Duration::from_secs(1));
+    assert_eq!(p.b.count(|e| matches!(e, Event::IkeSaRekeyed)), 1);
+    assert_eq!(p.b.ep.sa_info(hb).unwrap().authenticated_at, Some(at));
+    assert_eq!((p.b.ep.sa_count(), p.b.ep.half_open()), (1, 0));
 }

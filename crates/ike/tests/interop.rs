@@ -1,6 +1,10 @@
 //! Interop over real UDP between namespaces: the engine, driven by a small socket loop, against
 //! strongSwan's charon 5.9.8 and Libreswan's pluto 4.10, each side initiating.
 //!
+//! Our default offer is the post-quantum hybrid (X25519, then ML-KEM-768 as an RFC 9370
+//! additional key exchange): these peers lack RFC 9370 and ML-KEM, so every test here also
+//! shows the fallback to X25519 alone (`assert_classical_fallback`).
+//!
 //! On the host kernel (no ESP) only the IKE SA can complete: the peers fail their child SA
 //! install. The `_in_the_guest` tests run inside the UML kernel, where the peer installs its
 //! child SA and reports it. Assertions use both views: the peer's status output and our events.
@@ -71,9 +75,7 @@ impl Driver {
         let mut buf = vec![0u8; 65536];
         loop {
             let now = Instant::now();
-            while let Some(t) = self.ep.poll_transmit() {
-                self.sock.send_to(&t.contents, t.remote).unwrap();
-            }
+            // Act on each event before sending what follows it (the crate's output contract).
             while let Some((h, e)) = self.ep.poll_event() {
                 match &e {
                     Event::NeedSpi { .. } => {
@@ -88,7 +90,10 @@ impl Driver {
                 }
                 self.events.push(e);
             }
-            if self.ep.poll_transmit().is_none() && done(&self.events) {
+            while let Some(t) = self.ep.poll_transmit() {
+                self.sock.send_to(&t.contents, t.remote).unwrap();
+            }
+            if done(&self.events) {
                 return true;
             }
             if now >= end {
@@ -129,6 +134,15 @@ impl Driver {
             .iter()
             .any(|e| matches!(e, Event::ChildSaReady { .. }))
     }
+}
+
+/// We offered the hybrid, and the peer (without RFC 9370) got a classical IKE SA from it.
+fn assert_classical_fallback(d: &Driver, h: oe_ike::SaHandle) {
+    assert_eq!(d.ep.config().additional_ke, oe_ike::AdditionalKe::hybrid());
+    let info = d.ep.sa_info(h).unwrap();
+    assert!(!info.is_post_quantum(), "{info:?}");
+    let proposal = info.proposal.unwrap();
+    assert!(!proposal.contains("KE1"), "{proposal}");
 }
 
 fn up(events: &[Event]) -> bool {
@@ -180,6 +194,7 @@ fn with_charon(our_key: &str, charon_key: &str, expect_child: bool) {
         let h = d.ep.connect(Instant::now(), addr(Pair::A4), addr(Pair::B4));
         let ok = d.run(Duration::from_secs(20), |e| up(e) || failed(e));
         assert!(ok, "no outcome: {:?}", d.events);
+        assert_classical_fallback(&d, h);
         let status = charon.list_sas();
         assert!(d.delete(h), "delete answered");
         (d.established(), d.child_ready(), status, charon.list_sas())
@@ -326,6 +341,7 @@ fn with_pluto(expect_child: bool, null: bool) {
         let h = d.ep.connect(Instant::now(), addr(Pair::A4), addr(Pair::B4));
         let ok = d.run(Duration::from_secs(20), |e| up(e) || failed(e));
         assert!(ok, "no outcome: {:?}", d.events);
+        assert_classical_fallback(&d, h);
         let status = pluto.traffic_status();
         assert!(d.delete(h), "delete answered");
         (d.established(), d.child_ready(), status)

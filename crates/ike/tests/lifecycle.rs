@@ -282,12 +282,14 @@ fn ike_sa_deleted_at_its_hard_lifetime() {
 #[test]
 fn lost_delete_response_of_the_old_ike_sa_is_retransmitted() {
     let (mut p, ha, _) = up();
-    // Handshake: datagrams 0-3; IKE rekey: 4, 5; delete of the old IKE SA: 6; its response: 7.
-    p.wire = Wire::DropSeq(&[7]);
+    // After the handshake (n datagrams): IKE rekey n, n+1; delete of the old IKE SA: n+2; its
+    // response: n+3.
+    let n = p.log.len();
+    p.wire = Wire::DropSeq(Box::leak(Box::new([n + 3])));
     let now = p.now;
     p.a.ep.rekey_ike(now, ha);
     p.drive_for(Duration::from_secs(5));
-    assert_eq!(p.log.len(), 9, "the delete went out again after 4 s");
+    assert_eq!(p.log.len(), n + 5, "the delete went out again after 4 s");
     p.drive_for(Duration::from_secs(300));
     assert!(p.a.closed().is_none() && p.b.closed().is_none());
     let now = p.now;
@@ -393,4 +395,51 @@ fn simultaneous_child_delete() {
     assert!(p.a.live_children().is_empty() && p.b.live_children().is_empty());
     assert_eq!(p.a.deleted_children().len(), 1);
     assert!(p.a.closed().is_none() && p.b.closed().is_none());
+}
+
+fn drop_seqs(from: usize, n: usize) -> Wire {
+    Wire::DropSeq(Box::leak(
+        (from..from + n).collect::<Vec<_>>().into_boxed_slice(),
+    ))
+}
+
+/// RFC 7296 2.8: A rekeys a child, and its delete of the old child is lost (four tries, up to
+/// 24 s). B, the responder, deletes the old child itself after its grace period (30 s), before
+/// A's next retransmission.
+#[test]
+fn responder_deletes_a_replaced_child_the_initiator_never_deleted() {
+    let (mut p, ha, _) = up();
+    let n = p.log.len();
+    // n: the rekey request, n + 1: its response, n + 2 ..= n + 5: A's delete and three retries.
+    p.wire = drop_seqs(n + 2, 4);
+    let (now, old) = (p.now, p.a.live_children()[0]);
+    p.a.ep.rekey_child(now, ha, old);
+    p.drive_for(Duration::from_secs(29));
+    assert_eq!(p.b.live_children().len(), 2, "within the grace period");
+    p.drive_for(Duration::from_secs(10));
+    assert_eq!(p.b.live_children().len(), 1, "B deleted the replaced child");
+    assert_eq!(p.a.live_children().len(), 1);
+    assert_consistent(&p);
+    p.drive_for(Duration::from_secs(200));
+    assert!(p.a.closed().is_none() && p.b.closed().is_none());
+}
+
+/// RFC 7296 2.18: A rekeys the IKE SA and its delete of the old one is lost. B deletes the old
+/// IKE SA itself after the grace period, so a later rekey by B is not blocked by it.
+#[test]
+fn responder_deletes_a_rekeyed_ike_sa_the_initiator_never_deleted() {
+    let (mut p, ha, hb) = up();
+    let n = p.log.len();
+    p.wire = drop_seqs(n + 2, 4);
+    let now = p.now;
+    p.a.ep.rekey_ike(now, ha);
+    p.drive_for(Duration::from_secs(40));
+    let now = p.now;
+    p.b.ep.rekey_ike(now, hb);
+    p.drive_for(Duration::from_secs(5));
+    assert_eq!(p.b.count(|e| matches!(e, Event::IkeSaRekeyed)), 2);
+    assert_eq!(p.a.count(|e| matches!(e, Event::IkeSaRekeyed)), 2);
+    p.drive_for(Duration::from_secs(200));
+    assert!(p.a.closed().is_none() && p.b.closed().is_none());
+    assert_consistent(&p);
 }

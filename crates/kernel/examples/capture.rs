@@ -54,8 +54,17 @@ impl Recorder {
         Ok(())
     }
 
-    /// Sends `request`, saves its bytes and every reply datagram, returns the outcome.
-    fn run<T: std::fmt::Debug>(&mut self, name: &str, request: Request<T>) -> Result<String> {
+    /// Sends `request`, saves its bytes and every reply datagram; the outcome is printed.
+    fn run<T: std::fmt::Debug>(&mut self, name: &str, request: Request<T>) -> Result<()> {
+        self.fetch(name, request).map(drop)
+    }
+
+    /// Like [`Recorder::run`], returning the outcome.
+    fn fetch<T: std::fmt::Debug>(
+        &mut self,
+        name: &str,
+        request: Request<T>,
+    ) -> Result<std::result::Result<T, oe_kernel::Error>> {
         self.seq += 1;
         let (bytes, mut exchange) = request.start(self.seq);
         self.save(&format!("{name}.req"), &bytes)?;
@@ -68,9 +77,8 @@ impl Recorder {
                 buf.get(..len).unwrap_or_default(),
             )?;
             if let Step::Done(result) = exchange.on_datagram(&buf) {
-                let outcome = format!("{result:?}");
-                println!("{name}: {outcome}");
-                return Ok(outcome);
+                println!("{name}: {result:?}");
+                return Ok(result);
             }
         }
         Err("unreachable".into())
@@ -127,7 +135,8 @@ fn host(r: &mut Recorder) -> Result<()> {
     let shunt = PolicySpec::host_shunt(shunt_sel, Direction::Out, Shunt::Block, Some(1));
     r.run("newpolicy_shunt", Request::add_policy(&shunt, &o)?)?;
     r.run("getpolicy_dump", Request::dump_policies())?;
-    r.run("getpolicy_trap4", Request::get_policy(&trap4.key()))?;
+    let read = r.fetch("getpolicy_trap4", Request::get_policy(&trap4.key()))??;
+    let owned_trap4 = o.check_policy(read)?;
 
     UdpSocket::bind("192.0.2.1:40000")?.send_to(b"trigger", "192.0.2.77:5000")?;
     r.event("acquire4")?;
@@ -138,7 +147,7 @@ fn host(r: &mut Recorder) -> Result<()> {
         "allocspi4",
         Request::alloc_spi(ip("192.0.2.1")?, ip("192.0.2.2")?, reqid, &o)?,
     )?;
-    r.run("getsa_dump_larval", Request::dump_sas())?;
+    let larval = r.fetch("getsa_dump_larval", Request::dump_sas())??;
     let esp = SaSpec {
         src: ip("192.0.2.1")?,
         dst: ip("192.0.2.2")?,
@@ -161,12 +170,12 @@ fn host(r: &mut Recorder) -> Result<()> {
     for n in 0..4 {
         r.event(&format!("expiry{n}"))?;
     }
-    r.run("delpolicy_trap4", Request::delete_policy(&trap4.key()))?;
-    r.run("delpolicy_missing", Request::delete_policy(&trap4.key()))?;
-    r.run(
-        "delsa_missing",
-        Request::delete_sa(SaId::esp(ip("192.0.2.2")?, Spi(0x0102_0304))),
-    )?;
+    r.run("delpolicy_trap4", Request::delete_policy(&owned_trap4))?;
+    r.run("delpolicy_missing", Request::delete_policy(&owned_trap4))?;
+    // A larval SA of ours moved to an id nobody has: what DELSA of a vanished SA sees.
+    let mut vanished = larval.into_iter().next().ok_or("no larval SA")?;
+    vanished.id = SaId::esp(ip("192.0.2.2")?, Spi(0x0102_0304));
+    r.run("delsa_missing", Request::delete_sa(&o.check_sa(vanished)?))?;
     Ok(())
 }
 

@@ -60,6 +60,22 @@ impl AlgorithmKind {
         Self::AesCbcHmacSha256,
     ];
 
+    /// The kind whose kernel algorithm names (as [`crate::SaInfo::algorithms`] lists them)
+    /// are `names`; AES-GCM reads as [`AlgorithmKind::AesGcm128`] (the names do not tell
+    /// the key size).
+    pub fn from_kernel_names(names: &[String]) -> Option<Self> {
+        let has = |name: &str| names.iter().any(|n| n == name);
+        if has(AES_GCM) {
+            Some(Self::AesGcm128)
+        } else if has(CHACHA20_POLY1305) {
+            Some(Self::ChaCha20Poly1305)
+        } else if has(AES_CBC) && has(HMAC_SHA256) {
+            Some(Self::AesCbcHmacSha256)
+        } else {
+            None
+        }
+    }
+
     /// A key of the right length made of `byte`, for probes and tests.
     pub fn filler(self, byte: u8) -> EspAlgorithm {
         let key = |n: usize| Key::new(vec![byte; n]);
@@ -234,6 +250,21 @@ mod tests {
             auth_key: Key::new(vec![0; 20]),
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn kinds_from_kernel_names() {
+        let names = |n: &[&str]| n.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            AlgorithmKind::from_kernel_names(&names(&[AES_GCM])),
+            Some(AlgorithmKind::AesGcm128)
+        );
+        assert_eq!(
+            AlgorithmKind::from_kernel_names(&names(&[AES_CBC, HMAC_SHA256])),
+            Some(AlgorithmKind::AesCbcHmacSha256)
+        );
+        assert_eq!(AlgorithmKind::from_kernel_names(&names(&[AES_CBC])), None);
+        assert_eq!(AlgorithmKind::from_kernel_names(&[]), None);
     }
 
     #[test]

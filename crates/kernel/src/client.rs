@@ -1,24 +1,22 @@
 //! The async XFRM client: one netlink socket, one request in flight at a time.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
-use netlink_sys::{protocols::NETLINK_XFRM, Socket, SocketAddr};
-use tokio::io::unix::AsyncFd;
-use zeroize::Zeroize;
+use netlink_sys::protocols::NETLINK_XFRM;
 
 use crate::error::Error;
-use crate::ownership::Ownership;
+use crate::event::Mapping;
+use crate::nat;
+use crate::netlink::RequestSocket;
+use crate::ownership::{OwnedSa, Ownership};
 use crate::policy::{PolicyInfo, PolicyKey, PolicySpec};
-use crate::sa::{SaId, SaInfo, SaSpec};
+use crate::refresh;
+use crate::sa::{Mode, SaId, SaInfo, SaSpec};
+use crate::snapshot::Owned;
 use crate::types::{Reqid, Spi};
-use crate::wire::request::{Request, Step};
+use crate::wire::batch::{Batch, BatchOutcome, BatchStep};
+use crate::wire::request::Request;
 
-/// Receive buffer: the kernel caps dump datagrams at 32 KiB.
-const RECV_BUF: usize = 64 * 1024;
-/// How long a request may take before [`Error::Timeout`]. XFRM requests are handled
-/// synchronously inside `sendmsg`, so this only fires if something is badly wrong.
-const TIMEOUT: Duration = Duration::from_secs(5);
 /// Dumps interrupted by concurrent changes are retried this many times.
 const DUMP_TRIES: usize = 4;
 
@@ -29,9 +27,7 @@ const DUMP_TRIES: usize = 4;
 /// recognises by sequence number and skips.
 #[derive(Debug)]
 pub struct Xfrm {
-    fd: AsyncFd<Socket>,
-    seq: u32,
-    buf: Vec<u8>,
+    socket: RequestSocket,
     ownership: Ownership,
 }
 
@@ -44,29 +40,24 @@ pub struct Flushed {
     pub sas: usize,
 }
 
-/// Our own entries, as found in the kernel.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Owned {
-    /// Our policies.
-    pub policies: Vec<PolicyInfo>,
-    /// Our SAs.
-    pub sas: Vec<SaInfo>,
+/// What [`Xfrm::refresh_policies`] did.
+#[derive(Debug, Default)]
+pub struct Refreshed {
+    /// Our policies renewed in place.
+    pub renewed: usize,
+    /// Wanted policies that were gone, added again.
+    pub added: usize,
+    /// Wanted policies whose selector a foreign policy holds: left alone.
+    pub foreign: Vec<PolicyKey>,
+    /// Requests the kernel refused.
+    pub failed: Vec<(PolicyKey, Error)>,
 }
 
 impl Xfrm {
     /// Opens a socket. Must be called inside a tokio runtime with I/O enabled.
     pub fn open(ownership: Ownership) -> Result<Self, Error> {
-        let mut socket = Socket::new(NETLINK_XFRM)?;
-        socket.bind_auto()?;
-        // Extended acks give the kernel's reason; capped acks keep it from echoing
-        // requests (and their keys) back. Both are optional (Linux 4.12+).
-        let _ = socket.set_ext_ack(true);
-        let _ = socket.set_cap_ack(true);
-        socket.set_non_blocking(true)?;
         Ok(Self {
-            fd: crate::socket::register(socket)?,
-            seq: initial_seq(),
-            buf: Vec::new(),
+            socket: RequestSocket::open(NETLINK_XFRM)?,
             ownership,
         })
     }
@@ -79,55 +70,46 @@ impl Xfrm {
     /// Sends a request and waits for its answer.
     pub async fn execute<T>(&mut self, request: Request<T>) -> Result<T, Error> {
         let op = request.op();
-        tokio::time::timeout(TIMEOUT, self.exchange(request))
-            .await
-            .map_err(|_| Error::Timeout { op })?
+        self.socket.request(op, |seq| request.start(seq)).await
     }
 
-    async fn exchange<T>(&mut self, request: Request<T>) -> Result<T, Error> {
-        self.seq = self.seq.wrapping_add(1);
-        let (bytes, mut exchange) = request.start(self.seq);
-        self.send(&bytes).await?;
-        loop {
-            let len = self.recv().await?;
-            let datagram = self.buf.get_mut(..len).unwrap_or_default();
-            let step = exchange.on_datagram(datagram);
-            // GETSA replies and SA dumps carry keys: leave none in the buffer.
-            datagram.zeroize();
-            if let Step::Done(result) = step {
-                return result;
-            }
+    /// Sends a [`Batch`] as one datagram and waits for the kernel's answer to its last
+    /// request; the outcome lists the requests the kernel refused.
+    pub async fn execute_batch(&mut self, batch: Batch) -> Result<BatchOutcome, Error> {
+        if batch.is_empty() {
+            return Ok(BatchOutcome::default());
         }
-    }
-
-    async fn send(&self, bytes: &[u8]) -> Result<(), Error> {
-        let kernel = SocketAddr::new(0, 0);
-        loop {
-            let mut guard = self.fd.writable().await?;
-            if let Ok(sent) = guard.try_io(|s| s.get_ref().send_to(bytes, &kernel, 0)) {
-                sent?;
-                return Ok(());
+        let first = self.socket.next_seqs(batch.seqs());
+        let (bytes, mut exchange) = batch.start(first);
+        let answer = self.socket.converse("batch", &bytes, |datagram| {
+            match exchange.on_datagram(datagram) {
+                BatchStep::Done(result) => Some(result),
+                BatchStep::Pending => None,
             }
-        }
+        });
+        answer.await?
     }
 
-    async fn recv(&mut self) -> Result<usize, Error> {
-        let Self { fd, buf, .. } = self;
-        loop {
-            let mut guard = fd.readable().await?;
-            buf.clear();
-            buf.reserve(RECV_BUF);
-            let capacity = buf.capacity();
-            if let Ok(got) = guard.try_io(|s| s.get_ref().recv(buf, libc::MSG_TRUNC)) {
-                let len = got?;
-                if len > capacity {
-                    return Err(Error::Io(std::io::Error::other(
-                        "netlink datagram truncated",
-                    )));
+    /// Renews the lifetimes of `wanted` (see [`crate::refresh`]): reads every policy, then
+    /// re-puts ours, adds the missing ones and leaves foreign ones alone, in batches.
+    pub async fn refresh_policies(&mut self, wanted: &[PolicySpec]) -> Result<Refreshed, Error> {
+        let current = self.dump_policies().await?;
+        let plan = refresh::plan(wanted, current, &self.ownership)?;
+        let mut refreshed = Refreshed {
+            renewed: plan.renewed,
+            added: plan.added,
+            foreign: plan.foreign,
+            failed: Vec::new(),
+        };
+        for (batch, keys) in plan.batches.into_iter().zip(plan.keys) {
+            let outcome = self.execute_batch(batch).await?;
+            for (n, error) in outcome.failed {
+                if let Some(key) = keys.get(n) {
+                    refreshed.failed.push((*key, error));
                 }
-                return Ok(len);
             }
         }
+        Ok(refreshed)
     }
 
     /// Installs an SA (`XFRM_MSG_NEWSA`).
@@ -136,15 +118,47 @@ impl Xfrm {
         self.execute(request).await
     }
 
-    /// Installs an SA over an allocated SPI's larval state (`XFRM_MSG_UPDSA`).
+    /// Installs an SA over an allocated SPI's larval state, or updates an SA's lifetimes and
+    /// UDP encapsulation (`XFRM_MSG_UPDSA`). The entry is read first and left alone with
+    /// [`Error::Foreign`] unless it is ours (see [`crate::ownership`] for the race).
     pub async fn update_sa(&mut self, spec: &SaSpec) -> Result<(), Error> {
-        let request = Request::update_sa(spec, &self.ownership)?;
+        self.update_sa_in(Mode::Transport, spec).await
+    }
+
+    /// [`Xfrm::add_sa`] in `mode`.
+    pub async fn add_sa_in(&mut self, mode: Mode, spec: &SaSpec) -> Result<(), Error> {
+        let request = Request::add_sa_in(mode, spec, &self.ownership)?;
         self.execute(request).await
     }
 
-    /// Removes an SA.
+    /// [`Xfrm::update_sa`] in `mode`.
+    pub async fn update_sa_in(&mut self, mode: Mode, spec: &SaSpec) -> Result<(), Error> {
+        let current = self.owned_sa(spec.id()).await?;
+        let request = Request::update_sa_in(mode, &current, spec, &self.ownership)?;
+        self.execute(request).await
+    }
+
+    /// Removes an SA if it is ours ([`Error::Foreign`] otherwise, not-found if absent).
     pub async fn delete_sa(&mut self, id: SaId) -> Result<(), Error> {
-        self.execute(Request::delete_sa(id)).await
+        let current = self.owned_sa(id).await?;
+        self.execute(Request::delete_sa(&current)).await
+    }
+
+    /// Makes the SA pair of `mapping` follow the peer's new UDP port (see [`crate::nat`]):
+    /// `outbound` is the pair's SA towards the peer.
+    pub async fn follow_mapping(&mut self, mapping: &Mapping, outbound: SaId) -> Result<(), Error> {
+        let inbound = self.owned_sa(mapping.sa).await?;
+        let outbound = self.owned_sa(outbound).await?;
+        for request in nat::follow_mapping(mapping, &inbound, &outbound, &self.ownership)? {
+            self.execute(request).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads an SA and checks that it is ours.
+    pub async fn owned_sa(&mut self, id: SaId) -> Result<OwnedSa, Error> {
+        let info = self.get_sa(id).await?;
+        self.ownership.check_sa(info)
     }
 
     /// Reads one SA's counters and last-use time.
@@ -174,15 +188,27 @@ impl Xfrm {
         self.execute(request).await
     }
 
-    /// Installs or replaces a policy (`XFRM_MSG_UPDPOLICY`).
+    /// Replaces our policy with the same selector and direction in place
+    /// (`XFRM_MSG_UPDPOLICY`), or adds `spec` if there is none (`XFRM_MSG_NEWPOLICY`, which
+    /// never overwrites). A foreign policy there is left alone: [`Error::Foreign`].
     pub async fn update_policy(&mut self, spec: &PolicySpec) -> Result<(), Error> {
-        let request = Request::update_policy(spec, &self.ownership)?;
+        let request = match self.get_policy(&spec.key()).await {
+            Ok(info) => {
+                let current = self.ownership.check_policy(info)?;
+                Request::update_policy(&current, spec, &self.ownership)?
+            }
+            Err(e) if e.is_not_found() => Request::add_policy(spec, &self.ownership)?,
+            Err(e) => return Err(e),
+        };
         self.execute(request).await
     }
 
-    /// Removes a policy.
+    /// Removes our policy with this selector and direction ([`Error::Foreign`] if it is not
+    /// ours, not-found if there is none).
     pub async fn delete_policy(&mut self, key: &PolicyKey) -> Result<(), Error> {
-        self.execute(Request::delete_policy(key)).await
+        let info = self.get_policy(key).await?;
+        let current = self.ownership.check_policy(info)?;
+        self.execute(Request::delete_policy(&current)).await
     }
 
     /// Reads one policy.
@@ -206,22 +232,12 @@ impl Xfrm {
         }
     }
 
-    /// Our policies and SAs (for reconciling after a restart).
+    /// Our policies and SAs, larval ones included (for the cleanup after a restart, and
+    /// the resync after lost events: see [`crate::snapshot`]).
     pub async fn list_owned(&mut self) -> Result<Owned, Error> {
-        let o = self.ownership;
-        let policies = self
-            .dump_policies()
-            .await?
-            .into_iter()
-            .filter(|p| o.owns_policy(p))
-            .collect();
-        let sas = self
-            .dump_sas()
-            .await?
-            .into_iter()
-            .filter(|s| o.owns_sa(s))
-            .collect();
-        Ok(Owned { policies, sas })
+        let policies = self.dump_policies().await?;
+        let sas = self.dump_sas().await?;
+        Ok(Owned::from_dumps(&self.ownership, policies, sas))
     }
 
     /// Removes every policy and SA that is ours, and nothing else. Entries that vanish
@@ -230,10 +246,12 @@ impl Xfrm {
         let owned = self.list_owned().await?;
         let mut flushed = Flushed::default();
         for policy in &owned.policies {
-            flushed.policies += usize::from(gone(self.delete_policy(&policy.key).await)?);
+            let request = Request::delete_policy(policy);
+            flushed.policies += usize::from(gone(self.execute(request).await)?);
         }
         for sa in &owned.sas {
-            flushed.sas += usize::from(gone(self.delete_sa(sa.id).await)?);
+            let request = Request::delete_sa(sa);
+            flushed.sas += usize::from(gone(self.execute(request).await)?);
         }
         Ok(flushed)
     }
@@ -246,15 +264,4 @@ fn gone(result: Result<(), Error>) -> Result<bool, Error> {
         Err(e) if e.is_not_found() => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-/// Start sequence numbers somewhere unpredictable-enough that a restarted agent does
-/// not match a predecessor's stale replies (there are none on a fresh socket, but
-/// this costs nothing).
-fn initial_seq() -> u32 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(1);
-    nanos | 1
 }

@@ -43,6 +43,12 @@ pub enum Error {
         /// The request.
         op: &'static str,
     },
+    /// The entry to update or delete is not oe's (see [`crate::ownership`]): left alone.
+    #[error("refusing to change {entry}: it is not oe's")]
+    Foreign {
+        /// What was found.
+        entry: String,
+    },
     /// The request was invalid before it reached the kernel.
     #[error(transparent)]
     Invalid(#[from] InvalidRequest),

@@ -6,16 +6,6 @@ use crate::policy::PolicyInfo;
 use crate::sa::{Counters, SaId};
 use crate::types::Reqid;
 
-/// The multicast groups an event socket joins (`XFRMNLGRP_*`).
-///
-/// POLEXPIRE is multicast on the EXPIRE group; the SA and POLICY groups carry
-/// add/delete notifications this crate does not need.
-pub(crate) const GROUPS: [u32; 3] = [
-    netlink_packet_xfrm::XFRMNLGRP_ACQUIRE,
-    netlink_packet_xfrm::XFRMNLGRP_EXPIRE,
-    netlink_packet_xfrm::XFRMNLGRP_MAPPING,
-];
-
 /// A typed kernel event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

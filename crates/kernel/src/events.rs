@@ -1,30 +1,41 @@
 //! The async event socket: ACQUIRE, EXPIRE, POLEXPIRE and MAPPING as they happen.
 
-use std::collections::VecDeque;
-
-use netlink_sys::{protocols::NETLINK_XFRM, Socket};
-use tokio::io::unix::AsyncFd;
+use netlink_sys::protocols::NETLINK_XFRM;
 
 use crate::error::Error;
-use crate::event::{Event, GROUPS};
-use crate::wire::parse_events;
+use crate::event::Event;
+use crate::netlink::{Events, GroupSocket};
+use crate::wire::{parse_events, ParseError};
 
-/// Datagrams on the event socket are single events of a few hundred bytes.
-const RECV_BUF: usize = 16 * 1024;
+/// The multicast groups an event socket joins (`XFRMNLGRP_*`).
+///
+/// POLEXPIRE is multicast on the EXPIRE group; the SA and POLICY groups carry
+/// add/delete notifications this crate does not need.
+const GROUPS: [u32; 3] = [
+    netlink_packet_xfrm::XFRMNLGRP_ACQUIRE,
+    netlink_packet_xfrm::XFRMNLGRP_EXPIRE,
+    netlink_packet_xfrm::XFRMNLGRP_MAPPING,
+];
+
 /// Socket receive buffer asked for, so a burst of ACQUIREs is not lost.
 const RCVBUF: usize = 4 * 1024 * 1024;
+
+impl Events for Event {
+    fn lost() -> Self {
+        Self::Lost
+    }
+
+    fn parse(datagram: &[u8]) -> Vec<Result<Option<Self>, ParseError>> {
+        parse_events(datagram)
+    }
+}
 
 /// A socket joined to the XFRM event groups of the current network namespace.
 ///
 /// Malformed messages are logged and skipped (see [`EventSocket::malformed`]); a
 /// receive-buffer overflow is reported as [`Event::Lost`].
 #[derive(Debug)]
-pub struct EventSocket {
-    fd: AsyncFd<Socket>,
-    buf: Vec<u8>,
-    queue: VecDeque<Event>,
-    malformed: u64,
-}
+pub struct EventSocket(GroupSocket<Event>);
 
 impl EventSocket {
     /// Opens the socket and joins the ACQUIRE, EXPIRE and MAPPING groups, with a 4 MiB
@@ -36,76 +47,21 @@ impl EventSocket {
 
     /// Like [`EventSocket::open`] with a receive buffer of `bytes`.
     pub fn with_receive_buffer(bytes: usize) -> Result<Self, Error> {
-        let mut socket = Socket::new(NETLINK_XFRM)?;
-        socket.bind_auto()?;
-        for group in GROUPS {
-            socket.add_membership(group)?;
-        }
-        let _ = socket.set_rx_buf_sz(bytes);
-        socket.set_non_blocking(true)?;
-        Ok(Self {
-            fd: crate::socket::register(socket)?,
-            buf: Vec::new(),
-            queue: VecDeque::new(),
-            malformed: 0,
-        })
+        GroupSocket::open(NETLINK_XFRM, &GROUPS, bytes).map(Self)
     }
 
     /// Malformed messages skipped so far.
     pub fn malformed(&self) -> u64 {
-        self.malformed
+        self.0.malformed()
     }
 
     /// The next event.
     pub async fn next(&mut self) -> Result<Event, Error> {
-        loop {
-            if let Some(event) = self.queue.pop_front() {
-                return Ok(event);
-            }
-            match self.recv().await {
-                Ok(len) => self.absorb(len),
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => return Ok(Event::Lost),
-                Err(e) => return Err(Error::Io(e)),
-            }
-        }
+        self.0.next().await
     }
 
     /// The next event, or `None` if none arrives within `wait`.
     pub async fn next_within(&mut self, wait: std::time::Duration) -> Result<Option<Event>, Error> {
-        match tokio::time::timeout(wait, self.next()).await {
-            Ok(event) => event.map(Some),
-            Err(_) => Ok(None),
-        }
-    }
-
-    fn absorb(&mut self, len: usize) {
-        if len > self.buf.len() {
-            self.malformed += 1;
-            tracing::warn!(len, "skipping truncated XFRM event datagram");
-            return;
-        }
-        let datagram = self.buf.get(..len).unwrap_or_default();
-        for item in parse_events(datagram) {
-            match item {
-                Ok(Some(event)) => self.queue.push_back(event),
-                Ok(None) => {}
-                Err(e) => {
-                    self.malformed += 1;
-                    tracing::warn!(error = %e, "skipping malformed XFRM event");
-                }
-            }
-        }
-    }
-
-    async fn recv(&mut self) -> std::io::Result<usize> {
-        let Self { fd, buf, .. } = self;
-        loop {
-            let mut guard = fd.readable().await?;
-            buf.clear();
-            buf.reserve(RECV_BUF);
-            if let Ok(got) = guard.try_io(|s| s.get_ref().recv(buf, libc::MSG_TRUNC)) {
-                return got;
-            }
-        }
+        self.0.next_within(wait).await
     }
 }

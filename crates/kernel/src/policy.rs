@@ -4,12 +4,12 @@ use std::net::IpAddr;
 
 use netlink_packet_xfrm::{
     Address, Id, LifetimeConfig, Selector, UserPolicyInfo, UserTemplate, XfrmAttrs, IPPROTO_ESP,
-    XFRM_MODE_TRANSPORT, XFRM_POLICY_ALLOW, XFRM_POLICY_BLOCK,
+    XFRM_MODE_TRANSPORT, XFRM_MODE_TUNNEL, XFRM_POLICY_ALLOW, XFRM_POLICY_BLOCK,
 };
 
 use crate::ownership::Ownership;
 use crate::priority::{self, Class, Rank};
-use crate::types::{Direction, InvalidRequest, Reqid, TrafficSelector};
+use crate::types::{Direction, Family, InvalidRequest, Prefix, Reqid, TrafficSelector};
 
 /// What a shunt does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,16 @@ pub enum PolicyAction {
     /// Require ESP transport mode with an SA of this reqid; with no SA the kernel
     /// raises an ACQUIRE (a trap).
     Protect(Reqid),
+    /// Require ESP tunnel mode with an SA of this reqid whose outer addresses are
+    /// `src` -> `dst` (for an outbound policy: ours -> the peer's).
+    ProtectTunnel {
+        /// The SA's reqid.
+        reqid: Reqid,
+        /// Outer source.
+        src: IpAddr,
+        /// Outer destination.
+        dst: IpAddr,
+    },
     /// Plain allow.
     Pass,
     /// Plain block.
@@ -110,6 +120,53 @@ impl PolicySpec {
         ])
     }
 
+    /// The outbound and inbound policies of a tunnel-mode SA pair with `peer` (RFC 4301
+    /// section 4.1): `inner` is the traffic from this host to the peer (for example from a
+    /// virtual address the peer assigned, `100.64.0.7/32 -> peer/32`), carried between the
+    /// outer addresses `local` and `peer`; the inbound half takes `inner` reversed.
+    pub fn host_tunnel_pair(
+        inner: TrafficSelector,
+        local: IpAddr,
+        peer: IpAddr,
+        reqid: Reqid,
+    ) -> Result<[Self; 2], InvalidRequest> {
+        if Family::of(&local) != Family::of(&peer) {
+            return Err(InvalidRequest::SaFamilies);
+        }
+        let half = |selector, src, dst, dir| Self {
+            selector,
+            dir,
+            action: PolicyAction::ProtectTunnel { reqid, src, dst },
+            class: Class::HostSa,
+            expires: None,
+        };
+        Ok([
+            half(inner, local, peer, Direction::Out),
+            half(inner.reversed(), peer, local, Direction::In),
+        ])
+    }
+
+    /// The exemptions for IPv6 neighbour discovery: ICMPv6 router solicitation and
+    /// advertisement, neighbour solicitation and advertisement, and redirect (types
+    /// 133-137, RFC 4861 section 4), from and to anywhere, in both directions, passing at a
+    /// priority that beats every other policy of ours ([`Class::Exempt`]). Without them a
+    /// trap for a global prefix holds the kernel's unicast neighbour solicitations to
+    /// on-link hosts of that prefix, and their neighbour entries end FAILED.
+    pub fn neighbour_discovery() -> Vec<Self> {
+        const ND_TYPES: std::ops::RangeInclusive<u8> = 133..=137;
+        let any = TrafficSelector::to(Prefix::any(Family::V6));
+        ND_TYPES
+            .flat_map(|t| [Direction::Out, Direction::In].map(|dir| (t, dir)))
+            .map(|(t, dir)| Self {
+                selector: any.with_icmp(t, None),
+                dir,
+                action: PolicyAction::Pass,
+                class: Class::Exempt,
+                expires: None,
+            })
+            .collect()
+    }
+
     /// Sets an expiry (hard add-expire lifetime) in seconds.
     pub fn expiring(mut self, seconds: u64) -> Self {
         self.expires = Some(seconds);
@@ -126,7 +183,7 @@ impl PolicySpec {
         let rank = match self.action {
             PolicyAction::Block => Rank::Block,
             PolicyAction::Pass => Rank::Pass,
-            PolicyAction::Protect(_) => Rank::Protect,
+            PolicyAction::Protect(_) | PolicyAction::ProtectTunnel { .. } => Rank::Protect,
         };
         ownership.priority_base() + priority::offset(self.class, &self.selector, rank)
     }
@@ -134,8 +191,15 @@ impl PolicySpec {
     /// Checks the request against `ownership` (reqids must be ours).
     pub fn validate(&self, ownership: &Ownership) -> Result<(), InvalidRequest> {
         match self.action {
-            PolicyAction::Protect(reqid) if !ownership.owns_reqid(reqid) => {
+            PolicyAction::Protect(reqid) | PolicyAction::ProtectTunnel { reqid, .. }
+                if !ownership.owns_reqid(reqid) =>
+            {
                 Err(InvalidRequest::ForeignReqid(reqid.0))
+            }
+            PolicyAction::ProtectTunnel { src, dst, .. }
+                if Family::of(&src) != Family::of(&dst) =>
+            {
+                Err(InvalidRequest::SaFamilies)
             }
             _ => Ok(()),
         }
@@ -166,6 +230,9 @@ impl PolicySpec {
                     self.selector.family().af(),
                     reqid,
                 )])]
+            }
+            PolicyAction::ProtectTunnel { reqid, src, dst } => {
+                vec![XfrmAttrs::Template(vec![esp_tunnel(reqid, src, dst)])]
             }
             _ => Vec::new(),
         }
@@ -202,6 +269,27 @@ fn esp_transport(family: u16, reqid: Reqid) -> UserTemplate {
     }
 }
 
+/// A template that takes only an ESP tunnel SA of `reqid` with outer addresses
+/// `src` -> `dst` (tunnel mode names them: the packet's are the inner ones).
+fn esp_tunnel(reqid: Reqid, src: IpAddr, dst: IpAddr) -> UserTemplate {
+    UserTemplate {
+        id: Id {
+            daddr: Address::from_ip(&dst),
+            spi: 0,
+            proto: IPPROTO_ESP,
+        },
+        family: Family::of(&dst).af(),
+        saddr: Address::from_ip(&src),
+        reqid: reqid.0,
+        mode: XFRM_MODE_TUNNEL,
+        share: 0,
+        optional: 0,
+        aalgos: u32::MAX,
+        ealgos: u32::MAX,
+        calgos: u32::MAX,
+    }
+}
+
 /// How the kernel identifies a policy: direction plus the exact selector bytes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PolicyKey {
@@ -229,6 +317,16 @@ impl PolicyKey {
     }
 }
 
+impl std::hash::Hash for PolicyKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        use netlink_packet_core::Emitable;
+        let mut bytes = [0u8; netlink_packet_xfrm::XFRM_SELECTOR_LEN];
+        self.selector.emit(&mut bytes);
+        self.dir.hash(state);
+        bytes.hash(state);
+    }
+}
+
 impl std::fmt::Debug for PolicyKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.selector() {
@@ -252,9 +350,9 @@ pub struct TemplateInfo {
 }
 
 impl TemplateInfo {
-    /// ESP in transport mode.
+    /// ESP in transport or tunnel mode (what this crate installs).
     pub fn is_esp(&self) -> bool {
-        self.proto == IPPROTO_ESP && self.mode == XFRM_MODE_TRANSPORT
+        self.proto == IPPROTO_ESP && matches!(self.mode, XFRM_MODE_TRANSPORT | XFRM_MODE_TUNNEL)
     }
 }
 
@@ -284,6 +382,34 @@ pub struct PolicyInfo {
 }
 
 impl PolicyInfo {
+    /// What the kernel reports for `spec` once installed (index 8), for tests.
+    #[cfg(test)]
+    pub(crate) fn installed(spec: &PolicySpec, ownership: &Ownership) -> Self {
+        let template = |reqid, mode| TemplateInfo {
+            proto: IPPROTO_ESP,
+            mode,
+            reqid,
+            optional: false,
+        };
+        let templates = match spec.action {
+            PolicyAction::Protect(r) => vec![template(r, XFRM_MODE_TRANSPORT)],
+            PolicyAction::ProtectTunnel { reqid, .. } => vec![template(reqid, XFRM_MODE_TUNNEL)],
+            PolicyAction::Pass | PolicyAction::Block => Vec::new(),
+        };
+        Self {
+            key: spec.key(),
+            index: 8,
+            priority: spec.priority(ownership),
+            block: spec.action == PolicyAction::Block,
+            templates,
+            expires: spec.expires,
+            add_time: 0,
+            use_time: 0,
+            has_mark_or_context: false,
+            main_type: true,
+        }
+    }
+
     /// Direction.
     pub fn dir(&self) -> Direction {
         self.key.dir
@@ -303,7 +429,6 @@ impl PolicyInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Prefix;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -351,6 +476,38 @@ mod tests {
     }
 
     #[test]
+    fn tunnel_pair_names_the_outer_addresses_per_direction() {
+        let o = Ownership::default();
+        let inner = TrafficSelector::hosts(ip("198.51.100.7"), ip("192.0.2.2")).unwrap();
+        let r = o.reqid(3).unwrap();
+        let [out, inb] =
+            PolicySpec::host_tunnel_pair(inner, ip("192.0.2.1"), ip("192.0.2.2"), r).unwrap();
+        assert_eq!((out.selector, inb.selector), (inner, inner.reversed()));
+        for (spec, src, dst) in [
+            (out, "192.0.2.1", "192.0.2.2"),
+            (inb, "192.0.2.2", "192.0.2.1"),
+        ] {
+            let attrs = spec.attrs();
+            let [XfrmAttrs::Template(t)] = attrs.as_slice() else {
+                panic!("{attrs:?}")
+            };
+            assert_eq!((t[0].mode, t[0].reqid, t[0].family), (1, r.0, 2));
+            assert_eq!(
+                (t[0].saddr, t[0].id.daddr),
+                (Address::from_ip(&ip(src)), Address::from_ip(&ip(dst)))
+            );
+        }
+        assert!(
+            PolicySpec::host_tunnel_pair(inner, ip("192.0.2.1"), ip("2001:db8::2"), r).is_err()
+        );
+        assert_eq!(
+            out.priority(&o),
+            PolicySpec::host_sa_pair(ip("198.51.100.7"), ip("192.0.2.2"), r).unwrap()[0]
+                .priority(&o)
+        );
+    }
+
+    #[test]
     fn key_debug_is_readable() {
         let key = PolicySpec::trap(
             TrafficSelector::to(Prefix::new(ip("192.0.2.0"), 24).unwrap()),
@@ -361,6 +518,30 @@ mod tests {
             format!("{key:?}"),
             "PolicyKey(Out, 0.0.0.0/0 -> 192.0.2.0/24)"
         );
+    }
+
+    #[test]
+    fn neighbour_discovery_passes_both_ways_and_is_ours() {
+        let o = Ownership::default();
+        let specs = PolicySpec::neighbour_discovery();
+        assert_eq!(specs.len(), 10);
+        for spec in &specs {
+            let info = spec.info(&o);
+            assert_eq!(info.action, XFRM_POLICY_ALLOW);
+            assert!(spec.attrs().is_empty());
+            assert_eq!(info.selector.proto, 58);
+            assert!((133..=137).contains(&info.selector.sport));
+            assert!(o.owns_priority(info.priority));
+        }
+        let trap = PolicySpec::trap(
+            TrafficSelector::to(Prefix::host(ip("2001:db8::2"))),
+            o.reqid(0).unwrap(),
+        );
+        let [sa_out, _] =
+            PolicySpec::host_sa_pair(ip("2001:db8::1"), ip("2001:db8::2"), o.reqid(0).unwrap())
+                .unwrap();
+        let worst = specs.iter().map(|s| s.priority(&o)).max().unwrap();
+        assert!(worst < trap.priority(&o) && worst < sa_out.priority(&o));
     }
 
     #[test]

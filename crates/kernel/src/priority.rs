@@ -11,10 +11,14 @@
 //!
 //! | class            | offset   | what                                            |
 //! |------------------|----------|-------------------------------------------------|
+//! | exempt           | `0x0000` | traffic that must never be trapped or encrypted: IPv6 neighbour discovery (ICMPv6 133-137) |
 //! | host SA          | `0x1000` | per-peer policies of an installed SA pair        |
 //! | host shunt       | `0x2000` | per-peer pass/block (negotiation, failure)       |
 //! | group            | `0x3000` | traps and shunts for configured prefixes         |
 //!
+//! - **An exemption beats every other policy of ours**: every exempt offset is below every
+//!   host offset, so neighbour discovery passes even towards a peer with an SA pair or a
+//!   block shunt (Libreswan exempts the same ICMPv6 types).
 //! - **A host policy beats any group policy**: every host offset is below every group
 //!   offset, whatever the prefixes (each class spans at most `4 * 259 = 1036` values).
 //! - **A more specific prefix wins**: `specificity` is the sum of source and destination
@@ -31,6 +35,8 @@ use crate::types::TrafficSelector;
 
 /// Width of the band.
 pub const BAND: u32 = 0x1_0000;
+/// Offset of exemptions (neighbour discovery).
+pub const EXEMPT: u32 = 0x0000;
 /// Offset of per-host SA policies.
 pub const HOST_SA: u32 = 0x1000;
 /// Offset of per-host shunts.
@@ -43,6 +49,8 @@ const MAX_SPECIFICITY: u32 = 128 + 128 + 2;
 /// Where a policy sits in the scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
+    /// Traffic that passes whatever else is installed (neighbour discovery).
+    Exempt,
     /// Policy of an installed SA pair for one peer.
     HostSa,
     /// Shunt for one peer.
@@ -71,6 +79,7 @@ pub fn specificity(sel: &TrafficSelector) -> u32 {
 /// The offset inside oe's band (always below [`BAND`]).
 pub(crate) fn offset(class: Class, sel: &TrafficSelector, rank: Rank) -> u32 {
     let base = match class {
+        Class::Exempt => EXEMPT,
         Class::HostSa => HOST_SA,
         Class::HostShunt => HOST_SHUNT,
         Class::Group => GROUP,
@@ -114,6 +123,23 @@ mod tests {
         assert!(
             offset(Class::HostSa, &least_specific_host, Rank::Protect)
                 < offset(Class::HostShunt, &most_specific_group, Rank::Block)
+        );
+    }
+
+    #[test]
+    fn exemptions_beat_every_host_policy() {
+        let widest_exemption =
+            TrafficSelector::to(Prefix::any(crate::types::Family::V6)).with_icmp(135, None);
+        let narrowest_host = TrafficSelector::hosts(
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        )
+        .unwrap()
+        .with_proto(proto::TCP, Some(1), Some(2))
+        .unwrap();
+        assert!(
+            offset(Class::Exempt, &widest_exemption, Rank::Protect)
+                < offset(Class::HostSa, &narrowest_host, Rank::Block)
         );
     }
 

@@ -4,11 +4,41 @@ use std::net::IpAddr;
 
 use netlink_packet_xfrm::{
     Address, EncapTmpl, LifetimeConfig, ReplayEsn, UserSaId, UserSaInfo, XfrmAttrs, IPPROTO_ESP,
-    UDP_ENCAP_ESPINUDP, XFRM_INF, XFRM_MODE_TRANSPORT, XFRM_STATE_ESN,
+    UDP_ENCAP_ESPINUDP, XFRM_INF, XFRM_MODE_TRANSPORT, XFRM_MODE_TUNNEL, XFRM_STATE_ESN,
 };
 
 use crate::alg::EspAlgorithm;
+use crate::event::Flow;
+use crate::snapshot::PendingAcquire;
 use crate::types::{Family, InvalidRequest, Reqid, Spi, TrafficSelector};
+
+/// The ESP mode of an SA or policy template (RFC 4301 section 4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Mode {
+    /// The hosts' own packets are protected; the SA's addresses are the packets'.
+    #[default]
+    Transport,
+    /// Inner packets (between the selector's addresses, possibly a virtual address
+    /// assigned by the peer) travel inside an outer IP header between the SA's addresses.
+    Tunnel,
+}
+
+impl Mode {
+    pub(crate) fn to_xfrm(self) -> u8 {
+        match self {
+            Self::Transport => XFRM_MODE_TRANSPORT,
+            Self::Tunnel => XFRM_MODE_TUNNEL,
+        }
+    }
+
+    pub(crate) fn from_xfrm(mode: u8) -> Option<Self> {
+        match mode {
+            XFRM_MODE_TRANSPORT => Some(Self::Transport),
+            XFRM_MODE_TUNNEL => Some(Self::Tunnel),
+            _ => None,
+        }
+    }
+}
 
 /// Identifies an SA: destination address, SPI and protocol (`struct xfrm_usersa_id`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -199,12 +229,13 @@ pub struct UdpEncap {
     pub mapping_threshold: Option<u32>,
 }
 
-/// Everything needed to install one transport-mode ESP SA.
+/// Everything needed to install one ESP SA. The mode is the request's
+/// ([`crate::Request::add_sa_in`]): transport unless asked otherwise.
 #[derive(Debug, Clone)]
 pub struct SaSpec {
-    /// Sending host.
+    /// Sending host (in tunnel mode: the outer source).
     pub src: IpAddr,
-    /// Receiving host.
+    /// Receiving host (in tunnel mode: the outer destination).
     pub dst: IpAddr,
     /// SPI chosen by the receiver.
     pub spi: Spi,
@@ -218,7 +249,8 @@ pub struct SaSpec {
     pub replay: Replay,
     /// UDP encapsulation, if a NAT was detected.
     pub encap: Option<UdpEncap>,
-    /// Traffic the SA carries; `None` means all traffic between `src` and `dst`.
+    /// Traffic the SA carries; `None` means all traffic between `src` and `dst`. In tunnel
+    /// mode, the inner packets: the kernel drops decapsulated packets outside it.
     pub selector: Option<TrafficSelector>,
     /// The `seq` of the ACQUIRE this SA answers: the kernel then replaces the larval
     /// state that holds back further ACQUIREs for the flow.
@@ -249,7 +281,7 @@ impl SaSpec {
         self.replay.validate()
     }
 
-    pub(crate) fn sa_info(&self) -> Result<UserSaInfo, InvalidRequest> {
+    pub(crate) fn sa_info(&self, mode: Mode) -> Result<UserSaInfo, InvalidRequest> {
         let family = Family::of(&self.dst);
         let selector = match self.selector {
             Some(sel) => sel,
@@ -262,7 +294,7 @@ impl SaSpec {
             seq: self.acquire_seq.unwrap_or(0),
             reqid: self.reqid.0,
             family: family.af(),
-            mode: XFRM_MODE_TRANSPORT,
+            mode: mode.to_xfrm(),
             replay_window: self.replay.header_window(),
             flags: if self.replay.esn { XFRM_STATE_ESN } else { 0 },
             ..UserSaInfo::default()
@@ -349,12 +381,32 @@ pub struct SaInfo {
     pub oseq: u32,
     /// Whether the SA is larval (reserved by ALLOCSPI or an ACQUIRE, no keys yet).
     pub larval: bool,
+    /// The kernel's sequence number of the state (`km.seq`): for a larval state an ACQUIRE
+    /// left, the ACQUIRE's [`crate::Acquire::seq`]; for an SA that answered one, the same.
+    pub seq: u32,
+    /// For a larval state an ACQUIRE left (no SPI yet): the packet's flow, read from the
+    /// state's selector as [`crate::Acquire::flow`] is. `None` for every other state.
+    pub acquired: Option<Flow>,
 }
 
 impl SaInfo {
     /// The protocol of the SA's id.
     pub fn is_esp(&self) -> bool {
         self.id.proto == IPPROTO_ESP
+    }
+
+    /// The SA's mode, if it is one this crate installs.
+    pub fn mode(&self) -> Option<Mode> {
+        Mode::from_xfrm(self.mode)
+    }
+
+    /// The ACQUIRE this larval state stands for, if an ACQUIRE left it.
+    pub fn pending_acquire(&self) -> Option<PendingAcquire> {
+        Some(PendingAcquire {
+            flow: self.acquired?,
+            reqid: self.reqid,
+            seq: self.seq,
+        })
     }
 }
 
@@ -442,7 +494,7 @@ mod tests {
     fn sa_info_fields() {
         let mut s = spec();
         s.acquire_seq = Some(77);
-        let info = s.sa_info().unwrap();
+        let info = s.sa_info(Mode::Transport).unwrap();
         assert_eq!(info.id.spi, 0x1234_5678);
         assert_eq!(
             (info.mode, info.seq, info.reqid),
@@ -452,5 +504,6 @@ mod tests {
             (info.selector.prefixlen_d, info.selector.prefixlen_s),
             (32, 32)
         );
+        assert_eq!(s.sa_info(Mode::Tunnel).unwrap().mode, XFRM_MODE_TUNNEL);
     }
 }

@@ -86,7 +86,6 @@ fn socket_family(fd: BorrowedFd<'_>) -> io::Result<Family> {
 }
 
 /// Registers an owned netlink socket with the tokio reactor.
-#[cfg(feature = "tokio")]
 pub(crate) fn register(
     socket: netlink_sys::Socket,
 ) -> io::Result<tokio::io::unix::AsyncFd<netlink_sys::Socket>> {

@@ -123,6 +123,18 @@ pub enum InvalidRequest {
     /// Addresses of different families.
     #[error("SA addresses mix IPv4 and IPv6")]
     SaFamilies,
+    /// An update whose spec names another entry than the one read and checked.
+    #[error("the update is for another entry than the one checked")]
+    OtherEntry,
+    /// A change of UDP encapsulation for an SA without it.
+    #[error("the SA is not UDP-encapsulated")]
+    NotEncapsulated,
+    /// The peer's address changed, not only its port: `XFRM_MSG_UPDSA` cannot move an SA.
+    #[error("the peer moved to another address ({0}): the SA cannot follow by an update")]
+    PeerAddressChanged(std::net::SocketAddr),
+    /// Something of an existing entry this crate does not install.
+    #[error("{0} is not one this crate installs")]
+    Unsupported(&'static str),
 }
 
 /// An address prefix with its host bits cleared (the kernel compares selectors bytewise).
@@ -271,6 +283,20 @@ impl TrafficSelector {
         Ok(self)
     }
 
+    /// Restricts to ICMP (IPv4) or ICMPv6 (IPv6) messages of one type and, if given, one
+    /// code. XFRM matches an ICMP message's type in the selector's source port and its code
+    /// in the destination port (`xfrm_flowi_sport`/`xfrm_flowi_dport`), so that is where they
+    /// go; [`TrafficSelector::src_port`] reads back the type.
+    pub fn with_icmp(mut self, icmp_type: u8, code: Option<u8>) -> Self {
+        self.proto = Some(match self.family() {
+            Family::V4 => proto::ICMP,
+            Family::V6 => proto::ICMPV6,
+        });
+        self.src_port = Some(u16::from(icmp_type));
+        self.dst_port = code.map(u16::from);
+        self
+    }
+
     /// Source prefix.
     pub fn src(&self) -> Prefix {
         self.src
@@ -345,9 +371,14 @@ impl TrafficSelector {
         let src_port = port(sel.sport, sel.sport_mask)?;
         let dst_port = port(sel.dport, sel.dport_mask)?;
         let base = Self::new(src, dst).ok()?;
+        let byte = |p: Option<u16>| p.map(u8::try_from).transpose().ok();
         match sel.proto {
             0 if src_port.is_none() && dst_port.is_none() => Some(base),
             0 => None,
+            proto::ICMP | proto::ICMPV6 if src_port.is_some() => {
+                let icmp = base.with_icmp(byte(src_port)??, byte(dst_port)?);
+                (icmp.proto == Some(sel.proto)).then_some(icmp)
+            }
             p => base.with_proto(p, src_port, dst_port).ok(),
         }
     }
@@ -359,11 +390,15 @@ impl fmt::Display for TrafficSelector {
         if let Some(p) = self.proto {
             write!(f, " proto {p}")?;
         }
+        let (src, dst) = match self.proto {
+            Some(proto::ICMP | proto::ICMPV6) => ("type", "code"),
+            _ => ("sport", "dport"),
+        };
         if let Some(p) = self.src_port {
-            write!(f, " sport {p}")?;
+            write!(f, " {src} {p}")?;
         }
         if let Some(p) = self.dst_port {
-            write!(f, " dport {p}")?;
+            write!(f, " {dst} {p}")?;
         }
         Ok(())
     }
@@ -484,6 +519,27 @@ mod tests {
         let x = s.to_xfrm();
         assert_eq!((x.sport, x.sport_mask, x.dport_mask), (500, 0xffff, 0));
         assert_eq!(TrafficSelector::from_xfrm(&x), Some(s));
+    }
+
+    #[test]
+    fn icmp_type_and_code_ride_in_the_ports() {
+        let ns = TrafficSelector::to(Prefix::any(Family::V6)).with_icmp(135, None);
+        let x = ns.to_xfrm();
+        assert_eq!(
+            (x.proto, x.sport, x.sport_mask, x.dport_mask),
+            (58, 135, 0xffff, 0)
+        );
+        assert_eq!(TrafficSelector::from_xfrm(&x), Some(ns));
+        let echo = TrafficSelector::to(Prefix::any(Family::V4)).with_icmp(8, Some(0));
+        assert_eq!(echo.proto(), Some(proto::ICMP));
+        assert_eq!(TrafficSelector::from_xfrm(&echo.to_xfrm()), Some(echo));
+        // ICMPv4 in an IPv6 selector, or a type above 255, is not something we write.
+        let mut wrong = ns.to_xfrm();
+        wrong.proto = proto::ICMP;
+        assert_eq!(TrafficSelector::from_xfrm(&wrong), None);
+        let mut wide = ns.to_xfrm();
+        wide.sport = 300;
+        assert_eq!(TrafficSelector::from_xfrm(&wide), None);
     }
 
     #[test]

@@ -17,6 +17,17 @@ pub struct RunArgs {
 /// Where `oe run` looks for its configuration when none is named.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/oe/oe.toml";
 
+/// A start that fails still removes what an earlier run left in the kernel (best effort: without
+/// CAP_NET_ADMIN there is nothing we could have installed anyway).
+fn remove_leftovers() {
+    if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        runtime.block_on(crate::daemon::remove_leftovers());
+    }
+}
+
 /// Runs the agent until SIGTERM/SIGINT; exit status 1 when it cannot start.
 pub fn run(args: &RunArgs) -> ExitCode {
     let path = args.config.clone().or_else(|| {
@@ -28,6 +39,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
             Ok(config) => config,
             Err(e) => {
                 eprintln!("oe: {e}");
+                remove_leftovers();
                 return ExitCode::from(2);
             }
         },

@@ -142,7 +142,7 @@ fn print_event(event: &EventReport, json: bool) {
 
 /// Why a command got no usable answer.
 #[derive(Debug)]
-enum Failure {
+pub(super) enum Failure {
     Config(String),
     NotRunning(String),
     Agent(String),
@@ -150,7 +150,7 @@ enum Failure {
 }
 
 impl Failure {
-    fn report(self) -> ExitCode {
+    pub(super) fn report(self) -> ExitCode {
         let (message, code) = match self {
             Self::Config(m) => (m, 2),
             Self::NotRunning(m) => (m, EXIT_NOT_RUNNING),
@@ -193,7 +193,7 @@ fn connect(args: &ShowArgs) -> Result<Client, Failure> {
     Client::connect(&socket).map_err(Failure::from)
 }
 
-fn one_shot(args: &ShowArgs, request: Request) -> ExitCode {
+pub(crate) fn one_shot(args: &ShowArgs, request: Request) -> ExitCode {
     let result = connect(args).and_then(|client| ask_in_time(client, request));
     match result.and_then(expect_report) {
         Ok(report) if args.json => match serde_json::to_string_pretty(&report) {
@@ -212,18 +212,34 @@ fn one_shot(args: &ShowArgs, request: Request) -> ExitCode {
 }
 
 /// Asks on a helper thread, so an agent that accepts but never answers cannot hang the CLI.
-fn ask_in_time(mut client: Client, request: Request) -> Result<Response, Failure> {
+fn ask_in_time(client: Client, request: Request) -> Result<Response, Failure> {
+    let mut answers = ask_several(client, vec![request])?;
+    answers
+        .pop()
+        .ok_or_else(|| Failure::Other("the agent sent no answer".into()))
+}
+
+/// Asks `requests` one after another on one connection, within one [`ANSWER_TIMEOUT`].
+fn ask_several(mut client: Client, requests: Vec<Request>) -> Result<Vec<Response>, Failure> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(client.ask(&request));
+        let answers: Result<Vec<Response>, ClientError> =
+            requests.iter().map(|r| client.ask(r)).collect();
+        let _ = tx.send(answers);
     });
     match rx.recv_timeout(ANSWER_TIMEOUT) {
-        Ok(answer) => answer.map_err(Failure::from),
+        Ok(answers) => answers.map_err(Failure::from),
         Err(_) => Err(Failure::Other(format!(
             "the agent did not answer within {}s",
             ANSWER_TIMEOUT.as_secs()
         ))),
     }
+}
+
+/// Connects as `args` say and asks `requests` on one connection; the reports in order.
+pub(super) fn reports(args: &ShowArgs, requests: Vec<Request>) -> Result<Vec<Report>, Failure> {
+    let answers = connect(args).and_then(|client| ask_several(client, requests))?;
+    answers.into_iter().map(expect_report).collect()
 }
 
 fn expect_report(response: Response) -> Result<Report, Failure> {
@@ -252,7 +268,19 @@ pub fn render_report(report: &Report) -> String {
         Report::DnsCache { entries } => render_dns_cache(entries),
         Report::Explain(e) => render_explain(e),
         Report::Events { events } => render_events(events),
+        Report::Control { results } => render_control(results),
     }
+}
+
+/// `oe retry/up/down`: one line per address of the host.
+pub fn render_control(results: &[oe_policy::protocol::ControlResult]) -> String {
+    if results.is_empty() {
+        return "no address to act on\n".into();
+    }
+    results
+        .iter()
+        .map(|r| format!("{}: {}\n", r.address, r.outcome))
+        .collect()
 }
 
 /// `oe status`: one aligned `label: value` list.
@@ -329,6 +357,7 @@ pub fn render_peers(peers: &[PeerReport]) -> String {
         "IDENTITY",
         "AUTHENTICATION",
         "IKE SA",
+        "POST-QUANTUM",
         "UP",
         "REKEY IN",
     ]);
@@ -355,6 +384,13 @@ pub fn render_peers(peers: &[PeerReport]) -> String {
             dash(p.identity.as_deref()),
             dash(p.authentication.as_deref()),
             dash(ike.map(|i| i.proposal.as_str()).filter(|p| !p.is_empty())),
+            ike.map_or_else(
+                || "-".into(),
+                |i| match i.post_quantum.as_slice() {
+                    [] => "no".into(),
+                    names => names.join("+"),
+                },
+            ),
             ike.map_or_else(|| "-".into(), |i| duration(i.established_secs_ago)),
             ike.map_or_else(|| "-".into(), |i| duration(i.rekey_in_secs)),
         ]);
@@ -653,6 +689,7 @@ mod tests {
                 spi_i: "1122334455667788".into(),
                 spi_r: "99aabbccddeeff00".into(),
                 proposal: "AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519".into(),
+                post_quantum: vec![],
                 established_secs_ago: 252,
                 rekey_in_secs: 28_000,
             }),
@@ -737,9 +774,9 @@ mod tests {
         second.child_sas = vec![];
         let text = render_peers(&[peer(), second]);
         let expected = "\
-PEER         STATE        ROLE       IDENTITY                 AUTHENTICATION                    IKE SA                                        UP     REKEY IN
-192.0.2.2    established  initiator  fqdn:server.example.org  Ed25519 key from DNSSEC (secure)  AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519  4m12s  7h46m
-2001:db8::2  negotiating  initiator  -                        -                                 -                                             -      -
+PEER         STATE        ROLE       IDENTITY                 AUTHENTICATION                    IKE SA                                        POST-QUANTUM  UP     REKEY IN
+192.0.2.2    established  initiator  fqdn:server.example.org  Ed25519 key from DNSSEC (secure)  AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519  no            4m12s  7h46m
+2001:db8::2  negotiating  initiator  -                        -                                 -                                             -             -      -
 
 child SAs
 PEER       ESP             SPI IN    SPI OUT   SELECTORS                BYTES IN  BYTES OUT  PACKETS IN  PACKETS OUT  IDLE     UP  REKEY IN

@@ -2,5 +2,5 @@
 //! used by the CLI ([`client`]). The protocol is documented in `docs/status-protocol.md`.
 
 pub mod client;
-pub mod protocol;
+pub use oe_policy::protocol;
 pub mod server;

@@ -16,6 +16,7 @@
 
 pub(crate) mod insecure;
 pub(crate) mod nsec;
+#[cfg(feature = "resolver")]
 pub(crate) mod walk;
 
 use std::collections::{HashMap, HashSet};

@@ -15,8 +15,9 @@ use super::hook::{micros, unix_now, Decision, TriggerEvent, TriggerHook};
 use super::message::{answered_addresses, Question, Rcode};
 use super::stats::Stats;
 use crate::address::{canonical, AddressAnswer};
-use crate::answer::{Answer, LookupError, SecureKeys};
+use crate::answer::{Answer, SecureKeys};
 use crate::cache::{AddressOutcome, KeyCache, Lookup, Outcome};
+use crate::outcome::KeyVerdict;
 use crate::target::LookupTarget;
 
 /// What the answer path learns from the trigger task.
@@ -226,21 +227,9 @@ impl<L: Lookup, H: TriggerHook> Task<L, H> {
             Ok(outcome) => outcome,
             Err(why) => return lookup_failed(why),
         };
-        let secure = match outcome.as_ref() {
-            Ok(Answer::Secure(secure)) if usable(&outcome).is_some() => secure,
-            Ok(Answer::Secure(_)) => return Decision::NoUsableKey,
-            Ok(Answer::Insecure(_)) => return Decision::Insecure,
-            Ok(Answer::Absent(a)) => {
-                return Decision::NoKey {
-                    proven: a.denial.is_secure(),
-                }
-            }
-            Err(LookupError::Bogus(why)) => {
-                return Decision::Bogus {
-                    reason: why.clone(),
-                }
-            }
-            Err(other) => return lookup_failed(other.to_string()),
+        let secure = match usable(&outcome) {
+            Some(secure) => secure,
+            None => return verdict_decision(&KeyVerdict::of(outcome.as_ref())),
         };
         let keys = outcome
             .as_ref()
@@ -331,6 +320,20 @@ fn usable(outcome: &Outcome) -> Option<&SecureKeys> {
 
 fn lookup_failed(reason: String) -> Decision {
     Decision::LookupFailed { reason }
+}
+
+/// The stub's decision for a key verdict without a usable key (the shared model of
+/// [`crate::outcome`], so the stub and the agent name every outcome alike).
+fn verdict_decision(verdict: &KeyVerdict) -> Decision {
+    match verdict {
+        KeyVerdict::NoUsableKey { .. } | KeyVerdict::Secure { .. } => Decision::NoUsableKey,
+        KeyVerdict::Absent { proven, .. } => Decision::NoKey { proven: *proven },
+        KeyVerdict::Insecure { .. } => Decision::Insecure,
+        KeyVerdict::Bogus { reason } => Decision::Bogus {
+            reason: reason.clone(),
+        },
+        KeyVerdict::Failed { reason } => lookup_failed(reason.clone()),
+    }
 }
 
 /// The answered addresses that the validated address answer proves: the key is bound to those.

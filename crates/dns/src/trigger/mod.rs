@@ -68,17 +68,25 @@
 //! each within the TTL) and should complete at once when an SA is already up. `record` receives
 //! every [`TriggerEvent`]; the stub also keeps the latest in [`StubStats::recent`].
 
+#[cfg(feature = "resolver")]
 mod config;
+#[cfg(feature = "resolver")]
 mod decide;
 mod hook;
 pub mod message;
+#[cfg(feature = "resolver")]
 mod serve;
+#[cfg(feature = "resolver")]
 mod stats;
+#[cfg(feature = "resolver")]
 mod upstream;
 
+#[cfg(feature = "resolver")]
 pub use config::{SocketHook, StubConfig, StubError, DEFAULT_LISTEN};
 pub use hook::{Decision, TriggerEvent, TriggerHook};
+#[cfg(feature = "resolver")]
 pub use serve::{Listeners, Stub};
+#[cfg(feature = "resolver")]
 pub use stats::{StubCounters, StubStats};
 
 #[cfg(test)]

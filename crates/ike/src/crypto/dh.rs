@@ -9,15 +9,24 @@
 //! [`KeyShare::agree`] validates the peer's value before using it and returns
 //! g^ir in the form RFC 7296 section 2.14 feeds into SKEYSEED.
 //!
+//! ML-KEM (FIPS 203; IDs 35-37, draft-ietf-ipsecme-ikev2-mlkem) is a KEM, not a
+//! Diffie-Hellman group: the initiator sends an encapsulation key ([`KeyShare::generate`],
+//! [`KeyShare::public`]), the responder answers with a ciphertext
+//! ([`KeyShare::respond`]), and the initiator decapsulates it ([`KeyShare::agree`]).
+//! [`KeyShare::respond`] works for every method, so exchange code never needs to know
+//! which kind it negotiated.
+//!
 //! Randomness: [`KeyShare::generate`] draws its private value from the injected
 //! generator, so a seeded generator gives the same key share every time. It draws
-//! 32 bytes (Curve25519, P-256, MODP-2048) or 48 bytes (P-384); the ECP groups draw
-//! again in the rare case the bytes are not a valid scalar (0 < k < n).
+//! 32 bytes (Curve25519, P-256, MODP-2048), 48 bytes (P-384) or 64 bytes (ML-KEM);
+//! the ECP groups draw again in the rare case the bytes are not a valid scalar
+//! (0 < k < n). ML-KEM encapsulation draws 32 bytes.
 
 use std::fmt;
 
 use zeroize::Zeroizing;
 
+use super::mlkem::{self, DecapsKey, Level};
 use super::{ecp, modp, CryptoError, CryptoRng};
 
 /// A key exchange group that IKE can negotiate (IANA Transform Type 4 values).
@@ -32,15 +41,41 @@ pub enum DhGroup {
     Ecp384,
     /// Curve25519 (X25519), RFC 8031 (31).
     Curve25519,
+    /// ML-KEM-512, FIPS 203 (35).
+    MlKem512,
+    /// ML-KEM-768, FIPS 203 (36).
+    MlKem768,
+    /// ML-KEM-1024, FIPS 203 (37).
+    MlKem1024,
 }
 
 impl DhGroup {
-    /// Every group this module implements, in our order of preference.
+    /// Every Diffie-Hellman group this module implements, in our order of preference.
     pub const ALL: [Self; 4] = [Self::Curve25519, Self::Ecp256, Self::Ecp384, Self::Modp2048];
 
-    /// The group for an IANA Transform Type 4 identifier, if implemented.
+    /// Every ML-KEM parameter set, in our order of preference.
+    pub const ML_KEM: [Self; 3] = [Self::MlKem768, Self::MlKem1024, Self::MlKem512];
+
+    /// The method for an IANA Transform Type 4 identifier, if implemented.
     pub fn from_iana(id: u16) -> Option<Self> {
-        Self::ALL.into_iter().find(|g| g.iana() == id)
+        Self::ALL
+            .into_iter()
+            .chain(Self::ML_KEM)
+            .find(|g| g.iana() == id)
+    }
+
+    /// Whether this method resists a quantum computer (ML-KEM; not the DH groups).
+    pub fn is_post_quantum(self) -> bool {
+        self.kem_level().is_some()
+    }
+
+    fn kem_level(self) -> Option<Level> {
+        match self {
+            Self::MlKem512 => Some(Level::L512),
+            Self::MlKem768 => Some(Level::L768),
+            Self::MlKem1024 => Some(Level::L1024),
+            _ => None,
+        }
     }
 
     /// The IANA Transform Type 4 identifier.
@@ -50,16 +85,41 @@ impl DhGroup {
             Self::Ecp256 => 19,
             Self::Ecp384 => 20,
             Self::Curve25519 => 31,
+            Self::MlKem512 => 35,
+            Self::MlKem768 => 36,
+            Self::MlKem1024 => 37,
         }
     }
 
-    /// Length of the KE payload's Key Exchange Data for this group.
+    /// Length of the initiator's Key Exchange Data (an ML-KEM encapsulation key).
     pub fn public_len(self) -> usize {
         match self {
             Self::Modp2048 => modp::PUBLIC_LEN,
             Self::Ecp256 => 64,
             Self::Ecp384 => 96,
             Self::Curve25519 => 32,
+            Self::MlKem512 | Self::MlKem768 | Self::MlKem1024 => {
+                self.kem_level().map_or(0, Level::ek_len)
+            }
+        }
+    }
+
+    /// Length of the responder's Key Exchange Data: the same as [`Self::public_len`]
+    /// for Diffie-Hellman, an ML-KEM ciphertext for ML-KEM.
+    pub fn response_len(self) -> usize {
+        self.kem_level().map_or(self.public_len(), Level::ct_len)
+    }
+
+    /// The strongSwan-style name: `CURVE_25519`, `ML_KEM_768`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Modp2048 => "MODP_2048",
+            Self::Ecp256 => "ECP_256",
+            Self::Ecp384 => "ECP_384",
+            Self::Curve25519 => "CURVE_25519",
+            Self::MlKem512 => "ML_KEM_512",
+            Self::MlKem768 => "ML_KEM_768",
+            Self::MlKem1024 => "ML_KEM_1024",
         }
     }
 }
@@ -70,6 +130,7 @@ enum Secret {
     Ecp256(p256::SecretKey),
     Ecp384(p384::SecretKey),
     Modp2048(modp::Exponent),
+    MlKem(DecapsKey),
 }
 
 /// Our ephemeral private value for one key exchange, with its public value.
@@ -107,6 +168,11 @@ impl KeyShare {
                 let (x, public) = modp::generate(rng)?;
                 (Secret::Modp2048(x), public)
             }
+            DhGroup::MlKem512 | DhGroup::MlKem768 | DhGroup::MlKem1024 => {
+                let level = group.kem_level().ok_or(CryptoError::Internal)?;
+                let (dk, ek) = mlkem::generate(level, rng)?;
+                (Secret::MlKem(dk), ek)
+            }
         };
         Ok(Self {
             group,
@@ -125,13 +191,14 @@ impl KeyShare {
         &self.public
     }
 
-    /// Validates the peer's KE data for this group and computes g^ir.
+    /// Validates the peer's KE data for this group and computes g^ir (for ML-KEM:
+    /// decapsulates the responder's ciphertext).
     ///
     /// Fails with [`CryptoError::InvalidPeerPublicKey`] when the value has the wrong
     /// length, is not a point of the curve (ECP), is outside 1 < y < p-1 (MODP), or
     /// yields an all-zero secret (Curve25519, RFC 8031 section 2).
     pub fn agree(self, peer_public: &[u8]) -> Result<SharedSecret, CryptoError> {
-        if peer_public.len() != self.group.public_len() {
+        if peer_public.len() != self.group.response_len() {
             return Err(CryptoError::InvalidPeerPublicKey);
         }
         let bytes = match &self.secret {
@@ -139,8 +206,29 @@ impl KeyShare {
             Secret::Ecp256(k) => ecp::agree(k, peer_public)?,
             Secret::Ecp384(k) => ecp::agree(k, peer_public)?,
             Secret::Modp2048(x) => modp::agree(x, peer_public)?,
+            Secret::MlKem(dk) => mlkem::decapsulate(dk, peer_public)?,
         };
         Ok(SharedSecret(bytes))
+    }
+
+    /// The responder's side: answers the initiator's KE data `peer_public` with our own
+    /// KE data and the shared secret. Diffie-Hellman generates a share and agrees;
+    /// ML-KEM checks the encapsulation key (FIPS 203 section 7.2) and encapsulates.
+    pub fn respond(
+        group: DhGroup,
+        peer_public: &[u8],
+        rng: &mut dyn CryptoRng,
+    ) -> Result<(Vec<u8>, SharedSecret), CryptoError> {
+        if peer_public.len() != group.public_len() {
+            return Err(CryptoError::InvalidPeerPublicKey);
+        }
+        if let Some(level) = group.kem_level() {
+            let (c, k) = mlkem::encapsulate(level, peer_public, rng)?;
+            return Ok((c, SharedSecret(k)));
+        }
+        let share = Self::generate(group, rng)?;
+        let public = share.public.clone();
+        Ok((public, share.agree(peer_public)?))
     }
 }
 
@@ -149,7 +237,8 @@ pub struct SharedSecret(Zeroizing<Vec<u8>>);
 
 impl SharedSecret {
     /// g^ir as RFC 7296 section 2.14 uses it: the X25519 output (RFC 8031), the x
-    /// coordinate (RFC 5903 section 7), or the modulus-length big-endian value.
+    /// coordinate (RFC 5903 section 7), the modulus-length big-endian value, or the
+    /// 32-byte ML-KEM shared secret K.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }

@@ -15,6 +15,12 @@
 //!    compute and check the two MACs (RFC 7619);
 //! 6. KEYMAT = prf+(SK_d, Ni | Nr) for the child SA (section 2.17).
 //!
+//! With an additional key exchange (RFC 9370, [`HandshakeFloor::with_additional_ke`]) one side
+//! also does, per IKE_INTERMEDIATE exchange: its half of the KEM (the initiator generates a key
+//! pair and decapsulates, the responder encapsulates); SKEYSEED(n) = prf(SK_d, SK(n) | Ni | Nr)
+//! and prf+ for the seven keys, keying both SK directions; sealing its message and opening the
+//! peer's; and the two IntAuth prfs over those messages (RFC 9242 3.3).
+//!
 //! Cookies, retransmissions, rekeys and the wire codec are not part of the floor.
 //! The incoming IKE_AUTH is opened under a cipher keyed once in [`HandshakeFloor::new`]
 //! (opening costs the same under any key); everything else runs on fresh values.
@@ -55,6 +61,18 @@ pub struct HandshakeFloor<'k> {
     peer_auth: Vec<u8>,
     peer_octets: Vec<u8>,
     peer_sk: SkCipher,
+    peer_body: Vec<u8>,
+    addke: Option<AddKeFloor>,
+}
+
+/// One additional key exchange of the floor.
+struct AddKeFloor {
+    method: DhGroup,
+    initiator: bool,
+    /// The peer's KE data: a ciphertext for the initiator, an encapsulation key for the
+    /// responder.
+    peer_ke: Vec<u8>,
+    /// The peer's sealed IKE_INTERMEDIATE message.
     peer_body: Vec<u8>,
 }
 
@@ -106,7 +124,37 @@ impl<'k> HandshakeFloor<'k> {
             peer_octets,
             peer_sk,
             peer_body,
+            addke: None,
         })
+    }
+
+    /// Adds one additional key exchange of `method` (ML-KEM: RFC 9370 in IKE_INTERMEDIATE),
+    /// as the initiator or the responder side does it.
+    pub fn with_additional_ke(
+        mut self,
+        method: DhGroup,
+        initiator: bool,
+        rng: &mut dyn CryptoRng,
+    ) -> Result<Self, CryptoError> {
+        let ek = KeyShare::generate(method, rng)?.public().to_vec();
+        let peer_ke = if initiator {
+            KeyShare::respond(method, &ek, rng)?.0
+        } else {
+            ek
+        };
+        let peer_len = 8 + if initiator {
+            method.response_len()
+        } else {
+            method.public_len()
+        };
+        let peer_body = self.peer_sk.seal(&[0; 32], &vec![0; peer_len], rng)?;
+        self.addke = Some(AddKeFloor {
+            method,
+            initiator,
+            peer_ke,
+            peer_body,
+        });
+        Ok(self)
     }
 
     /// Does one side's handshake crypto once (see the module docs for the list).
@@ -135,6 +183,9 @@ impl<'k> HandshakeFloor<'k> {
         let (sk_pi, sk_pr) = (split(p_at, prf_len)?, split(p_at + prf_len, prf_len)?);
         let _incoming = SkCipher::new(encr, integ, sk_ei, sk_ai)?;
         let outgoing = SkCipher::new(encr, integ, sk_er, sk_ar)?;
+        if let Some(a) = &self.addke {
+            self.additional(a, &outgoing, sk_d, rng)?;
+        }
         // 3. Open the peer's IKE_AUTH, seal ours.
         self.peer_sk.open(&[0; 32], &self.peer_body)?;
         outgoing.seal(&[0; 32], &[0; IKE_AUTH_INNER_LEN], rng)?;
@@ -148,6 +199,49 @@ impl<'k> HandshakeFloor<'k> {
         self.sign_ours(&our_octets, rng)?;
         // 6. Child SA KEYMAT.
         prf.prf_plus(sk_d, &nonces, 2 * e_len + 2 * a_len)?;
+        Ok(())
+    }
+
+    /// One IKE_INTERMEDIATE exchange: the KEM half, the key update, seal/open, IntAuth.
+    fn additional(
+        &self,
+        a: &AddKeFloor,
+        outgoing: &SkCipher,
+        sk_d: &[u8],
+        rng: &mut dyn CryptoRng,
+    ) -> Result<(), CryptoError> {
+        let Suite {
+            prf, encr, integ, ..
+        } = self.suite;
+        let (shared, ours_len) = if a.initiator {
+            let share = KeyShare::generate(a.method, rng)?;
+            let len = share.public().len();
+            (share.agree(&a.peer_ke)?, len)
+        } else {
+            let (c, k) = KeyShare::respond(a.method, &a.peer_ke, rng)?;
+            (k, c.len())
+        };
+        let nonces = [0x11; 2 * NONCE_LEN];
+        let skeyseed = prf.prf(sk_d, &[shared.as_bytes(), &nonces[..]].concat());
+        let (prf_len, e_len) = (prf.output_len(), encr.key_material_len());
+        let a_len = integ.map_or(0, IntegAlg::key_len);
+        let seed = [&nonces[..], &[0x22; 16][..]].concat();
+        let keys = prf.prf_plus(&skeyseed, &seed, 3 * prf_len + 2 * a_len + 2 * e_len)?;
+        let e_at = prf_len + 2 * a_len;
+        let part = |at: usize, len: usize| keys.get(at..at + len).ok_or(CryptoError::Internal);
+        SkCipher::new(encr, integ, part(e_at, e_len)?, part(prf_len, a_len)?)?;
+        SkCipher::new(
+            encr,
+            integ,
+            part(e_at + e_len, e_len)?,
+            part(prf_len, a_len)?,
+        )?;
+        let ours = vec![0; 8 + ours_len];
+        outgoing.seal(&[0; 32], &ours, rng)?;
+        let theirs = self.peer_sk.open(&[0; 32], &a.peer_body)?;
+        let sk_p = part(0, prf_len)?;
+        prf.prf(sk_p, &ours);
+        prf.prf(sk_p, &theirs);
         Ok(())
     }
 

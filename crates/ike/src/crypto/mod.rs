@@ -18,7 +18,8 @@
 //!
 //! - Key exchange, RFC 7296 section 3.4 ([`DhGroup`], [`KeyShare`], [`SharedSecret`]):
 //!   Curve25519 (RFC 8031, x25519-dalek), ECP P-256/P-384 (RFC 5903, p256/p384
-//!   crates), MODP-2048 (RFC 3526, constant-time crypto-bigint). The KE payload data
+//!   crates), MODP-2048 (RFC 3526, constant-time crypto-bigint), and ML-KEM-512/768/1024
+//!   (FIPS 203, libcrux-ml-kem; a KEM, see [`KeyShare::respond`]). The KE payload data
 //!   is [`KeyShare::public`]; the peer's value is validated by [`KeyShare::agree`].
 //! - PRF and prf+, RFC 7296 sections 2.13-2.14 and RFC 4868 ([`PrfAlg`]), on ring.
 //! - SK payload protection, RFC 7296 section 3.14 ([`SkCipher`], [`EncrAlg`],
@@ -50,6 +51,7 @@ mod ecp;
 mod error;
 pub mod floor;
 mod keys;
+mod mlkem;
 mod modp;
 mod prf;
 mod sk;

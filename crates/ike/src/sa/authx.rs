@@ -13,7 +13,7 @@ use crate::error::{Error, LocalError, PeerError};
 use crate::event::{ChildSa, CloseReason, Event, PeerAuth};
 use crate::keys::child_keys;
 use crate::proposal::{check_esp, esp_offer, esp_reply, select_esp, EspAlgs};
-use crate::ts::{accept, host_ts, narrow_nat};
+use crate::ts::{accept_pair, host_ts, narrow_pair};
 use crate::wire::{
     find_notify, AuthMethodId, AuthPayload, ExchangeType, Identity, NotifyPayload, NotifyType,
     Payload, Payloads, TsPayload,
@@ -31,7 +31,8 @@ fn notify(ty: NotifyType) -> Payload {
 }
 
 /// Our AUTH payload: the initiator signs RealMessage1 | Nr | prf(SK_pi, IDi'), the responder
-/// RealMessage2 | Ni | prf(SK_pr, IDr') (2.15).
+/// RealMessage2 | Ni | prf(SK_pr, IDr') (2.15), each followed by IntAuth when IKE_INTERMEDIATE
+/// exchanges took place (RFC 9242 3.3.2).
 fn our_auth(sa: &IkeSa, ctx: &mut Ctx<'_>, id: &Identity) -> Result<AuthPayload, Error> {
     let keys = sa.core.keys.as_ref().ok_or(LocalError::Config("no keys"))?;
     let hs = &sa.handshake;
@@ -40,7 +41,8 @@ fn our_auth(sa: &IkeSa, ctx: &mut Ctx<'_>, id: &Identity) -> Result<AuthPayload,
     } else {
         (&hs.init_response, &hs.ni, &keys.sk_pr)
     };
-    let octets = auth::signed_octets(msg, nonce, keys.prf, sk_p, id);
+    let mut octets = auth::signed_octets(msg, nonce, keys.prf, sk_p, id);
+    octets.extend(hs.int_auth.octets());
     auth::build(
         &ctx.config.local_auth,
         &sa.peer_hashes,
@@ -65,7 +67,8 @@ fn check_peer(
     } else {
         (&hs.init_request, &hs.nr, &keys.sk_pi)
     };
-    let octets = auth::signed_octets(msg, nonce, keys.prf, sk_p, id);
+    let mut octets = auth::signed_octets(msg, nonce, keys.prf, sk_p, id);
+    octets.extend(hs.int_auth.octets());
     if auth_p.method == AuthMethodId::NULL {
         return auth::verify_null(
             auth_p,
@@ -104,6 +107,8 @@ pub(crate) fn build_request(
     let Some(spi) = *spi else {
         return Ok(Step::Wait);
     };
+    // RFC 9242 3.3.2: IntAuth ends with the message ID of this request.
+    sa.handshake.int_auth.auth_mid = sa.core.tm.next_mid;
     let id = our_id(ctx);
     let auth_p = our_auth(sa, ctx, &id)?;
     let payloads = vec![
@@ -146,10 +151,7 @@ pub(crate) fn on_response(
     match child {
         Ok(c) => install_child(sa, ctx, c, None),
         // 1.2: a failed child does not fail the IKE SA.
-        Err(e) => {
-            sa.spis.extend(spi);
-            sa.emit(ctx, Event::ChildSaFailed { error: e });
-        }
+        Err(e) => super::info::refuse_child(sa, ctx, spi, &p, e),
     }
     sa.handshake = Default::default();
     Ok(Outcome::Done)
@@ -174,10 +176,23 @@ fn initiator_child(
         return Err(PeerError::Protocol("responder refused transport mode").into());
     }
     let (tsi, tsr) = child_ts(p)?;
-    let tsi = accept(&tsi, sa.local.ip(), sa.nat.0).ok_or(PeerError::TrafficSelectors)?;
-    let tsr = accept(&tsr, sa.remote.ip(), sa.nat.1).ok_or(PeerError::TrafficSelectors)?;
+    let offered = (host_ts(sa.local.ip()), host_ts(sa.remote.ip()));
+    let local = (sa.local.ip(), sa.nat.0);
+    let remote = (sa.remote.ip(), sa.nat.1);
+    let (tsi, tsr) = accept_pair((&tsi, &tsr), (&offered.0, &offered.1), local, remote)
+        .ok_or(PeerError::TrafficSelectors)?;
     let (ni, nr) = (sa.handshake.ni.clone(), sa.handshake.nr.clone());
-    make_child(sa, ctx, spi, outbound, algs, (tsi, tsr), &ni, &nr, None)
+    make_child(
+        sa,
+        ctx,
+        spi,
+        outbound,
+        algs,
+        (vec![tsi], vec![tsr]),
+        &ni,
+        &nr,
+        None,
+    )
 }
 
 pub(crate) fn child_ts(
@@ -249,6 +264,7 @@ pub(crate) fn install_child(
         sa: child.clone(),
         rekey_at,
         state: ChildState::Installed,
+        retire_at: None,
         collision: None,
     };
     sa.children.push(c);
@@ -272,6 +288,7 @@ fn established(sa: &mut IkeSa, ctx: &mut Ctx<'_>, peer_id: Identity, peer_auth: 
     sa.phase = Phase::Established;
     sa.created = ctx.now;
     sa.peer_id = Some(peer_id.clone());
+    sa.peer_auth = Some((peer_auth, ctx.now));
     sa.rekey_at = Some(ctx.now + jitter(ctx, ctx.config.ike_lifetime.soft));
     let (nat_local, nat_remote) = sa.nat;
     sa.emit(
@@ -290,6 +307,12 @@ pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Resul
     if sa.phase != Phase::Connecting || sa.core.initiator {
         return Err(PeerError::Protocol("IKE_AUTH on an established SA").into());
     }
+    // RFC 9370 2.2.2: every negotiated additional key exchange comes before IKE_AUTH.
+    let rounds = sa.core.algs.map_or(0, |a| a.addke.count());
+    if sa.handshake.int_auth.done < rounds {
+        return Err(PeerError::Protocol("IKE_AUTH before the additional key exchanges").into());
+    }
+    sa.handshake.int_auth.auth_mid = sa.core.tm.peer_mid;
     let idi = p.id_i().ok_or(PeerError::MissingPayload("IDi"))?;
     let auth_p = p.auth().ok_or(PeerError::MissingPayload("AUTH"))?;
     // Ask for the SPI and the keys at once, so the agent can fetch both in parallel.
@@ -353,10 +376,10 @@ pub(crate) fn responder_child(
     let (outbound, algs, number) =
         select_esp(sa_p, &ctx.config.esp_proposals, None).ok_or(NotifyType::NO_PROPOSAL_CHOSEN)?;
     let (tsi, tsr) = child_ts(p).map_err(|_| NotifyType::TS_UNACCEPTABLE)?;
-    let (tsi_reply, tsi) =
-        narrow_nat(&tsi, sa.remote.ip(), sa.nat.1).ok_or(NotifyType::TS_UNACCEPTABLE)?;
-    let (tsr_reply, tsr) =
-        narrow_nat(&tsr, sa.local.ip(), sa.nat.0).ok_or(NotifyType::TS_UNACCEPTABLE)?;
+    let remote = (sa.remote.ip(), sa.nat.1);
+    let local = (sa.local.ip(), sa.nat.0);
+    let ((tsi_reply, tsi), (tsr_reply, tsr)) =
+        narrow_pair(&tsi, &tsr, remote, local).ok_or(NotifyType::TS_UNACCEPTABLE)?;
     let (ni, nr) = (&sa.handshake.ni, &sa.handshake.nr);
     let child = make_child(
         sa,

@@ -1,7 +1,7 @@
 //! INFORMATIONAL exchanges: deleting child SAs and the IKE SA (RFC 7296 1.4.1), liveness checks
 //! (2.4), and the last exchange on an IKE SA retired by a rekey (2.18).
 
-use super::tasks::{matches_core, Reply, Step};
+use super::tasks::{matches_core, Reply, Step, Task};
 use super::{ChildState, Ctx, IkeSa, Phase};
 use crate::error::Error;
 use crate::event::{CloseReason, Event};
@@ -48,6 +48,37 @@ pub(crate) fn build_abort_auth(sa: &mut IkeSa) -> Step {
         ExchangeType::INFORMATIONAL,
         vec![failed, Payload::Delete(d)],
     )
+}
+
+/// The child SA the responder created for us cannot be used (its proposal, mode or selectors
+/// are unacceptable): report it, and if the responder installed its half (its answer carried an
+/// SA payload and no error), delete that half (RFC 7296 2.9, 1.4.1). The inbound SPI stays
+/// unused then, since the peer may still send to it until it processes the delete.
+pub(crate) fn refuse_child(
+    sa: &mut IkeSa,
+    ctx: &mut Ctx<'_>,
+    spi: Option<u32>,
+    answer: &[Payload],
+    error: Error,
+) {
+    let created = answer.iter().any(|p| matches!(p, Payload::Sa(_)))
+        && !answer
+            .iter()
+            .any(|p| matches!(p, Payload::Notify(n) if n.ty.is_error()));
+    match spi {
+        Some(spi) if created => sa.queue(Task::DeleteRefused(spi)),
+        spi => sa.spis.extend(spi),
+    }
+    sa.emit(ctx, Event::ChildSaFailed { error });
+}
+
+/// INFORMATIONAL with a Delete of the child the responder made for us and we refused.
+pub(crate) fn build_delete_refused(spi: u32) -> Step {
+    let d = DeletePayload {
+        protocol: ProtocolId::ESP,
+        spis: vec![spi],
+    };
+    Step::Send(ExchangeType::INFORMATIONAL, vec![Payload::Delete(d)])
 }
 
 /// Removes a child and tells the agent.
@@ -116,15 +147,21 @@ pub(crate) fn handle_retiring(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8]
         sa.retiring = Some(old);
         return;
     }
+    // Our response to the request that rekeyed it (RFC 7296 2.18) may have been lost (2.1).
+    let h = msg.header;
+    if !h.is_response() && h.message_id.wrapping_add(1) == old.tm.peer_mid {
+        sa.replay_from(&old, ctx, h.message_id, datagram);
+        sa.retiring = Some(old);
+        return;
+    }
     // Open with the old keys by swapping them in for the call.
     std::mem::swap(&mut sa.core, &mut old);
     let opened = super::protect::open(sa, datagram, &msg);
     std::mem::swap(&mut sa.core, &mut old);
-    let Ok(Some(payloads)) = opened else {
+    let Some(super::protect::Opened::Whole(payloads)) = opened else {
         sa.retiring = Some(old);
         return;
     };
-    let h = msg.header;
     if h.is_response() {
         // The answer to our delete of the old SA: it is gone.
         return;

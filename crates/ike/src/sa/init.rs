@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use super::tasks::Task;
 use super::{Ctx, IkeSa};
 use crate::auth::{parse_hashes, OUR_HASHES};
-use crate::crypto::{CryptoRng, DhGroup, KeyShare};
+use crate::crypto::{CryptoRng, DhGroup, KeyShare, SharedSecret};
 use crate::error::{Error, LocalError, PeerError};
 use crate::event::CloseReason;
 use crate::keys::{derive_ike, skeyseed};
@@ -34,6 +34,13 @@ pub(crate) struct Handshake {
     pub(crate) init_request: Vec<u8>,
     pub(crate) init_response: Vec<u8>,
     pub(crate) retries: u8,
+    /// The peer announced INTERMEDIATE_EXCHANGE_SUPPORTED (RFC 9242 3.1).
+    pub(crate) peer_intermediate: bool,
+    /// IKE_INTERMEDIATE exchanges so far and their IntAuth chain (RFC 9242 3.3).
+    pub(crate) int_auth: super::intermediate::IntAuth,
+    /// The header, first inner payload type and inner payloads of the last IKE_INTERMEDIATE
+    /// message opened, for IntAuth.
+    pub(crate) last_intermediate: Option<(Header, PayloadType, Vec<u8>)>,
 }
 
 pub(crate) fn nonce(rng: &mut dyn CryptoRng) -> Vec<u8> {
@@ -63,6 +70,14 @@ fn nat_notifies(spi_i: u64, spi_r: u64, local: SocketAddr, remote: SocketAddr) -
 /// The notifications both sides add: fragmentation support and our signature hashes.
 fn capability_notifies(sa: &IkeSa, ctx: &Ctx<'_>, responder: bool) -> Vec<Payload> {
     let mut out = Vec::new();
+    // RFC 9242 3.1: the initiator announces IKE_INTERMEDIATE when it proposes additional key
+    // exchanges (RFC 9370 2.2.1); the responder answers in kind.
+    if !ctx.config.additional_ke.is_off() && (!responder || sa.handshake.peer_intermediate) {
+        out.push(notify(
+            NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED,
+            Vec::new(),
+        ));
+    }
     if ctx.config.fragmentation && (!responder || sa.peer_fragmentation) {
         out.push(notify(
             NotifyType::IKEV2_FRAGMENTATION_SUPPORTED,
@@ -130,6 +145,7 @@ pub(crate) fn build_request(
         &ctx.config.ike_proposals,
         &[],
         Some(group),
+        &ctx.config.additional_ke,
     )));
     payloads.push(Payload::Ke(KePayload {
         group: group.iana(),
@@ -155,9 +171,7 @@ pub(crate) fn handle(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], msg: Me
     if !h.is_response() {
         // A retransmitted request: replay our response (2.1).
         if !sa.core.initiator && h.spi_i == sa.core.spi_i {
-            if let Some((0, d)) = sa.core.tm.cache.clone() {
-                d.iter().for_each(|d| sa.send(ctx, d));
-            }
+            sa.replay(ctx, 0, datagram);
         }
         return;
     }
@@ -175,6 +189,11 @@ pub(crate) fn handle(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], msg: Me
             sa.core.tm.next_mid = 1;
             sa.last_heard = ctx.now;
             sa.core.tm.queue.push_front(Task::IkeAuth { spi: None });
+            // RFC 9370 2.2.2: the additional key exchanges come before IKE_AUTH.
+            if sa.core.algs.is_some_and(|a| a.addke.count() > 0) {
+                let first = super::intermediate::Intermediate::new(0);
+                sa.core.tm.queue.push_front(Task::Intermediate(first));
+            }
             sa.kick(ctx);
         }
         Ok(false) => {}
@@ -234,12 +253,19 @@ fn on_response(
     let sa_p = p.sa().ok_or(PeerError::MissingPayload("SA"))?;
     let ke = p.ke().ok_or(PeerError::MissingPayload("KE"))?;
     let nr = p.nonce().ok_or(PeerError::MissingPayload("Nonce"))?;
-    let algs = check_ike(sa_p, &ctx.config.ike_proposals).ok_or(PeerError::BadProposal)?;
+    let algs = check_ike(sa_p, &ctx.config.ike_proposals, &ctx.config.additional_ke)
+        .ok_or(PeerError::BadProposal)?;
     if ke.group != algs.group.iana() || Some(algs.group) != sa.handshake.group {
         return Err(PeerError::Protocol("KE group differs from the chosen proposal").into());
     }
     sa.core.spi_r = msg.header.spi_r;
     read_capabilities(sa, msg);
+    if algs.addke.count() > 0 && !sa.handshake.peer_intermediate {
+        // RFC 9370 2.2.1: additional key exchanges need IKE_INTERMEDIATE.
+        return Err(
+            PeerError::Protocol("additional key exchanges without IKE_INTERMEDIATE").into(),
+        );
+    }
     sa.handshake.nr = nr.0.clone();
     sa.handshake.init_response = datagram.to_vec();
     let share = sa
@@ -247,7 +273,8 @@ fn on_response(
         .share
         .take()
         .ok_or(LocalError::Config("no key share"))?;
-    install_keys(sa, algs, share, &ke.data)?;
+    let shared = share.agree(&ke.data)?;
+    install_keys(sa, algs, &shared)?;
     Ok(true)
 }
 
@@ -281,19 +308,15 @@ fn read_capabilities(sa: &mut IkeSa, msg: &Message) {
     }
     sa.peer_fragmentation =
         find_notify(&msg.payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some();
+    sa.handshake.peer_intermediate =
+        find_notify(&msg.payloads, NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED).is_some();
     if let Some(n) = find_notify(&msg.payloads, NotifyType::SIGNATURE_HASH_ALGORITHMS) {
         sa.peer_hashes = parse_hashes(&n.u16_list().unwrap_or_default());
     }
 }
 
-/// Agrees on g^ir and derives the IKE SA keys (2.14).
-fn install_keys(
-    sa: &mut IkeSa,
-    algs: IkeAlgs,
-    share: KeyShare,
-    peer_public: &[u8],
-) -> Result<(), Error> {
-    let shared = share.agree(peer_public)?;
+/// Derives the IKE SA keys from g^ir (2.14).
+fn install_keys(sa: &mut IkeSa, algs: IkeAlgs, shared: &SharedSecret) -> Result<(), Error> {
     let (ni, nr) = (&sa.handshake.ni, &sa.handshake.nr);
     let seed = skeyseed(algs.prf, ni, nr, shared.as_bytes());
     let keys = derive_ike(
@@ -306,6 +329,7 @@ fn install_keys(
     )?;
     sa.core.algs = Some(algs);
     sa.core.keys = Some(keys);
+    super::intermediate::note_post_quantum(sa, Some(algs.group));
     Ok(())
 }
 
@@ -359,7 +383,17 @@ fn try_respond(
     let ni = p
         .nonce()
         .ok_or_else(|| syntax(PeerError::MissingPayload("Nonce").into()))?;
-    let Some((reply, algs)) = select_ike(sa_p, &ctx.config.ike_proposals, Some(ke.group)) else {
+    read_capabilities(sa, msg);
+    // RFC 9242 3.1: no additional key exchange with an initiator that cannot run
+    // IKE_INTERMEDIATE (unless we require them: then no proposal is acceptable).
+    let none = crate::addke::AdditionalKe::off();
+    let addke = if sa.handshake.peer_intermediate || ctx.config.additional_ke.required {
+        &ctx.config.additional_ke
+    } else {
+        &none
+    };
+    let Some((reply, algs)) = select_ike(sa_p, &ctx.config.ike_proposals, Some(ke.group), addke)
+    else {
         return Err((
             NotifyType::NO_PROPOSAL_CHOSEN,
             Vec::new(),
@@ -375,12 +409,11 @@ fn try_respond(
             PeerError::Notified(NotifyType::INVALID_KE_PAYLOAD).into(),
         ));
     }
-    read_capabilities(sa, msg);
-    let share = KeyShare::generate(algs.group, ctx.rng).map_err(|e| syntax(e.into()))?;
-    let public = share.public().to_vec();
+    let (public, shared) =
+        KeyShare::respond(algs.group, &ke.data, ctx.rng).map_err(|e| syntax(e.into()))?;
     sa.handshake.ni = ni.0.clone();
     sa.handshake.nr = nonce(ctx.rng);
-    install_keys(sa, algs, share, &ke.data).map_err(syntax)?;
+    install_keys(sa, algs, &shared).map_err(syntax)?;
     let mut payloads = vec![
         Payload::Sa(crate::wire::SaPayload {
             proposals: vec![reply],
@@ -406,7 +439,8 @@ fn try_respond(
     sa.handshake.init_request = datagram.to_vec();
     sa.handshake.init_response = out.clone();
     sa.send(ctx, &out);
-    sa.core.tm.cache = Some((0, vec![out]));
+    let request = super::replay::request_id(datagram);
+    sa.core.tm.cache = Some(super::replay::Replay::new(0, request, vec![out]));
     sa.core.tm.peer_mid = 1;
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! One IKE SA and its children: state, inputs and timers.
 //!
 //! The exchanges live in per-concern modules (strongSwan's `sa/ikev2/tasks/`): [`init`]
-//! (IKE_SA_INIT), [`authx`] (IKE_AUTH with the first child), [`rekey`] (CREATE_CHILD_SA for
+//! (IKE_SA_INIT), [`intermediate`] (IKE_INTERMEDIATE with the additional key exchanges of
+//! RFC 9370), [`authx`] (IKE_AUTH with the first child), [`rekey`] (CREATE_CHILD_SA for
 //! child and IKE SA rekeys), [`info`] (delete and liveness). [`tasks`] is the task manager: one
 //! request in flight, retransmission, and the responder's replay cache. [`protect`] seals and
 //! opens SK/SKF payloads.
@@ -9,8 +10,10 @@
 pub(crate) mod authx;
 pub(crate) mod info;
 pub(crate) mod init;
+pub(crate) mod intermediate;
 pub(crate) mod protect;
 pub(crate) mod rekey;
+mod replay;
 pub(crate) mod tasks;
 mod timers;
 
@@ -21,8 +24,9 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::crypto::{CryptoRng, PublicKey, SigHash};
 use crate::error::Error;
-use crate::event::{ChildSa, CloseReason, Event, SaHandle, Transmit};
+use crate::event::{ChildSa, CloseReason, Event, PeerAuth, SaHandle, Transmit};
 use crate::keys::IkeKeys;
+use crate::output::Output;
 use crate::proposal::IkeAlgs;
 use crate::wire::Identity;
 
@@ -33,8 +37,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) now: Instant,
     pub(crate) config: &'a Config,
     pub(crate) rng: &'a mut dyn CryptoRng,
-    pub(crate) transmits: &'a mut VecDeque<Transmit>,
-    pub(crate) events: &'a mut VecDeque<(SaHandle, Event)>,
+    pub(crate) out: &'a mut Output,
 }
 
 /// The per-IKE-SA protocol state that a rekey replaces: SPIs, keys, message IDs.
@@ -96,6 +99,8 @@ pub(crate) struct Child {
     pub(crate) sa: ChildSa,
     pub(crate) rekey_at: Instant,
     pub(crate) state: ChildState,
+    /// When a `Replaced` child is deleted by us if the peer has not deleted it.
+    pub(crate) retire_at: Option<Instant>,
     /// The peer rekeyed this child while our own rekey of it was in flight (RFC 7296 2.8.1):
     /// the inbound SPI of the child we created for the peer and the nonces of that exchange.
     pub(crate) collision: Option<(u32, Vec<u8>, Vec<u8>)>,
@@ -106,8 +111,10 @@ pub(crate) enum ChildState {
     Installed,
     /// Our rekey of it is in flight.
     Rekeying,
-    /// Replaced; its delete is queued or in flight.
+    /// We rekeyed it; our delete of it is queued or in flight.
     Rekeyed,
+    /// The peer rekeyed it (RFC 7296 2.8): the peer should delete it; we do at `retire_at`.
+    Replaced,
     Deleting,
 }
 
@@ -121,7 +128,11 @@ pub(crate) struct IkeSa {
     pub(crate) core: Core,
     /// The IKE SA we rekeyed away from, until its delete exchange is over.
     pub(crate) retiring: Option<Core>,
+    /// When we delete the retiring IKE SA ourselves if the peer has not (RFC 7296 2.18).
+    pub(crate) retire_at: Option<Instant>,
     pub(crate) peer_id: Option<Identity>,
+    /// How the peer authenticated, and when (IKE_AUTH; IKE rekeys do not re-authenticate).
+    pub(crate) peer_auth: Option<(PeerAuth, Instant)>,
     pub(crate) peer_keys: PeerKeys,
     pub(crate) peer_hashes: Vec<SigHash>,
     pub(crate) peer_fragmentation: bool,
@@ -135,8 +146,9 @@ pub(crate) struct IkeSa {
     pub(crate) rekey_at: Option<Instant>,
     /// The handshake's messages and nonces, kept until IKE_AUTH is over.
     pub(crate) handshake: init::Handshake,
-    /// Our SPIs that route to this SA (current and old).
-    pub(crate) routed_spis: Vec<u64>,
+    /// Post-quantum key exchanges its keys depend on (kept across IKE SA rekeys, whose keys
+    /// derive from the old SK_d).
+    pub(crate) post_quantum: Vec<crate::crypto::DhGroup>,
 }
 
 impl IkeSa {
@@ -147,7 +159,6 @@ impl IkeSa {
         remote: SocketAddr,
         now: Instant,
     ) -> Self {
-        let routed_spis = vec![core.our_spi()];
         Self {
             handle,
             local,
@@ -155,7 +166,9 @@ impl IkeSa {
             phase: Phase::Connecting,
             core,
             retiring: None,
+            retire_at: None,
             peer_id: None,
+            peer_auth: None,
             peer_keys: PeerKeys::NotAsked,
             peer_hashes: Vec::new(),
             peer_fragmentation: false,
@@ -167,12 +180,21 @@ impl IkeSa {
             created: now,
             rekey_at: None,
             handshake: init::Handshake::default(),
-            routed_spis,
+            post_quantum: Vec::new(),
         }
     }
 
+    /// Our IKE SPIs that route to this SA: the current IKE SA's, and the one it was rekeyed
+    /// from until that is gone (RFC 7296 2.18).
+    pub(crate) fn routed_spis(&self) -> [Option<u64>; 2] {
+        [
+            Some(self.core.our_spi()),
+            self.retiring.as_ref().map(Core::our_spi),
+        ]
+    }
+
     pub(crate) fn emit(&self, ctx: &mut Ctx<'_>, event: Event) {
-        ctx.events.push_back((self.handle, event));
+        ctx.out.event(self.handle, event);
     }
 
     /// Takes a supplied inbound SPI, or asks the agent for one and returns None.
@@ -231,7 +253,7 @@ impl IkeSa {
             contents.extend_from_slice(&[0; 4]);
         }
         contents.extend_from_slice(bytes);
-        ctx.transmits.push_back(Transmit {
+        ctx.out.transmit(Transmit {
             local: self.local,
             remote: self.remote,
             contents,

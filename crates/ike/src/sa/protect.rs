@@ -78,7 +78,7 @@ impl Reassembly {
     }
 }
 
-fn header(core: &Core, exchange: ExchangeType, mid: u32, response: bool) -> Header {
+pub(crate) fn header(core: &Core, exchange: ExchangeType, mid: u32, response: bool) -> Header {
     let mut fl = if core.initiator { flags::INITIATOR } else { 0 };
     if response {
         fl |= flags::RESPONSE;
@@ -152,32 +152,55 @@ fn fragment_capacity(core: &Core, limit: usize) -> Result<usize, Error> {
     Ok(p)
 }
 
-/// Opens an SK message, or adds an SKF fragment; `None` while fragments are missing.
-pub(crate) fn open(
-    sa: &mut IkeSa,
-    datagram: &[u8],
-    msg: &Message,
-) -> Result<Option<Vec<Payload>>, Error> {
-    let keys = sa
-        .core
-        .keys
-        .as_ref()
-        .ok_or(PeerError::Protocol("encrypted message before keys"))?;
+/// What opening a protected message gave.
+#[derive(Debug)]
+pub(crate) enum Opened {
+    /// The whole inner payload chain.
+    Whole(Vec<Payload>),
+    /// A verified fragment; more are missing.
+    Partial,
+    /// Authentic (its ICV verified) but malformed inside: the peer's fault, answerable.
+    Malformed(Error),
+}
+
+/// Opens an SK message, or adds an SKF fragment. `None` when the message is not authentic: no SK
+/// or SKF payload where one must be, or an ICV that does not verify. RFC 7296 2.4: nothing may
+/// be concluded from such a message, so the caller drops it and changes no state.
+pub(crate) fn open(sa: &mut IkeSa, datagram: &[u8], msg: &Message) -> Option<Opened> {
+    let keys = sa.core.keys.as_ref()?;
+    let whole = |first, plain: &[u8]| match parse_chain(first, plain, 0) {
+        Ok(p) => Opened::Whole(p),
+        Err(e) => Opened::Malformed(e.into()),
+    };
     match msg.payloads.as_slice() {
         [Payload::Sk(e)] => {
-            let prefix = datagram.get(..e.aad_len).ok_or(PeerError::Integrity)?;
-            let plain = keys.inbound.open(prefix, &e.body)?;
-            Ok(Some(parse_chain(e.first_inner, &plain, 0)?))
+            let prefix = datagram.get(..e.aad_len)?;
+            let plain = keys.inbound.open(prefix, &e.body).ok()?;
+            keep_intermediate(sa, msg, e.first_inner, &plain);
+            Some(whole(e.first_inner, &plain))
         }
         [Payload::Skf(f)] if sa.peer_fragmentation && ctx_allows_fragments(msg) => {
-            let prefix = datagram.get(..f.aad_len).ok_or(PeerError::Integrity)?;
-            let plain = keys.inbound.open(prefix, &f.body)?;
-            match sa.core.tm.reassembly.add(msg.header.message_id, f, plain)? {
-                Some((first, whole)) => Ok(Some(parse_chain(first, &whole, 0)?)),
-                None => Ok(None),
-            }
+            let prefix = datagram.get(..f.aad_len)?;
+            let plain = keys.inbound.open(prefix, &f.body).ok()?;
+            let added = sa.core.tm.reassembly.add(msg.header.message_id, f, plain);
+            Some(match added {
+                Ok(Some((first, all))) => {
+                    keep_intermediate(sa, msg, first, &all);
+                    whole(first, &all)
+                }
+                Ok(None) => Opened::Partial,
+                Err(e) => Opened::Malformed(e),
+            })
         }
-        _ => Err(PeerError::Protocol("expected one SK payload").into()),
+        _ => None,
+    }
+}
+
+/// RFC 9242 3.3: IntAuth covers an IKE_INTERMEDIATE message's inner payloads exactly as they
+/// arrived (after reassembly), so keep them for `intermediate`.
+fn keep_intermediate(sa: &mut IkeSa, msg: &Message, first: PayloadType, plain: &[u8]) {
+    if msg.header.exchange == ExchangeType::IKE_INTERMEDIATE {
+        sa.handshake.last_intermediate = Some((msg.header, first, plain.to_vec()));
     }
 }
 

@@ -8,6 +8,7 @@ use super::authx::{child_ts, install_child, jitter, make_child};
 use super::init::nonce;
 use super::tasks::{Reply, Step, Task};
 use super::{ChildState, Core, Ctx, IkeSa};
+use crate::addke::AdditionalKe;
 use crate::crypto::{DhGroup, KeyShare};
 use crate::error::{Error, LocalError, PeerError};
 use crate::event::Event;
@@ -15,7 +16,7 @@ use crate::keys::{derive_ike, skeyseed_rekey};
 use crate::proposal::{
     check_esp, check_ike, esp_offer, esp_reply, ike_offer, select_esp, select_ike,
 };
-use crate::ts::accept;
+use crate::ts::accept_pair;
 use crate::wire::{
     find_notify, ExchangeType, KePayload, NoncePayload, NotifyPayload, NotifyType, Payload,
     Payloads, ProtocolId, SaPayload, TsPayload,
@@ -134,15 +135,20 @@ pub(crate) fn on_child_response(
         }
         return Ok(());
     }
-    let sa_p = p.sa().ok_or(PeerError::MissingPayload("SA"))?;
     let nr = p.nonce().ok_or(PeerError::MissingPayload("Nonce"))?;
-    let (outbound, algs) =
-        check_esp(sa_p, &ctx.config.esp_proposals).ok_or(PeerError::BadProposal)?;
-    let (tsi, tsr) = child_ts(p)?;
-    let tsi = accept(&tsi, sa.local.ip(), sa.nat.0).ok_or(PeerError::TrafficSelectors)?;
-    let tsr = accept(&tsr, sa.remote.ip(), sa.nat.1).ok_or(PeerError::TrafficSelectors)?;
-    // Child keys: this exchange's initiator is us, whatever our IKE SA role (2.17).
-    let child = make_rekeyed_child(sa, ctx, spi, outbound, algs, (tsi, tsr), &t.ni, &nr.0, true)?;
+    let child = match new_child(sa, ctx, &t, spi, p) {
+        Ok(c) => c,
+        // 1.2: a child that cannot be used does not fail the IKE SA; the old child stays and
+        // its rekey is tried again later.
+        Err(e) => {
+            if let Some(c) = sa.child_by_inbound(t.old) {
+                c.state = ChildState::Installed;
+                c.rekey_at = ctx.now + REFUSED_RETRY;
+            }
+            super::info::refuse_child(sa, ctx, Some(spi), p, e);
+            return Ok(());
+        }
+    };
     install_child(sa, ctx, child, Some(t.old));
     let collision = sa.child_by_inbound(t.old).and_then(|c| {
         c.state = ChildState::Rekeyed;
@@ -163,6 +169,41 @@ pub(crate) fn on_child_response(
         sa.queue(Task::DeleteChild(t.old));
     }
     Ok(())
+}
+
+/// When to rekey a child again after the peer's answer to our rekey was unusable.
+const REFUSED_RETRY: Duration = Duration::from_secs(60);
+
+/// The child our rekey `t` made, from the peer's answer: proposal, and selectors within the old
+/// child's (2.9).
+fn new_child(
+    sa: &mut IkeSa,
+    ctx: &Ctx<'_>,
+    t: &ChildRekey,
+    spi: u32,
+    p: &[Payload],
+) -> Result<crate::event::ChildSa, Error> {
+    let sa_p = p.sa().ok_or(PeerError::MissingPayload("SA"))?;
+    let nr = p.nonce().ok_or(PeerError::MissingPayload("Nonce"))?;
+    let (outbound, algs) =
+        check_esp(sa_p, &ctx.config.esp_proposals).ok_or(PeerError::BadProposal)?;
+    let (tsi, tsr) = child_ts(p)?;
+    let old = sa
+        .children
+        .iter()
+        .find(|c| c.sa.inbound_spi == t.old)
+        .ok_or(LocalError::Config("child vanished"))?;
+    let offered = match (old.sa.local_ts.as_slice(), old.sa.remote_ts.as_slice()) {
+        ([l], [r]) => (*l, *r),
+        _ => return Err(LocalError::Config("child without one selector per side").into()),
+    };
+    let local = (sa.local.ip(), sa.nat.0);
+    let remote = (sa.remote.ip(), sa.nat.1);
+    let (tsi, tsr) = accept_pair((&tsi, &tsr), (&offered.0, &offered.1), local, remote)
+        .ok_or(PeerError::TrafficSelectors)?;
+    // Child keys: this exchange's initiator is us, whatever our IKE SA role (2.17).
+    let ts = (vec![tsi], vec![tsr]);
+    make_rekeyed_child(sa, ctx, spi, outbound, algs, ts, &t.ni, &nr.0, true)
 }
 
 fn lowest_is_ours(ni: &[u8], nr: &[u8], pni: &[u8], pnr: &[u8]) -> bool {
@@ -219,6 +260,7 @@ pub(crate) fn build_ike(
         &ctx.config.ike_proposals,
         &t.spi.to_be_bytes(),
         Some(algs.group),
+        &AdditionalKe::off(),
     );
     let payloads = vec![
         Payload::Sa(offer),
@@ -250,7 +292,8 @@ pub(crate) fn on_ike_response(
     let sa_p = p.sa().ok_or(PeerError::MissingPayload("SA"))?;
     let nr = p.nonce().ok_or(PeerError::MissingPayload("Nonce"))?;
     let ke = p.ke().ok_or(PeerError::MissingPayload("KE"))?;
-    let algs = check_ike(sa_p, &ctx.config.ike_proposals).ok_or(PeerError::BadProposal)?;
+    let algs = check_ike(sa_p, &ctx.config.ike_proposals, &AdditionalKe::off())
+        .ok_or(PeerError::BadProposal)?;
     let peer_spi = sa_p
         .proposals
         .first()
@@ -281,14 +324,15 @@ pub(crate) fn on_ike_response(
 pub(crate) fn switch_core(sa: &mut IkeSa, ctx: &mut Ctx<'_>, mut core: Core) {
     core.tm.queue = std::mem::take(&mut sa.core.tm.queue);
     let old = std::mem::replace(&mut sa.core, core);
-    sa.routed_spis.push(sa.core.our_spi());
     sa.retiring = Some(old);
+    // 2.18: the rekey's initiator deletes the old IKE SA; if it does not, we do.
+    sa.retire_at = Some(ctx.now + ctx.config.rekey_delete_grace);
     sa.created = ctx.now;
     sa.rekey_at = Some(ctx.now + jitter(ctx, ctx.config.ike_lifetime.soft));
     sa.emit(ctx, Event::IkeSaRekeyed);
 }
 
-fn start_retiring_delete(sa: &mut IkeSa, ctx: &mut Ctx<'_>) -> Result<(), Error> {
+pub(crate) fn start_retiring_delete(sa: &mut IkeSa, ctx: &mut Ctx<'_>) -> Result<(), Error> {
     let Some(mut old) = sa.retiring.take() else {
         return Ok(());
     };
@@ -338,14 +382,21 @@ pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Resul
     let old_out = <[u8; 4]>::try_from(rekey.spi.as_slice())
         .map(u32::from_be_bytes)
         .map_err(|_| PeerError::Protocol("REKEY_SA without a 4-byte SPI"))?;
-    let Some(state) = sa.child_by_outbound(old_out).map(|c| c.state) else {
+    // 3.10.1: a child we do not have, or one the peer itself rekeyed already, is not found:
+    // rekeying one SPI again and again creates nothing.
+    let state = sa.child_by_outbound(old_out).map(|c| c.state);
+    let Some(state) = state.filter(|s| *s != ChildState::Replaced) else {
         return Ok(Reply::Send(vec![Payload::Notify(NotifyPayload {
             ty: NotifyType::CHILD_SA_NOT_FOUND,
             ..rekey.clone()
         })]));
     };
+    // 2.25.1: a child we are closing (deleting, or replaced by our own rekey) is busy.
     if matches!(state, ChildState::Rekeyed | ChildState::Deleting) || sa.retiring.is_some() {
         return Ok(Reply::Send(vec![notify(NotifyType::TEMPORARY_FAILURE)]));
+    }
+    if sa.children.len() >= ctx.config.max_children_per_sa {
+        return Ok(Reply::Send(vec![notify(NotifyType::NO_ADDITIONAL_SAS)]));
     }
     let Some(spi) = sa.take_spi(ctx) else {
         return Ok(Reply::Pause);
@@ -380,6 +431,9 @@ pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Resul
         false,
     )?;
     install_child(sa, ctx, child, Some(old_in));
+    if state == ChildState::Installed {
+        retire_replaced(sa, ctx, old_in);
+    }
     Ok(Reply::Send(vec![
         notify(NotifyType::USE_TRANSPORT_MODE),
         Payload::Sa(esp_reply(number, algs, spi, None)),
@@ -387,6 +441,15 @@ pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Resul
         Payload::TsI(TsPayload(rts)),
         Payload::TsR(TsPayload(lts)),
     ]))
+}
+
+/// 2.8: the peer, which rekeyed the child, deletes the old one; if it has not within the grace
+/// period, we do.
+fn retire_replaced(sa: &mut IkeSa, ctx: &Ctx<'_>, old_in: u32) {
+    if let Some(c) = sa.child_by_inbound(old_in) {
+        c.state = ChildState::Replaced;
+        c.retire_at = Some(ctx.now + ctx.config.rekey_delete_grace);
+    }
 }
 
 fn respond_ike(
@@ -405,8 +468,12 @@ fn respond_ike(
     }
     let ni = p.nonce().ok_or(PeerError::MissingPayload("Nonce"))?;
     let ke = p.ke().ok_or(PeerError::MissingPayload("KE"))?;
-    let Some((mut reply, algs)) = select_ike(sa_p, &ctx.config.ike_proposals, Some(ke.group))
-    else {
+    let Some((mut reply, algs)) = select_ike(
+        sa_p,
+        &ctx.config.ike_proposals,
+        Some(ke.group),
+        &AdditionalKe::off(),
+    ) else {
         return Ok(Reply::Send(vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)]));
     };
     if ke.group != algs.group.iana() {
@@ -423,12 +490,8 @@ fn respond_ike(
         .ok_or(PeerError::Protocol("IKE rekey without an 8-byte SPI"))?;
     let our_spi = nonzero_spi(ctx);
     reply.spi = our_spi.to_be_bytes().to_vec();
-    let share = KeyShare::generate(
-        DhGroup::from_iana(ke.group).ok_or(PeerError::BadProposal)?,
-        ctx.rng,
-    )?;
-    let public = share.public().to_vec();
-    let shared = share.agree(&ke.data)?;
+    let group = DhGroup::from_iana(ke.group).ok_or(PeerError::BadProposal)?;
+    let (public, shared) = KeyShare::respond(group, &ke.data, ctx.rng)?;
     let nr = nonce(ctx.rng);
     let old = sa.core.keys.as_ref().ok_or(LocalError::Config("no keys"))?;
     let seed = skeyseed_rekey(old.prf, &old.sk_d, shared.as_bytes(), &ni.0, &nr);

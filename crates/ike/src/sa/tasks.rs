@@ -6,7 +6,9 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::{authx, info, init, protect, rekey, Core, Ctx, IkeSa, Phase};
+use super::protect::Opened;
+use super::replay::{request_id, Replay, RequestId};
+use super::{authx, info, init, intermediate, protect, rekey, Core, Ctx, IkeSa, Phase};
 use crate::error::{Error, LocalError, PeerError};
 use crate::event::CloseReason;
 use crate::wire::{ExchangeType, Header, Message, NotifyPayload, Payload};
@@ -15,12 +17,16 @@ use crate::wire::{ExchangeType, Header, Message, NotifyPayload, Payload};
 #[derive(Debug)]
 pub(crate) enum Task {
     IkeInit,
+    /// One additional key exchange (RFC 9370) in IKE_INTERMEDIATE, before IKE_AUTH.
+    Intermediate(intermediate::Intermediate),
     IkeAuth {
         spi: Option<u32>,
     },
     ChildRekey(rekey::ChildRekey),
     IkeRekey(rekey::IkeRekey),
     DeleteChild(u32),
+    /// Delete the responder's half of a child we refused (by our inbound SPI); we hold none.
+    DeleteRefused(u32),
     DeleteIke,
     /// The initiator could not authenticate the responder after IKE_AUTH: tell it (AUTHENTICATION_FAILED)
     /// and delete the IKE SA, so the responder removes the child SA it already installed; then close
@@ -34,6 +40,7 @@ impl Task {
         match (self, other) {
             (Self::ChildRekey(a), Self::ChildRekey(b)) => a.old == b.old,
             (Self::DeleteChild(a), Self::DeleteChild(b)) => a == b,
+            (Self::DeleteRefused(a), Self::DeleteRefused(b)) => a == b,
             _ => core::mem::discriminant(self) == core::mem::discriminant(other),
         }
     }
@@ -81,6 +88,8 @@ pub(crate) enum Reply {
     SendThenClose(Vec<Payload>, CloseReason),
     /// Send with the current keys, then switch to a rekeyed IKE SA (RFC 7296 2.18).
     SendThenSwitch(Vec<Payload>, Box<Core>),
+    /// Send with the current keys, then use these (RFC 9370 2.2.2, after IKE_INTERMEDIATE).
+    SendThenRekeys(Vec<Payload>, Box<crate::keys::IkeKeys>),
 }
 
 /// What an initiator handler decided about a response.
@@ -99,8 +108,10 @@ pub(crate) struct TaskManager {
     pub(crate) peer_mid: u32,
     pub(crate) queue: VecDeque<Task>,
     pub(crate) active: Option<Active>,
-    /// Our last response: its message ID and datagrams (RFC 7296 2.1: replay, don't recompute).
-    pub(crate) cache: Option<(u32, Vec<Vec<u8>>)>,
+    /// Our last response (RFC 7296 2.1: replay, don't recompute).
+    pub(crate) cache: Option<Replay>,
+    /// The request being answered: its first datagram, as [`Replay`] keys it.
+    pub(crate) request: Option<RequestId>,
     pub(crate) paused: Option<Paused>,
     pub(crate) reassembly: protect::Reassembly,
 }
@@ -140,10 +151,12 @@ impl IkeSa {
     fn build(&mut self, ctx: &mut Ctx<'_>, task: &mut Task) -> Result<Step, Error> {
         match task {
             Task::IkeInit => init::build_request(self, ctx).map(|(x, p)| Step::Send(x, p)),
+            Task::Intermediate(t) => intermediate::build(self, ctx, t),
             Task::IkeAuth { spi } => authx::build_request(self, ctx, spi),
             Task::ChildRekey(t) => rekey::build_child(self, ctx, t),
             Task::IkeRekey(t) => rekey::build_ike(self, ctx, t),
             Task::DeleteChild(spi) => Ok(info::build_delete_child(self, *spi)),
+            Task::DeleteRefused(spi) => Ok(info::build_delete_refused(*spi)),
             Task::DeleteIke => Ok(info::build_delete_ike(self)),
             Task::AbortAuth(_) => Ok(info::build_abort_auth(self)),
             Task::Liveness => Ok(Step::Send(ExchangeType::INFORMATIONAL, Vec::new())),
@@ -267,6 +280,7 @@ impl IkeSa {
         let was_auth = matches!(task, Task::IkeAuth { .. });
         let result = match task {
             Task::IkeInit => Ok(Outcome::Done),
+            Task::Intermediate(t) => intermediate::on_response(self, t, &payloads),
             Task::IkeAuth { spi } => authx::on_response(self, ctx, spi, payloads),
             Task::ChildRekey(t) => {
                 rekey::on_child_response(self, ctx, t, &payloads).map(|()| Outcome::Done)
@@ -278,6 +292,7 @@ impl IkeSa {
                 info::on_delete_child_response(self, ctx, spi);
                 Ok(Outcome::Done)
             }
+            Task::DeleteRefused(_) => Ok(Outcome::Done),
             Task::DeleteIke => {
                 self.close(ctx, CloseReason::Local);
                 Ok(Outcome::Done)
@@ -338,6 +353,7 @@ impl IkeSa {
     ) {
         let reply = match exchange {
             ExchangeType::IKE_AUTH => authx::respond(self, ctx, &payloads),
+            ExchangeType::IKE_INTERMEDIATE => intermediate::respond(self, ctx, mid, &payloads),
             ExchangeType::CREATE_CHILD_SA => rekey::respond(self, ctx, &payloads),
             ExchangeType::INFORMATIONAL => info::respond(self, ctx, &payloads),
             _ => Err(PeerError::Protocol("unexpected exchange type").into()),
@@ -354,12 +370,16 @@ impl IkeSa {
             Ok(Reply::Send(p)) => (p, None),
             Ok(Reply::SendThenClose(p, reason)) => (p, Some(After::Close(reason))),
             Ok(Reply::SendThenSwitch(p, core)) => (p, Some(After::Switch(core))),
+            Ok(Reply::SendThenRekeys(p, keys)) => (p, Some(After::Keys(keys))),
             Err(e) => {
                 let notify = e
                     .notify()
                     .map(|ty| Payload::Notify(NotifyPayload::new(ty, Vec::new())));
-                // A failed IKE_AUTH ends the IKE SA (RFC 7296 2.21.2); other exchanges don't.
-                let after = (exchange == ExchangeType::IKE_AUTH)
+                // A failed IKE_AUTH ends the IKE SA (RFC 7296 2.21.2), as does a failed
+                // IKE_INTERMEDIATE before it; other exchanges don't.
+                let setup = [ExchangeType::IKE_AUTH, ExchangeType::IKE_INTERMEDIATE];
+                let after = setup
+                    .contains(&exchange)
                     .then(|| After::Close(CloseReason::Failed(e)));
                 (notify.into_iter().collect(), after)
             }
@@ -368,6 +388,7 @@ impl IkeSa {
         match after {
             Some(After::Close(reason)) => self.close(ctx, reason),
             Some(After::Switch(core)) => rekey::switch_core(self, ctx, *core),
+            Some(After::Keys(keys)) => self.core.keys = Some(*keys),
             None => {}
         }
         self.kick(ctx);
@@ -386,7 +407,8 @@ impl IkeSa {
                 for d in &datagrams {
                     self.send(ctx, d);
                 }
-                self.core.tm.cache = Some((mid, datagrams));
+                let request = self.core.tm.request.take().unwrap_or_default();
+                self.core.tm.cache = Some(Replay::new(mid, request, datagrams));
                 self.core.tm.peer_mid = mid.wrapping_add(1);
             }
             Err(e) => self.fail(ctx, e),
@@ -461,20 +483,22 @@ impl IkeSa {
                 return;
             }
         } else if h.message_id.wrapping_add(1) == tm.peer_mid {
-            if let Some((mid, datagrams)) = tm.cache.clone() {
-                if mid == h.message_id && is_first_fragment(&msg) {
-                    datagrams.iter().for_each(|d| self.send(ctx, d));
-                }
-            }
-            return;
+            return self.replay(ctx, h.message_id, datagram);
         } else if h.message_id != tm.peer_mid || tm.paused.is_some() {
             return;
         }
-        let payloads = match protect::open(self, datagram, &msg) {
-            Ok(Some(p)) => p,
-            Ok(None) => return, // more fragments to come
-            Err(Error::Peer(PeerError::Integrity)) => return, // forged or corrupt: drop silently
-            Err(e) => return self.reject(ctx, &h, e),
+        // RFC 7296 2.4: a message that is not authentic (no SK payload, a bad ICV) is dropped
+        // before it can change anything: no answer, no message-ID advance, no teardown.
+        let Some(opened) = protect::open(self, datagram, &msg) else {
+            return;
+        };
+        if !h.is_response() && is_first_fragment(&msg) {
+            self.core.tm.request = Some(request_id(datagram));
+        }
+        let payloads = match opened {
+            Opened::Whole(p) => p,
+            Opened::Partial => return,
+            Opened::Malformed(e) => return self.reject(ctx, &h, e),
         };
         self.last_heard = ctx.now;
         self.follow_nat(from);
@@ -528,6 +552,7 @@ impl IkeSa {
 enum After {
     Close(CloseReason),
     Switch(Box<Core>),
+    Keys(Box<crate::keys::IkeKeys>),
 }
 
 /// Whether a header belongs to this IKE SA: its SPIs, and the I flag says the sender is the
@@ -536,7 +561,8 @@ pub(crate) fn matches_core(core: &Core, h: &Header) -> bool {
     h.spi_i == core.spi_i && h.spi_r == core.spi_r && h.from_initiator() != core.initiator
 }
 
-/// Replays answer only the first fragment of a retransmitted request (RFC 7383 2.6.1).
+/// A request's first datagram: the whole SK message, or fragment 1 (what a replay answers, RFC
+/// 7383 2.6.1).
 fn is_first_fragment(msg: &Message) -> bool {
     !matches!(msg.payloads.first(), Some(Payload::Skf(f)) if f.number != 1)
 }

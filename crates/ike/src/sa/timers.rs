@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::rekey::{ChildRekey, IkeRekey};
+use super::rekey::{start_retiring_delete, ChildRekey, IkeRekey};
 use super::tasks::Task;
 use super::{ChildState, Ctx, IkeSa, Phase};
 use crate::error::LocalError;
@@ -39,6 +39,8 @@ impl IkeSa {
                 .filter(|c| c.state == ChildState::Installed)
                 .map(|c| c.rekey_at)
                 .min());
+            min(self.children.iter().filter_map(|c| c.retire_at).min());
+            min(self.retire_at.filter(|_| self.retiring.is_some()));
         }
         t
     }
@@ -80,6 +82,7 @@ impl IkeSa {
             self.rekey_at = None;
             self.queue(Task::IkeRekey(IkeRekey::new()));
         }
+        self.retire(ctx);
         let due: Vec<u32> = self
             .children
             .iter()
@@ -93,6 +96,36 @@ impl IkeSa {
             self.queue(Task::ChildRekey(ChildRekey::new(spi)));
         }
         self.kick(ctx);
+    }
+
+    /// Deletes what the peer rekeyed but never deleted, once the grace period is over (RFC 7296
+    /// 2.8 for children, 2.18 for the IKE SA).
+    fn retire(&mut self, ctx: &mut Ctx<'_>) {
+        let now = ctx.now;
+        let due: Vec<u32> = self
+            .children
+            .iter_mut()
+            .filter(|c| c.retire_at.is_some_and(|t| now >= t))
+            .map(|c| {
+                c.retire_at = None;
+                c.sa.inbound_spi
+            })
+            .collect();
+        for spi in due {
+            self.queue(Task::DeleteChild(spi));
+        }
+        if self.retire_at.is_some_and(|t| now >= t) {
+            self.retire_at = None;
+            let idle = self
+                .retiring
+                .as_ref()
+                .is_some_and(|c| c.tm.active.is_none());
+            if idle {
+                if let Err(e) = start_retiring_delete(self, ctx) {
+                    self.fail(ctx, e);
+                }
+            }
+        }
     }
 
     /// An initiator's request is still being retransmitted.

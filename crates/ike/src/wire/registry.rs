@@ -47,6 +47,10 @@ registry! {
         IKE_AUTH = 35,
         CREATE_CHILD_SA = 36,
         INFORMATIONAL = 37,
+        /// RFC 9242 section 3.
+        IKE_INTERMEDIATE = 43,
+        /// RFC 9370 section 2.2.4.
+        IKE_FOLLOWUP_KE = 44,
     }
 }
 
@@ -91,6 +95,14 @@ registry! {
         INTEG = 3,
         KE = 4,
         ESN = 5,
+        /// Additional key exchanges 1-7 (RFC 9370 section 2.2.1).
+        ADDKE1 = 6,
+        ADDKE2 = 7,
+        ADDKE3 = 8,
+        ADDKE4 = 9,
+        ADDKE5 = 10,
+        ADDKE6 = 11,
+        ADDKE7 = 12,
     }
 }
 
@@ -121,6 +133,8 @@ registry! {
         INVALID_SELECTORS = 39,
         TEMPORARY_FAILURE = 43,
         CHILD_SA_NOT_FOUND = 44,
+        /// RFC 9370 section 2.2.4.
+        STATE_NOT_FOUND = 47,
         INITIAL_CONTACT = 16384,
         SET_WINDOW_SIZE = 16385,
         ADDITIONAL_TS_POSSIBLE = 16386,
@@ -136,6 +150,10 @@ registry! {
         MOBIKE_SUPPORTED = 16396,
         IKEV2_FRAGMENTATION_SUPPORTED = 16430,
         SIGNATURE_HASH_ALGORITHMS = 16431,
+        /// RFC 9242 section 3.1.
+        INTERMEDIATE_EXCHANGE_SUPPORTED = 16438,
+        /// RFC 9370 section 2.2.4.
+        ADDITIONAL_KEY_EXCHANGE = 16441,
     }
 }
 

@@ -9,6 +9,8 @@
     clippy::cast_possible_truncation
 )]
 
+pub mod forge;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -189,7 +191,7 @@ impl Pair {
             .unwrap()
     }
 
-    fn answer_events(p: &mut Peer, now: Instant) -> bool {
+    pub fn answer_events(p: &mut Peer, now: Instant) -> bool {
         let mut any = false;
         while let Some((h, e)) = p.ep.poll_event() {
             any = true;
@@ -214,7 +216,7 @@ impl Pair {
         any
     }
 
-    fn drain(p: &mut Peer) -> Vec<Transmit> {
+    pub fn drain(p: &mut Peer) -> Vec<Transmit> {
         std::iter::from_fn(|| p.ep.poll_transmit()).collect()
     }
 

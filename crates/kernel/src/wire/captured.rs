@@ -11,7 +11,7 @@ use crate::event::Event;
 use crate::policy::{PolicySpec, Shunt};
 use crate::sa::{Lifetime, Replay, SaId, SaSpec};
 use crate::types::{proto, Direction, Prefix, Spi, TrafficSelector};
-use crate::{AlgorithmKind, Error, Ownership};
+use crate::{AlgorithmKind, Error, OwnedPolicy, OwnedSa, Ownership};
 
 macro_rules! host {
     ($name:literal) => {
@@ -78,6 +78,41 @@ fn replay<T>(request: Request<T>, captured: &[u8], replies: &[&[u8]]) -> Result<
     panic!("exchange did not finish")
 }
 
+/// Our trap as the captured GETPOLICY read it, checked.
+fn owned_trap4() -> OwnedPolicy {
+    let info = replay(
+        Request::get_policy(&trap4().key()),
+        host!("getpolicy_trap4.req"),
+        &[
+            host!("getpolicy_trap4.reply.0"),
+            host!("getpolicy_trap4.reply.1"),
+        ],
+    )
+    .unwrap();
+    Ownership::default().check_policy(info).unwrap()
+}
+
+/// An SA of ours with id `id`: the captured ALLOCSPI reply, moved to `id`.
+fn owned_sa(id: SaId) -> OwnedSa {
+    let mut info = replay(
+        Request::alloc_spi(
+            ip("192.0.2.1"),
+            ip("192.0.2.2"),
+            Ownership::default().reqid(1).unwrap(),
+            &Ownership::default(),
+        )
+        .unwrap(),
+        host!("allocspi4.req"),
+        &[host!("allocspi4.reply.0"), host!("allocspi4.reply.1")],
+    )
+    .unwrap();
+    info.id = id;
+    Ownership::default().check_sa(info).unwrap()
+}
+
+/// Offset of `xfrm_userpolicy_id.index` (after the 56-byte selector) in a message.
+const POLICY_ID_INDEX: std::ops::Range<usize> = HEADER_LEN + 56..HEADER_LEN + 60;
+
 fn same_except_seq(a: &[u8], b: &[u8]) {
     assert_eq!(a.len(), b.len());
     assert_eq!(a[..8], b[..8]);
@@ -135,7 +170,7 @@ fn allocspi_request_matches_iproute2_but_for_ack_and_lifetime() {
 #[test]
 fn other_requests_are_what_was_sent() {
     let o = Ownership::default();
-    let cases: [(&[u8], Vec<u8>); 5] = [
+    let cases: [(&[u8], Vec<u8>); 4] = [
         (
             host!("newpolicy_shunt.req"),
             Request::add_policy(&shunt(), &o)
@@ -145,16 +180,12 @@ fn other_requests_are_what_was_sent() {
                 .to_vec(),
         ),
         (
-            host!("delpolicy_trap4.req"),
-            Request::delete_policy(&trap4().key()).start(0).0.to_vec(),
-        ),
-        (
             host!("getpolicy_trap4.req"),
             Request::get_policy(&trap4().key()).start(0).0.to_vec(),
         ),
         (
             host!("delsa_missing.req"),
-            Request::delete_sa(SaId::esp(ip("192.0.2.2"), Spi(0x0102_0304)))
+            Request::delete_sa(&owned_sa(SaId::esp(ip("192.0.2.2"), Spi(0x0102_0304))))
                 .start(0)
                 .0
                 .to_vec(),
@@ -167,6 +198,43 @@ fn other_requests_are_what_was_sent() {
     for (captured, ours) in cases {
         same_except_seq(captured, &ours);
     }
+}
+
+#[test]
+fn policy_deletes_go_by_the_index_read() {
+    // The capture deleted by selector (index 0); ours names the index GETPOLICY returned.
+    let owned = owned_trap4();
+    assert_ne!(owned.index(), 0);
+    let captured = host!("delpolicy_trap4.req");
+    let mut ours = Request::delete_policy(&owned).start(0).0.to_vec();
+    assert_eq!(ours[POLICY_ID_INDEX], owned.index().to_ne_bytes());
+    assert_eq!(captured[POLICY_ID_INDEX], [0; 4]);
+    ours[POLICY_ID_INDEX].copy_from_slice(&[0; 4]);
+    same_except_seq(captured, &ours);
+}
+
+#[test]
+fn updates_refuse_a_spec_for_another_entry() {
+    let o = Ownership::default();
+    let other = PolicySpec::trap(
+        TrafficSelector::to(Prefix::new(ip("192.0.2.0"), 25).unwrap()),
+        o.reqid(1).unwrap(),
+    );
+    assert!(Request::update_policy(&owned_trap4(), &trap4(), &o).is_ok());
+    assert_eq!(
+        Request::update_policy(&owned_trap4(), &other, &o).unwrap_err(),
+        crate::InvalidRequest::OtherEntry
+    );
+    let sa = owned_sa(gcm_sa().id());
+    assert!(Request::update_sa(&sa, &gcm_sa(), &o).is_ok());
+    let moved = SaSpec {
+        spi: Spi(0x0102_0305),
+        ..gcm_sa()
+    };
+    assert_eq!(
+        Request::update_sa(&sa, &moved, &o).unwrap_err(),
+        crate::InvalidRequest::OtherEntry
+    );
 }
 
 #[test]
@@ -319,13 +387,13 @@ fn refusals_carry_errno_and_reason() {
     );
     assert!(exists.unwrap_err().is_exists());
     let missing = replay(
-        Request::delete_sa(SaId::esp(ip("192.0.2.2"), Spi(0x0102_0304))),
+        Request::delete_sa(&owned_sa(SaId::esp(ip("192.0.2.2"), Spi(0x0102_0304)))),
         host!("delsa_missing.req"),
         &[host!("delsa_missing.reply.0")],
     );
     assert!(missing.unwrap_err().is_not_found());
     let missing = replay(
-        Request::delete_policy(&trap4().key()),
+        Request::delete_policy(&owned_trap4()),
         host!("delpolicy_missing.req"),
         &[host!("delpolicy_missing.reply.0")],
     );

@@ -7,8 +7,10 @@
 //! crate understands reach the crate's parsers; everything else is reported as
 //! [`Payload::Other`] without being parsed.
 
+pub mod batch;
 #[cfg(test)]
 mod captured;
+pub(crate) mod conversation;
 pub(crate) mod frame;
 mod payload;
 pub(crate) mod request;

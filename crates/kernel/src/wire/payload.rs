@@ -107,12 +107,30 @@ fn sa_info(what: &'static str, u: &UserSaInfo, attrs: &[XfrmAttrs]) -> Result<Sa
         esn: u.flags & XFRM_STATE_ESN != 0,
         oseq: 0,
         larval: false,
+        seq: u.seq,
+        acquired: None,
     };
     for attr in attrs {
         apply_sa_attr(&mut info, attr);
     }
     info.larval = info.algorithms.is_empty();
+    // ALLOCSPI's larval states have their SPI; an ACQUIRE's have none, and the packet's
+    // flow as selector (`xfrm_init_tempsel`).
+    if info.larval && info.id.spi.0 == 0 {
+        info.acquired = Some(flow(fam, &u.selector));
+    }
     Ok(info)
+}
+
+/// A selector read as one packet's flow: addresses, protocol, ports (ICMP type and code).
+fn flow(fam: Family, sel: &netlink_packet_xfrm::Selector) -> Flow {
+    Flow {
+        src: to_ip(fam, &sel.saddr),
+        dst: to_ip(fam, &sel.daddr),
+        proto: sel.proto,
+        src_port: sel.sport & sel.sport_mask,
+        dst_port: sel.dport & sel.dport_mask,
+    }
 }
 
 fn apply_sa_attr(info: &mut SaInfo, attr: &XfrmAttrs) {
@@ -216,13 +234,7 @@ fn acquire(body: &[u8]) -> Result<Acquire, ParseError> {
     let msg = AcquireMessage::parse(body).map_err(decode(WHAT))?;
     let a = &msg.acquire;
     let fam = family(WHAT, a.selector.family)?;
-    let flow = Flow {
-        src: to_ip(fam, &a.selector.saddr),
-        dst: to_ip(fam, &a.selector.daddr),
-        proto: a.selector.proto,
-        src_port: a.selector.sport & a.selector.sport_mask,
-        dst_port: a.selector.dport & a.selector.dport_mask,
-    };
+    let flow = flow(fam, &a.selector);
     let policy = policy_info(WHAT, &a.policy, &msg.nlas)?;
     let reqid = policy.reqid();
     Ok(Acquire {

@@ -19,16 +19,17 @@ use netlink_packet_xfrm::{
 };
 use zeroize::Zeroizing;
 
-use super::frame::{self, Frames, Header, HEADER_LEN};
+use super::conversation::Conversation;
+use super::frame::{Header, HEADER_LEN};
 use super::{parse_payload, Payload};
 use crate::alg::scrub;
 use crate::error::Error;
-use crate::ownership::Ownership;
+use crate::ownership::{OwnedPolicy, OwnedSa, Ownership};
 use crate::policy::{PolicyInfo, PolicyKey, PolicySpec};
-use crate::sa::{SaId, SaInfo, SaSpec};
+use crate::sa::{Mode, SaId, SaInfo, SaSpec};
 use crate::types::{Family, InvalidRequest, Reqid};
 
-type Decode<T> = fn(&'static str, Vec<Payload>) -> Result<T, Error>;
+type Decode<T> = super::conversation::Decode<T, Payload>;
 
 /// An encoded request and the shape of its answer. Key material in the encoded bytes
 /// is zeroized when the request is dropped.
@@ -50,19 +51,55 @@ impl<T> std::fmt::Debug for Request<T> {
 pub(crate) const SPI_MIN: u32 = 0x100;
 
 impl Request<()> {
-    /// `XFRM_MSG_NEWSA`: install an SA (fails with `EEXIST` if its id is taken).
+    /// `XFRM_MSG_NEWSA`: install a transport-mode SA (fails with `EEXIST` if its id is
+    /// taken).
     pub fn add_sa(spec: &SaSpec, ownership: &Ownership) -> Result<Self, InvalidRequest> {
-        Self::sa("XFRM_MSG_NEWSA", spec, ownership, XfrmMessage::AddSa)
+        Self::add_sa_in(Mode::Transport, spec, ownership)
+    }
+
+    /// `XFRM_MSG_NEWSA` in `mode`.
+    pub fn add_sa_in(
+        mode: Mode,
+        spec: &SaSpec,
+        ownership: &Ownership,
+    ) -> Result<Self, InvalidRequest> {
+        Self::sa("XFRM_MSG_NEWSA", mode, spec, ownership, XfrmMessage::AddSa)
     }
 
     /// `XFRM_MSG_UPDSA`: install an SA over the larval state of an SPI from
-    /// [`Request::alloc_spi`], or replace an existing SA.
-    pub fn update_sa(spec: &SaSpec, ownership: &Ownership) -> Result<Self, InvalidRequest> {
-        Self::sa("XFRM_MSG_UPDSA", spec, ownership, XfrmMessage::UpdateSa)
+    /// [`Request::alloc_spi`], or update an existing SA (the kernel then takes only its
+    /// lifetimes and UDP encapsulation from `spec`, keeping keys and counters). `current` is
+    /// the entry as read and checked (see [`crate::ownership`]); `spec` must have its id.
+    pub fn update_sa(
+        current: &OwnedSa,
+        spec: &SaSpec,
+        ownership: &Ownership,
+    ) -> Result<Self, InvalidRequest> {
+        Self::update_sa_in(Mode::Transport, current, spec, ownership)
+    }
+
+    /// [`Request::update_sa`] in `mode`.
+    pub fn update_sa_in(
+        mode: Mode,
+        current: &OwnedSa,
+        spec: &SaSpec,
+        ownership: &Ownership,
+    ) -> Result<Self, InvalidRequest> {
+        if current.id() != spec.id() {
+            return Err(InvalidRequest::OtherEntry);
+        }
+        Self::sa(
+            "XFRM_MSG_UPDSA",
+            mode,
+            spec,
+            ownership,
+            XfrmMessage::UpdateSa,
+        )
     }
 
     fn sa(
         op: &'static str,
+        mode: Mode,
         spec: &SaSpec,
         ownership: &Ownership,
         wrap: fn(SaMessage) -> XfrmMessage,
@@ -72,7 +109,7 @@ impl Request<()> {
             return Err(InvalidRequest::ForeignReqid(spec.reqid.0));
         }
         let mut msg = wrap(SaMessage {
-            user_sa_info: spec.sa_info()?,
+            user_sa_info: spec.sa_info(mode)?,
             nlas: spec.attrs(),
         });
         let req = Self::new(op, &msg, NLM_F_ACK, ack);
@@ -82,10 +119,10 @@ impl Request<()> {
         Ok(req)
     }
 
-    /// `XFRM_MSG_DELSA`.
-    pub fn delete_sa(id: SaId) -> Self {
+    /// `XFRM_MSG_DELSA` of an SA read and checked to be ours (see [`crate::ownership`]).
+    pub fn delete_sa(current: &OwnedSa) -> Self {
         let msg = XfrmMessage::DeleteSa(SaIdMessage {
-            user_sa_id: id.to_xfrm(),
+            user_sa_id: current.id().to_xfrm(),
             nlas: vec![],
         });
         Self::new("XFRM_MSG_DELSA", &msg, NLM_F_ACK, ack)
@@ -102,10 +139,19 @@ impl Request<()> {
         )
     }
 
-    /// `XFRM_MSG_UPDPOLICY`: add, or replace the policy with the same selector and
-    /// direction in place (used to turn a trap into a shunt or back). The caller must
-    /// know that policy is ours.
-    pub fn update_policy(spec: &PolicySpec, ownership: &Ownership) -> Result<Self, InvalidRequest> {
+    /// `XFRM_MSG_UPDPOLICY`: replace the policy with the same selector and direction in
+    /// place (to turn a trap into a shunt or back, or to renew its lifetime: the kernel
+    /// restarts `add_time`). `current` is that policy as read and checked (see
+    /// [`crate::ownership`]); `spec` must have its key. Should the policy have vanished
+    /// meanwhile, the kernel adds `spec` anew.
+    pub fn update_policy(
+        current: &OwnedPolicy,
+        spec: &PolicySpec,
+        ownership: &Ownership,
+    ) -> Result<Self, InvalidRequest> {
+        if current.key() != spec.key() {
+            return Err(InvalidRequest::OtherEntry);
+        }
         Self::policy(
             "XFRM_MSG_UPDPOLICY",
             spec,
@@ -128,11 +174,12 @@ impl Request<()> {
         Ok(Self::new(op, &msg, NLM_F_ACK, ack))
     }
 
-    /// `XFRM_MSG_DELPOLICY` by selector and direction.
-    pub fn delete_policy(key: &PolicyKey) -> Self {
+    /// `XFRM_MSG_DELPOLICY` of a policy read and checked to be ours, by the kernel's index
+    /// (see [`crate::ownership`] for why).
+    pub fn delete_policy(current: &OwnedPolicy) -> Self {
         Self::new(
             "XFRM_MSG_DELPOLICY",
-            &policy_id(XfrmMessage::DeletePolicy, key),
+            &policy_id(XfrmMessage::DeletePolicy, &current.key(), current.index()),
             NLM_F_ACK,
             ack,
         )
@@ -199,7 +246,7 @@ impl Request<PolicyInfo> {
     pub fn get_policy(key: &PolicyKey) -> Self {
         Self::new(
             "XFRM_MSG_GETPOLICY",
-            &policy_id(XfrmMessage::GetPolicy, key),
+            &policy_id(XfrmMessage::GetPolicy, key, 0),
             NLM_F_ACK,
             one_policy,
         )
@@ -214,11 +261,13 @@ impl Request<Vec<PolicyInfo>> {
     }
 }
 
-fn policy_id(wrap: fn(PolicyIdMessage) -> XfrmMessage, key: &PolicyKey) -> XfrmMessage {
+/// `struct xfrm_userpolicy_id`: with a non-zero `index` the kernel looks the policy up
+/// by index (and direction) only, else by selector and direction.
+fn policy_id(wrap: fn(PolicyIdMessage) -> XfrmMessage, key: &PolicyKey, index: u32) -> XfrmMessage {
     wrap(PolicyIdMessage {
         user_policy_id: UserPolicyId {
             selector: key.selector,
-            index: 0,
+            index,
             direction: key.dir.to_xfrm(),
         },
         nlas: vec![],
@@ -248,142 +297,55 @@ impl<T> Request<T> {
         &self.payload
     }
 
-    /// Encodes the whole message with sequence number `seq` and starts the exchange.
-    pub fn start(self, seq: u32) -> (Zeroizing<Vec<u8>>, Exchange<T>) {
-        let len = HEADER_LEN + self.payload.len();
-        let mut bytes = Zeroizing::new(Vec::with_capacity(len));
+    /// The encoded length of the whole message (header and payload).
+    pub(super) fn encoded_len(&self) -> usize {
+        HEADER_LEN + self.payload.len()
+    }
+
+    /// Appends the whole message with sequence number `seq`; `ack: false` drops
+    /// `NLM_F_ACK` (the kernel then answers only if the request fails).
+    pub(super) fn encode_into(&self, seq: u32, ack: bool, out: &mut Vec<u8>) {
+        let flags = if ack {
+            self.flags
+        } else {
+            self.flags & !NLM_F_ACK
+        };
         let header = Header {
-            len: u32::try_from(len).unwrap_or(u32::MAX),
+            len: u32::try_from(self.encoded_len()).unwrap_or(u32::MAX),
             kind: self.kind,
-            flags: self.flags,
+            flags,
             seq,
             port: 0,
         };
-        header.write(&mut bytes);
-        bytes.extend_from_slice(&self.payload);
-        let exchange = Exchange {
-            op: self.op,
-            seq,
-            dump: self.flags & NLM_F_DUMP == NLM_F_DUMP,
-            interrupted: false,
-            replies: Vec::new(),
-            decode: self.decode,
-        };
-        (bytes, exchange)
+        header.write(out);
+        out.extend_from_slice(&self.payload);
+    }
+
+    /// Encodes the whole message with sequence number `seq` and starts the exchange.
+    pub fn start(self, seq: u32) -> (Zeroizing<Vec<u8>>, Exchange<T>) {
+        let mut bytes = Zeroizing::new(Vec::with_capacity(self.encoded_len()));
+        self.encode_into(seq, true, &mut bytes);
+        let dump = self.flags & NLM_F_DUMP == NLM_F_DUMP;
+        let exchange = Conversation::new(self.op, seq, dump, parse_payload, self.decode);
+        (bytes, Exchange(exchange))
     }
 }
 
-/// Progress of an [`Exchange`].
-#[derive(Debug)]
-pub enum Step<T> {
-    /// Feed more datagrams.
-    Pending,
-    /// The request finished.
-    Done(Result<T, Error>),
-}
+pub use super::conversation::Step;
 
 /// One request in flight: feed it the datagrams received on the request socket.
-pub struct Exchange<T> {
-    op: &'static str,
-    seq: u32,
-    dump: bool,
-    interrupted: bool,
-    replies: Vec<Payload>,
-    decode: Decode<T>,
-}
-
-impl<T> std::fmt::Debug for Exchange<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Exchange({}, seq {}, {} replies)",
-            self.op,
-            self.seq,
-            self.replies.len()
-        )
-    }
-}
+#[derive(Debug)]
+pub struct Exchange<T>(Conversation<T, Payload>);
 
 impl<T> Exchange<T> {
     /// Sequence number of the request.
     pub fn seq(&self) -> u32 {
-        self.seq
+        self.0.seq()
     }
 
     /// Consumes one received datagram.
     pub fn on_datagram(&mut self, datagram: &[u8]) -> Step<T> {
-        for item in Frames::new(datagram) {
-            let step = match item {
-                Ok((header, body)) if header.seq == self.seq => self.on_message(&header, body),
-                Ok(_) => Step::Pending,
-                Err(source) => Step::Done(Err(Error::Malformed {
-                    op: self.op,
-                    source,
-                })),
-            };
-            if let Step::Done(result) = step {
-                return Step::Done(result);
-            }
-        }
-        Step::Pending
-    }
-
-    fn on_message(&mut self, header: &Header, body: &[u8]) -> Step<T> {
-        match header.kind {
-            frame::NLMSG_NOOP => Step::Pending,
-            frame::NLMSG_ERROR => self.on_error(header, body),
-            frame::NLMSG_DONE => match frame::parse_done(body) {
-                0 => self.finish(),
-                errno => Step::Done(Err(Error::Kernel {
-                    op: self.op,
-                    errno,
-                    message: None,
-                })),
-            },
-            frame::NLMSG_OVERRUN => Step::Done(Err(Error::UnexpectedReply { op: self.op })),
-            kind => self.on_data(header, kind, body),
-        }
-    }
-
-    fn on_error(&mut self, header: &Header, body: &[u8]) -> Step<T> {
-        match frame::parse_error(header, body) {
-            Ok(e) if e.errno == 0 => self.finish(),
-            Ok(e) => Step::Done(Err(Error::Kernel {
-                op: self.op,
-                errno: e.errno,
-                message: e.message,
-            })),
-            Err(source) => Step::Done(Err(Error::Malformed {
-                op: self.op,
-                source,
-            })),
-        }
-    }
-
-    fn on_data(&mut self, header: &Header, kind: u16, body: &[u8]) -> Step<T> {
-        self.interrupted |= header.flags & frame::NLM_F_DUMP_INTR != 0;
-        match parse_payload(kind, body) {
-            Ok(payload) => {
-                self.replies.push(payload);
-                Step::Pending
-            }
-            Err(source) if self.dump => {
-                tracing::warn!(op = self.op, %source, "skipping malformed entry in kernel dump");
-                Step::Pending
-            }
-            Err(source) => Step::Done(Err(Error::Malformed {
-                op: self.op,
-                source,
-            })),
-        }
-    }
-
-    fn finish(&mut self) -> Step<T> {
-        if self.interrupted {
-            return Step::Done(Err(Error::DumpInterrupted { op: self.op }));
-        }
-        let replies = std::mem::take(&mut self.replies);
-        Step::Done((self.decode)(self.op, replies))
+        self.0.on_datagram(datagram)
     }
 }
 

@@ -1,0 +1,3 @@
+//! The agent's configuration: the types and parsing live in the policy core ([`oe_policy::config`]).
+
+pub use oe_policy::config::*;
