@@ -11,7 +11,7 @@
 #   127.0.0.202  knotd  every child zone                  (see README.md for the list)
 #   $RESOLVER    unbound, recursive, NOT validating, passes DNSSEC records through (clients validate)
 #   127.0.0.204  unbound, recursive, validating with the private root anchor (a cross-check for tests)
-#   127.0.0.205  nobody: "dead.example." is delegated here and the fixture drops queries to it (a zone that never answers)
+#   127.0.0.205  nobody: "dead.example." is delegated here (DnsFixture::silence_dead_zone drops its packets: a zone that never answers)
 set -euo pipefail
 OUT=${1:?usage: build-tree.sh OUT}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -110,7 +110,7 @@ sed -i -E "/$T/{s/([[:space:]]10 0 4 \. )A/\1B/;t;s/([[:space:]]10 0 4 \. )[^A]/
 CHILDREN="rsa.example ecdsa.example ed.example nsec3.example insecure.example expired.example 2.0.192.in-addr.arpa 100.51.198.in-addr.arpa 8.b.d.0.1.0.0.2.ip6.arpa"
 { printf '$TTL 300\n$ORIGIN .\n@ SOA ns1. hostmaster.ns1. 1 3600 600 86400 300\n@ NS ns1.\nns1. A %s\n' "$ROOT_NS"
   for c in $CHILDREN; do printf '%s. NS ns.%s.\nns.%s. A %s\n' "$c" "$c" "$c" "$CHILD_NS"; done
-  # dead.example.: an insecure delegation to a server that never answers (oe_integration::dns drops its packets).
+  # dead.example.: an insecure delegation to a server that is not there (DnsFixture::silence_dead_zone drops its packets).
   printf 'dead.example. NS ns.dead.example.\nns.dead.example. A %s\n' "$DEAD_NS"
   for c in $CHILDREN; do [ -f "$c.ds" ] && cat "$c.ds"; done; true; } > root.zone
 dnssec-keygen -q -a ECDSAP256SHA256 -n ZONE . >/dev/null

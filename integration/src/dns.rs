@@ -5,8 +5,9 @@
 //! unbound answers clients at [`DnsFixture::resolver`] (127.0.0.53 unless the builder says otherwise) and passes
 //! DNSSEC records through so clients validate themselves, and a validating unbound at 127.0.0.204 serves as a
 //! cross-check. The root's key is the only trust anchor ([`DnsFixture::trust_anchor_dnskey`]).
-//! `dead.example.` is delegated to [`DEAD_SERVER`], whose packets the namespace drops (iptables): a
-//! zone that never answers.
+//! `dead.example.` is delegated to [`DEAD_SERVER`]; after [`DnsFixture::silence_dead_zone`] the
+//! namespace drops its packets (iptables), so that zone never answers (without it, queries to it are
+//! refused at once).
 //! The zones and names are listed in `integration/dns/README.md` and in [`names`].
 
 use std::collections::BTreeMap;
@@ -66,7 +67,7 @@ pub mod names {
     pub const DEAD_ZONE: &str = "dead.example.";
 }
 
-/// The address `dead.example.` is delegated to; the fixture's namespace drops packets to it.
+/// The address `dead.example.` is delegated to (see [`DnsFixture::silence_dead_zone`]).
 pub const DEAD_SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 205));
 
 /// The zones a test may add records to (`Builder::record`).
@@ -140,7 +141,6 @@ impl Builder {
                 .env("EXTRA_DIR", &extra)
                 .env("RESOLVER", self.resolver.to_string()),
         );
-        drop_packets_to(ns, DEAD_SERVER);
         let daemons = start_servers(ns, &tree);
         let mut fixture = DnsFixture {
             resolver: self.resolver,
@@ -254,18 +254,22 @@ impl DnsFixture {
         }
     }
 
+    /// Makes `dead.example.` a zone that never answers: `ns` (the fixture's namespace) drops every
+    /// packet to [`DEAD_SERVER`], UDP and TCP, so resolvers wait for it until they time out. Needs
+    /// iptables with a working backend (the host's kernel has one; the UML guest's has not).
+    pub fn silence_dead_zone(&self, ns: &Netns) {
+        require::program("iptables", "iptables");
+        let addr = DEAD_SERVER.to_string();
+        run_ok(
+            ns.cmd("iptables")
+                .args(["-A", "INPUT", "-d", &addr, "-j", "DROP"]),
+        );
+    }
+
     /// Stops the servers now (they also stop on drop).
     pub fn stop(&mut self) {
         self.daemons.clear();
     }
-}
-
-/// Drops every packet to `addr` arriving in `ns` (a server that never answers, UDP and TCP).
-fn drop_packets_to(ns: &Netns, addr: IpAddr) {
-    run_ok(
-        ns.cmd("iptables")
-            .args(["-A", "INPUT", "-d", &addr.to_string(), "-j", "DROP"]),
-    );
 }
 
 fn require_tools() {
@@ -278,7 +282,6 @@ fn require_tools() {
         ("dnssec-signzone", "bind9-utils"),
         ("dig", "bind9-dnsutils"),
         ("delv", "bind9-dnsutils"),
-        ("iptables", "iptables"),
     ] {
         require::program(program, package);
     }

@@ -60,6 +60,7 @@ async fn host_lookups_during_a_peer_flood(cache: &KeyCache<Validator>) -> Vec<St
 fn run(config: CacheConfig) -> (Vec<String>, oe_dns::Counters) {
     let ns = Netns::new("prio");
     let fixture = DnsFixture::start_in(&ns);
+    fixture.silence_dead_zone(&ns);
     let validator = ValidatorConfig {
         upstream: Upstream::Servers(vec![fixture.resolver()]),
         anchors: AnchorSet::from_file(&fixture.trust_anchor_dnskey()).unwrap(),
