@@ -5,6 +5,9 @@
 //! unbound answers clients at [`DnsFixture::resolver`] (127.0.0.53 unless the builder says otherwise) and passes
 //! DNSSEC records through so clients validate themselves, and a validating unbound at 127.0.0.204 serves as a
 //! cross-check. The root's key is the only trust anchor ([`DnsFixture::trust_anchor_dnskey`]).
+//! `dead.example.` is delegated to [`DEAD_SERVER`]; after [`DnsFixture::silence_dead_zone`] the
+//! namespace drops its packets (iptables), so that zone never answers (without it, queries to it are
+//! refused at once).
 //! The zones and names are listed in `integration/dns/README.md` and in [`names`].
 
 use std::collections::BTreeMap;
@@ -56,7 +59,16 @@ pub mod names {
         "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.";
     pub const REV_V6_ED: &str =
         "0.3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.";
+    /// An unsigned reverse zone (no DS in the root): 198.51.100.0/24 is provably insecure; .1 and
+    /// .2 have PTRs, no address there has a key.
+    pub const REV_V4_INSECURE_ZONE: &str = "100.51.198.in-addr.arpa.";
+    /// A zone delegated (without DS) to a server that never answers: every lookup below it
+    /// times out.
+    pub const DEAD_ZONE: &str = "dead.example.";
 }
+
+/// The address `dead.example.` is delegated to (see [`DnsFixture::silence_dead_zone`]).
+pub const DEAD_SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 205));
 
 /// The zones a test may add records to (`Builder::record`).
 pub const ZONES: &[&str] = &[
@@ -67,6 +79,7 @@ pub const ZONES: &[&str] = &[
     "insecure.example.",
     "expired.example.",
     "2.0.192.in-addr.arpa.",
+    "100.51.198.in-addr.arpa.",
     "8.b.d.0.1.0.0.2.ip6.arpa.",
 ];
 
@@ -239,6 +252,18 @@ impl DnsFixture {
             .collect();
             panic!("the DNS fixture did not answer within 60 s (pid: running {running:?}); logs:\n{logs}");
         }
+    }
+
+    /// Makes `dead.example.` a zone that never answers: `ns` (the fixture's namespace) drops every
+    /// packet to [`DEAD_SERVER`], UDP and TCP, so resolvers wait for it until they time out. Needs
+    /// iptables with a working backend (the host's kernel has one; the UML guest's has not).
+    pub fn silence_dead_zone(&self, ns: &Netns) {
+        require::program("iptables", "iptables");
+        let addr = DEAD_SERVER.to_string();
+        run_ok(
+            ns.cmd("iptables")
+                .args(["-A", "INPUT", "-d", &addr, "-j", "DROP"]),
+        );
     }
 
     /// Stops the servers now (they also stop on drop).
