@@ -109,14 +109,17 @@ pub enum Command {
     /// Run a kernel request; with a token, answer with [`Input::KernelDone`] at once.
     Kernel { token: Option<Token>, op: KernelOp },
     /// Look up a name's or an address's IPSECKEY through the validating cache; answer with
-    /// [`Input::KeyVerdict`]. `for_peer` marks lookups a remote peer's identity caused (they run
-    /// on the peers' share of DNS work, never the host's).
+    /// [`Input::KeyVerdict`]. `for_peer` names the remote address whose identity caused the
+    /// lookup (such lookups run on the peers' share of DNS work, never the host's).
     LookupKey {
         target: LookupTarget,
-        for_peer: bool,
+        for_peer: Option<IpAddr>,
     },
     /// Look up a name's validated addresses; answer with [`Input::AddressVerdict`].
-    LookupAddresses { name: Name, for_peer: bool },
+    LookupAddresses {
+        name: Name,
+        for_peer: Option<IpAddr>,
+    },
     /// The stub may release this held DNS answer.
     ReleaseTrigger(WaiterId),
     /// The answer to a status query.

@@ -16,6 +16,11 @@ use super::{now, Msg, Replies};
 use crate::config::Config;
 use crate::status::protocol::{ErrorCode, EventReport, Request, Response, TriggerSummary};
 
+/// The cache's class for a lookup: the host's own, or on a peer's behalf.
+fn priority(for_peer: Option<IpAddr>) -> oe_dns::Priority {
+    for_peer.map_or(oe_dns::Priority::Host, oe_dns::Priority::Peer)
+}
+
 /// An event in the journal: what needs the operator's attention at warning priority.
 fn log_event(report: &EventReport) {
     let (kind, peer, detail) = (report.kind.as_str(), report.peer, &report.detail);
@@ -193,10 +198,13 @@ impl Executor {
     }
 
     /// An IPSECKEY lookup through the shared validating cache, off the loop.
-    fn lookup_key(&self, target: oe_dns::LookupTarget, _for_peer: bool) {
+    /// Lookups a peer's identity caused run in the peers' class, bounded per source and in total,
+    /// so they never take the host's own share (oe-dns `Priority`).
+    fn lookup_key(&self, target: oe_dns::LookupTarget, for_peer: Option<IpAddr>) {
         let (cache, tx) = (self.cache.clone(), self.tx.clone());
+        let class = priority(for_peer);
         tokio::spawn(async move {
-            let outcome = cache.get(&target).await;
+            let outcome = cache.get_as(&target, class).await;
             let verdict = KeyVerdict::of(&outcome);
             let _ = tx
                 .send(Msg::Input(Input::KeyVerdict { target, verdict }))
@@ -204,10 +212,11 @@ impl Executor {
         });
     }
 
-    fn lookup_addresses(&self, name: oe_dns::Name, _for_peer: bool) {
+    fn lookup_addresses(&self, name: oe_dns::Name, for_peer: Option<IpAddr>) {
         let (cache, tx) = (self.cache.clone(), self.tx.clone());
+        let class = priority(for_peer);
         tokio::spawn(async move {
-            let outcome = cache.get_addresses(&name).await;
+            let outcome = cache.get_addresses_as(&name, class).await;
             let verdict = AddressVerdict::of(&outcome);
             let _ = tx
                 .send(Msg::Input(Input::AddressVerdict { name, verdict }))

@@ -96,13 +96,13 @@ impl Core {
         }
         peer.reverse = Lookup::Pending;
         let target = LookupTarget::Reverse(peer.remote);
-        let for_peer = peer.role() == Role::Responder;
-        let caused_by = for_peer.then_some(peer.remote);
+        let caused_by = (peer.role() == Role::Responder).then_some(peer.remote);
         let query = Query::Key(target.clone());
         match self.dns.ask(&query, id, caused_by, self.now.mono) {
-            Asked::Start => self
-                .commands
-                .push_back(Command::LookupKey { target, for_peer }),
+            Asked::Start => self.commands.push_back(Command::LookupKey {
+                target,
+                for_peer: caused_by,
+            }),
             Asked::Joined => {}
             Asked::Refused => {
                 let verdict = oe_dns::KeyVerdict::Failed {

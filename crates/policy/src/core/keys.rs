@@ -140,15 +140,14 @@ impl Core {
     fn ask(&mut self, id: PeerId, query: &Query, caused_by: Option<IpAddr>) -> Option<()> {
         match self.dns.ask(query, id, caused_by, self.now.mono) {
             Asked::Start => {
-                let for_peer = caused_by.is_some();
                 self.commands.push_back(match query {
                     Query::Key(target) => Command::LookupKey {
                         target: target.clone(),
-                        for_peer,
+                        for_peer: caused_by,
                     },
                     Query::Addresses(name) => Command::LookupAddresses {
                         name: name.clone(),
-                        for_peer,
+                        for_peer: caused_by,
                     },
                 });
                 Some(())

@@ -245,7 +245,7 @@ impl Agent {
                 }),
                 None => self.parked.push(Command::LookupKey {
                     target,
-                    for_peer: false,
+                    for_peer: None,
                 }),
             },
             Command::LookupAddresses { name, .. } => match self.addresses.get(&name) {
@@ -255,7 +255,7 @@ impl Agent {
                 }),
                 None => self.parked.push(Command::LookupAddresses {
                     name,
-                    for_peer: false,
+                    for_peer: None,
                 }),
             },
             _ => {}
