@@ -11,7 +11,7 @@ use crate::auth;
 use crate::config::LocalAuth;
 use crate::error::{Error, LocalError, PeerError};
 use crate::event::{ChildSa, CloseReason, Event, PeerAuth};
-use crate::keys::child_keys;
+use crate::keys::{child_keys, Secrets};
 use crate::proposal::{check_esp, esp_offer, esp_reply, select_esp, EspAlgs};
 use crate::ts::{accept_pair, host_ts, narrow_pair};
 use crate::wire::{
@@ -191,7 +191,7 @@ fn initiator_child(
         (vec![tsi], vec![tsr]),
         &ni,
         &nr,
-        None,
+        &Secrets::default(),
     )
 }
 
@@ -223,13 +223,13 @@ pub(crate) fn make_child(
     ),
     ni: &[u8],
     nr: &[u8],
-    shared: Option<&[u8]>,
+    secrets: &Secrets,
 ) -> Result<ChildSa, Error> {
     let keys = sa.core.keys.as_ref().ok_or(LocalError::Config("no keys"))?;
     let ck = child_keys(
         keys.prf,
         &keys.sk_d,
-        shared,
+        secrets,
         ni,
         nr,
         &algs,
@@ -390,7 +390,7 @@ pub(crate) fn responder_child(
         (vec![tsi], vec![tsr]),
         ni,
         nr,
-        None,
+        &Secrets::default(),
     )
     .map_err(|_| NotifyType::NO_PROPOSAL_CHOSEN)?;
     let reply = vec![

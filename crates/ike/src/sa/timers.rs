@@ -32,6 +32,7 @@ impl IkeSa {
                 min(ctx_cfg.liveness_interval.map(|i| self.last_heard + i));
             }
             min(self.rekey_at);
+            min(super::followup::deadline(self));
             min(Some(self.created + ctx_cfg.ike_lifetime.hard));
             min(self
                 .children
@@ -62,6 +63,7 @@ impl IkeSa {
         if !self.established() {
             return;
         }
+        super::followup::expire(self, now);
         if ctx
             .config
             .liveness_interval
