@@ -30,14 +30,32 @@ impl RngCore for Counter {
 
 impl CryptoRng for Counter {}
 
+/// `data` repeated or cut to `len` bytes: random inputs rarely have an ML-KEM length, and the
+/// fuzzer grows them slowly, so without this few runs would reach the ML-KEM code itself.
+fn fitted(data: &[u8], len: usize) -> Vec<u8> {
+    if data.is_empty() {
+        return vec![0; len];
+    }
+    data.iter().copied().cycle().take(len).collect()
+}
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut rng = Counter(1);
     for method in DhGroup::ML_KEM {
-        if let Ok((c, _)) = KeyShare::respond(method, data, &mut rng) {
-            assert_eq!(c.len(), method.response_len());
+        let ek = fitted(data, method.public_len());
+        for key in [data, &ek] {
+            if let Ok((c, _)) = KeyShare::respond(method, key, &mut rng) {
+                assert_eq!(c.len(), method.response_len());
+            }
         }
         let share = KeyShare::generate(method, &mut rng).expect("key generation");
         let ok = share.agree(data).is_ok();
         assert_eq!(ok, data.len() == method.response_len());
+        let share = KeyShare::generate(method, &mut rng).expect("key generation");
+        let ct = fitted(data, method.response_len());
+        assert!(
+            share.agree(&ct).is_ok(),
+            "implicit rejection: any ciphertext decapsulates"
+        );
     }
 });

@@ -48,6 +48,9 @@ pub struct Packet {
     pub src: IpAddr,
     pub dst: IpAddr,
     pub kind: Kind,
+    /// For IKE, the message's exchange type (RFC 7296 3.1: 34 IKE_SA_INIT, 35 IKE_AUTH, 43
+    /// IKE_INTERMEDIATE, 44 IKE_FOLLOWUP_KE...), if the header was captured.
+    pub ike_exchange: Option<u8>,
 }
 
 impl Packet {
@@ -192,12 +195,18 @@ fn classify(time: f64, frame: &[u8]) -> Option<Packet> {
         ),
         LaxNetSlice::Arp(_) => return None,
     };
+    let mut ike_exchange = None;
     let kind = match (proto, sliced.transport) {
         (50, _) => Kind::Esp {
             spi: u32::from_be_bytes(word(payload, 0).ok()?),
         },
         (_, Some(TransportSlice::Udp(udp))) => {
-            udp_kind(udp.source_port(), udp.destination_port(), udp.payload())
+            let kind = udp_kind(udp.source_port(), udp.destination_port(), udp.payload());
+            if kind == Kind::Ike {
+                let on_500 = udp.source_port() == 500 || udp.destination_port() == 500;
+                ike_exchange = exchange_type(on_500, udp.payload());
+            }
+            kind
         }
         (_, Some(TransportSlice::Tcp(tcp))) => Kind::Tcp {
             src_port: tcp.source_port(),
@@ -224,7 +233,15 @@ fn classify(time: f64, frame: &[u8]) -> Option<Packet> {
         src,
         dst,
         kind,
+        ike_exchange,
     })
+}
+
+/// The exchange type of an IKE message (byte 18 of its header), after the non-ESP marker off
+/// port 500 (RFC 3948 2.2).
+fn exchange_type(on_500: bool, payload: &[u8]) -> Option<u8> {
+    let message = if on_500 { payload } else { payload.get(4..)? };
+    message.get(18).copied()
 }
 
 fn udp_kind(src_port: u16, dst_port: u16, payload: &[u8]) -> Kind {
@@ -284,6 +301,17 @@ mod tests {
             }
         );
         assert!(packet.is_cleartext_payload());
+        assert_eq!(packet.ike_exchange, None);
+    }
+
+    #[test]
+    fn ike_exchange_type_is_read_on_both_ports() {
+        let mut ike = vec![0u8; 28];
+        ike[18] = 43;
+        assert_eq!(exchange_type(true, &ike), Some(43));
+        let marked = [&[0u8; 4][..], &ike].concat();
+        assert_eq!(exchange_type(false, &marked), Some(43));
+        assert_eq!(exchange_type(true, &ike[..10]), None);
     }
 
     #[test]

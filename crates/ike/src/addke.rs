@@ -92,6 +92,24 @@ impl AddKes {
         self.methods().count()
     }
 
+    /// The same methods as an offer: one method per round, none required.
+    pub(crate) fn as_offer(&self) -> AdditionalKe {
+        let last = self
+            .0
+            .iter()
+            .rposition(Option::is_some)
+            .map_or(0, |i| i + 1);
+        AdditionalKe {
+            rounds: self
+                .0
+                .iter()
+                .take(last)
+                .map(|g| g.iter().copied().collect())
+                .collect(),
+            required: false,
+        }
+    }
+
     /// `/KE1_ML_KEM_768`, strongSwan's style, for each negotiated round.
     pub(crate) fn describe(&self) -> String {
         self.0

@@ -77,6 +77,10 @@ pub struct Config {
     /// exchanges (RFC 9242): ML-KEM-768 by default, optional; [`AdditionalKe::off`] or
     /// [`AdditionalKe::required`] change that.
     pub additional_ke: AdditionalKe,
+    /// Child SA rekeys run a new key exchange (PFS, RFC 7296 1.3.1) in the IKE SA's group,
+    /// followed by the IKE SA's additional key exchanges (RFC 9370 2.2.4). The same proposals
+    /// are offered without them too, so a peer without PFS still rekeys. Default on.
+    pub child_pfs: bool,
     pub esp_proposals: Vec<EspProposal>,
     /// Our identity (ignored with `LocalAuth::Null`, which always sends ID_NULL).
     pub local_id: Identity,
@@ -143,6 +147,7 @@ impl Config {
         Self {
             ike_proposals: default_ike_proposals(),
             additional_ke: AdditionalKe::hybrid(),
+            child_pfs: true,
             esp_proposals: default_esp_proposals(),
             local_id,
             local_auth,

@@ -89,9 +89,11 @@ impl Error {
                 NotifyType::NO_PROPOSAL_CHOSEN
             }
             Self::Peer(PeerError::TrafficSelectors) => NotifyType::TS_UNACCEPTABLE,
-            Self::Peer(PeerError::MissingPayload(_)) | Self::Peer(PeerError::Protocol(_)) => {
-                NotifyType::INVALID_SYNTAX
-            }
+            // A KE value that does not check is INVALID_SYNTAX too (draft-ietf-ipsecme-ikev2-
+            // mlkem section 6 for ML-KEM encapsulation keys).
+            Self::Peer(PeerError::MissingPayload(_))
+            | Self::Peer(PeerError::Protocol(_))
+            | Self::Peer(PeerError::BadKeyExchange) => NotifyType::INVALID_SYNTAX,
             _ => return None,
         })
     }

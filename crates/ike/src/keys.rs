@@ -1,9 +1,9 @@
 //! Key derivation: SKEYSEED and the IKE SA keys (RFC 7296 2.14), IKE SA rekey (2.18) and child
-//! SA KEYMAT (2.17).
+//! SA KEYMAT (2.17), with the additional key exchanges of RFC 9370 2.2.4.
 
 use zeroize::Zeroizing;
 
-use crate::crypto::{CryptoError, PrfAlg, SkCipher};
+use crate::crypto::{CryptoError, PrfAlg, SharedSecret, SkCipher};
 use crate::event::ChildKeys;
 use crate::proposal::{EspAlgs, IkeAlgs};
 
@@ -39,6 +39,45 @@ pub(crate) fn skeyseed_rekey(
     nr: &[u8],
 ) -> Zeroizing<Vec<u8>> {
     prf.prf(old_sk_d, &concat(&[shared, ni, nr]))
+}
+
+/// The shared secrets of one CREATE_CHILD_SA and the IKE_FOLLOWUP_KE exchanges after it (RFC
+/// 9370 2.2.4): SK(0) from its own KE payloads (none for a child rekey without PFS), then
+/// SK(1)..SK(n) from the additional key exchanges, in the order they ran.
+#[derive(Debug, Default)]
+pub(crate) struct Secrets {
+    pub(crate) first: Option<SharedSecret>,
+    pub(crate) more: Vec<SharedSecret>,
+}
+
+impl Secrets {
+    pub(crate) fn new(first: Option<SharedSecret>) -> Self {
+        Self {
+            first,
+            more: Vec::new(),
+        }
+    }
+
+    /// `SK(0) | Ni | Nr | SK(1) | ... | SK(n)` (RFC 9370 2.2.4); without additional exchanges
+    /// this is RFC 7296's `g^ir (new) | Ni | Nr` (2.17, 2.18), or `Ni | Nr` without PFS.
+    fn seed(&self, ni: &[u8], nr: &[u8]) -> Zeroizing<Vec<u8>> {
+        let first = self.first.as_ref().map_or(&[][..], SharedSecret::as_bytes);
+        let mut parts = vec![first, ni, nr];
+        parts.extend(self.more.iter().map(SharedSecret::as_bytes));
+        concat(&parts)
+    }
+}
+
+/// SKEYSEED of an IKE SA rekey: `prf(SK_d (old), SK(0) | Ni | Nr | SK(1) | ... | SK(n))`
+/// (RFC 9370 2.2.4; RFC 7296 2.18 when there is only SK(0)).
+pub(crate) fn skeyseed_rekey_all(
+    prf: PrfAlg,
+    old_sk_d: &[u8],
+    secrets: &Secrets,
+    ni: &[u8],
+    nr: &[u8],
+) -> Zeroizing<Vec<u8>> {
+    prf.prf(old_sk_d, &secrets.seed(ni, nr))
 }
 
 /// {SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr} = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr).
@@ -82,11 +121,12 @@ pub(crate) fn derive_ike(
 }
 
 /// KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr), taken as initiator-to-responder encryption and
-/// integrity keys, then responder-to-initiator ones (2.17).
+/// integrity keys, then responder-to-initiator ones (2.17); with additional key exchanges
+/// KEYMAT = prf+(SK_d, SK(0) | Ni | Nr | SK(1) | ... | SK(n)) (RFC 9370 2.2.4).
 pub(crate) fn child_keys(
     prf: PrfAlg,
     sk_d: &[u8],
-    shared: Option<&[u8]>,
+    secrets: &Secrets,
     ni: &[u8],
     nr: &[u8],
     algs: &EspAlgs,
@@ -94,8 +134,7 @@ pub(crate) fn child_keys(
 ) -> Result<ChildKeys, CryptoError> {
     let e = algs.encr.key_material_len();
     let a = algs.integ.map_or(0, |i| i.key_len());
-    let seed = concat(&[shared.unwrap_or_default(), ni, nr]);
-    let km = prf.prf_plus(sk_d, &seed, 2 * (e + a))?;
+    let km = prf.prf_plus(sk_d, &secrets.seed(ni, nr), 2 * (e + a))?;
     let mut parts = Splitter(&km);
     let (ei, ai, er, ar) = (parts.next(e), parts.next(a), parts.next(e), parts.next(a));
     Ok(if initiator {
@@ -124,5 +163,62 @@ impl Splitter<'_> {
         let (head, tail) = self.0.split_at(n);
         self.0 = tail;
         Zeroizing::new(head.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::crypto::EncrAlg;
+
+    fn secrets() -> Secrets {
+        Secrets {
+            first: Some(SharedSecret::from_bytes(b"sk0")),
+            more: vec![
+                SharedSecret::from_bytes(b"sk1"),
+                SharedSecret::from_bytes(b"sk2"),
+            ],
+        }
+    }
+
+    /// RFC 9370 2.2.4: KEYMAT = prf+(SK_d, SK(0) | Ni | Nr | SK(1) | ... | SK(n)): every secret,
+    /// the nonces after SK(0), the additional secrets in the order they ran.
+    #[test]
+    fn keymat_takes_every_secret_in_rfc_9370_order() {
+        let prf = PrfAlg::HmacSha256;
+        let algs = EspAlgs {
+            encr: EncrAlg::AesGcm16 { key_bits: 128 },
+            integ: None,
+        };
+        let k = child_keys(prf, b"skd", &secrets(), b"ni", b"nr", &algs, true).unwrap();
+        let e = algs.encr.key_material_len();
+        let expect = prf.prf_plus(b"skd", b"sk0ninrsk1sk2", 2 * e).unwrap();
+        assert_eq!(*k.encr_out, expect[..e]);
+        assert_eq!(*k.encr_in, expect[e..]);
+        let swapped = Secrets {
+            first: Some(SharedSecret::from_bytes(b"sk0")),
+            more: vec![
+                SharedSecret::from_bytes(b"sk2"),
+                SharedSecret::from_bytes(b"sk1"),
+            ],
+        };
+        let k2 = child_keys(prf, b"skd", &swapped, b"ni", b"nr", &algs, true).unwrap();
+        assert_ne!(*k.encr_out, *k2.encr_out);
+    }
+
+    /// RFC 9370 2.2.4: SKEYSEED = prf(SK_d, SK(0) | Ni | Nr | SK(1) | ... | SK(n)); with SK(0)
+    /// alone it is RFC 7296 2.18's prf(SK_d, g^ir | Ni | Nr), and without PFS a child's seed is
+    /// Ni | Nr (2.17).
+    #[test]
+    fn skeyseed_of_a_rekey() {
+        let prf = PrfAlg::HmacSha256;
+        let seed = skeyseed_rekey_all(prf, b"skd", &secrets(), b"ni", b"nr");
+        assert_eq!(*seed, *prf.prf(b"skd", b"sk0ninrsk1sk2"));
+        let one = Secrets::new(Some(SharedSecret::from_bytes(b"sk0")));
+        let seed = skeyseed_rekey_all(prf, b"skd", &one, b"ni", b"nr");
+        assert_eq!(*seed, *skeyseed_rekey(prf, b"skd", b"sk0", b"ni", b"nr"));
+        assert_eq!(*Secrets::default().seed(b"ni", b"nr"), *b"ninr");
     }
 }

@@ -135,28 +135,92 @@ pub(crate) fn ike_offer(
     SaPayload { proposals }
 }
 
-/// Our ESP SA payload with our inbound SPI. With `group` (PFS in a rekey) a KE transform is added.
-pub(crate) fn esp_offer(props: &[EspProposal], spi: u32, group: Option<DhGroup>) -> SaPayload {
-    let proposals = props
+/// The key exchanges a CREATE_CHILD_SA negotiated for a child: a new Diffie-Hellman exchange
+/// (PFS, RFC 7296 1.3.1), then the additional ones (RFC 9370 2.2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct ChildKes {
+    pub(crate) group: Option<DhGroup>,
+    pub(crate) addke: AddKes,
+}
+
+impl ChildKes {
+    /// Key exchanges in the series.
+    pub(crate) fn count(&self) -> usize {
+        usize::from(self.group.is_some()) + self.addke.count()
+    }
+}
+
+/// One ESP proposal's transforms with these key exchanges.
+fn esp_transforms(p: &EspProposal, kes: &ChildKes) -> Vec<Transform> {
+    let mut t = vec![encr_transform(p.encr)];
+    t.extend(
+        p.integ
+            .map(|i| Transform::new(TransformType::INTEG, i.iana())),
+    );
+    t.extend(
+        kes.group
+            .map(|g| Transform::new(TransformType::KE, g.iana())),
+    );
+    t.extend(
+        kes.addke
+            .0
+            .iter()
+            .enumerate()
+            .filter_map(|(i, g)| g.map(|g| Transform::new(addke::transform_type(i), g.iana()))),
+    );
+    t.push(Transform::new(TransformType::ESN, ESN_NO));
+    t
+}
+
+/// ESP proposals numbered from 1: every variant of key exchanges with every proposal of ours.
+fn esp_proposals(props: &[EspProposal], spi: u32, variants: &[ChildKes]) -> SaPayload {
+    let proposals = variants
         .iter()
+        .flat_map(|kes| props.iter().map(move |p| esp_transforms(p, kes)))
         .zip(1u8..)
-        .map(|(p, number)| {
-            let mut transforms = vec![encr_transform(p.encr)];
-            transforms.extend(
-                p.integ
-                    .map(|i| Transform::new(TransformType::INTEG, i.iana())),
-            );
-            transforms.extend(group.map(|g| Transform::new(TransformType::KE, g.iana())));
-            transforms.push(Transform::new(TransformType::ESN, ESN_NO));
-            Proposal {
-                number,
-                protocol: ProtocolId::ESP,
-                spi: spi.to_be_bytes().to_vec(),
-                transforms,
-            }
+        .map(|(transforms, number)| Proposal {
+            number,
+            protocol: ProtocolId::ESP,
+            spi: spi.to_be_bytes().to_vec(),
+            transforms,
         })
         .collect();
     SaPayload { proposals }
+}
+
+/// Our ESP SA payload with our inbound SPI. With `group` (PFS in a rekey) a KE transform is added.
+pub(crate) fn esp_offer(props: &[EspProposal], spi: u32, group: Option<DhGroup>) -> SaPayload {
+    let kes = ChildKes {
+        group,
+        addke: AddKes::default(),
+    };
+    esp_proposals(props, spi, &[kes])
+}
+
+/// Our ESP SA payload for a child rekey. With `pfs` each proposal comes first with its key
+/// exchanges, then with the KE alone (a peer whose child proposals lack RFC 9370), then with
+/// none (a peer without PFS): RFC 7296 1.3.1 lets one offer mix proposals with and without KE.
+/// With `insist` only the first kind is offered.
+pub(crate) fn esp_rekey_offer(
+    props: &[EspProposal],
+    spi: u32,
+    pfs: Option<ChildKes>,
+    insist: bool,
+) -> SaPayload {
+    let mut variants = Vec::new();
+    if let Some(kes) = pfs.filter(|k| k.group.is_some()) {
+        variants.push(kes);
+        let ke_only = ChildKes {
+            addke: AddKes::default(),
+            ..kes
+        };
+        if ke_only != kes {
+            variants.push(ke_only);
+        }
+    }
+    variants.push(ChildKes::default());
+    variants.truncate(if insist { 1 } else { 3 });
+    esp_proposals(props, spi, &variants)
 }
 
 fn has(p: &Proposal, ty: TransformType, id: u16, key_bits: Option<u16>) -> bool {
@@ -296,6 +360,17 @@ fn select_one(
     Some((reply, algs))
 }
 
+/// ENCR, INTEG and ESN of an ESP proposal match one of ours.
+fn esp_matches(p: &Proposal, o: &EspProposal) -> bool {
+    let esn_ok = !p.transforms.iter().any(|t| t.ty == TransformType::ESN)
+        || has(p, TransformType::ESN, ESN_NO, None);
+    p.protocol == ProtocolId::ESP && has_encr(p, o.encr) && integ_ok(p, o.integ) && esn_ok
+}
+
+fn esp_spi(p: &Proposal) -> Option<u32> {
+    Some(u32::from_be_bytes(p.spi.as_slice().try_into().ok()?))
+}
+
 /// Responder: picks an ESP proposal; `group` is the PFS group required in a rekey, if any.
 /// Returns the peer's SPI (our outbound) and the algorithms.
 pub(crate) fn select_esp(
@@ -304,43 +379,180 @@ pub(crate) fn select_esp(
     group: Option<DhGroup>,
 ) -> Option<(u32, EspAlgs, u8)> {
     for o in ours {
-        for p in offer
-            .proposals
-            .iter()
-            .filter(|p| p.protocol == ProtocolId::ESP)
-        {
-            let esn_ok = !p.transforms.iter().any(|t| t.ty == TransformType::ESN)
-                || has(p, TransformType::ESN, ESN_NO, None);
+        for p in offer.proposals.iter().filter(|p| esp_matches(p, o)) {
             let ke_ok = match group {
                 Some(g) => has(p, TransformType::KE, g.iana(), None),
                 None => true,
             };
-            if has_encr(p, o.encr) && integ_ok(p, o.integ) && esn_ok && ke_ok {
-                let spi = u32::from_be_bytes(p.spi.as_slice().try_into().ok()?);
-                return Some((
-                    spi,
-                    EspAlgs {
-                        encr: o.encr,
-                        integ: o.integ,
-                    },
-                    p.number,
-                ));
+            if ke_ok {
+                let algs = EspAlgs {
+                    encr: o.encr,
+                    integ: o.integ,
+                };
+                return Some((esp_spi(p)?, algs, p.number));
             }
         }
     }
     None
 }
 
+/// What the responder of a child rekey chose.
+#[derive(Debug)]
+pub(crate) struct EspChoice {
+    /// The peer's SPI: our outbound.
+    pub(crate) spi: u32,
+    pub(crate) algs: EspAlgs,
+    pub(crate) kes: ChildKes,
+    /// Our reply proposal; its SPI is still the peer's.
+    pub(crate) reply: Proposal,
+}
+
+/// Responder of a child rekey: picks an ESP proposal and its key exchanges. Among the peer's
+/// proposals that match one of ours (in our order) it takes the one with the most key
+/// exchanges, so a peer that insists on PFS or on additional key exchanges (RFC 9370 2.2.4)
+/// gets them. The KE group is one of `groups`, preferably the one of the peer's KE payload
+/// (`ke_group`), so that no INVALID_KE_PAYLOAD round trip is needed.
+pub(crate) fn select_esp_rekey(
+    offer: &SaPayload,
+    ours: &[EspProposal],
+    ke_group: Option<u16>,
+    groups: &[DhGroup],
+    addke: &AdditionalKe,
+) -> Option<EspChoice> {
+    for o in ours {
+        let mut best: Option<EspChoice> = None;
+        for p in offer.proposals.iter().filter(|p| esp_matches(p, o)) {
+            let Some(kes) = select_child_kes(p, ke_group, groups, addke) else {
+                continue;
+            };
+            if best.as_ref().is_some_and(|b| b.kes.count() >= kes.count()) {
+                continue;
+            }
+            let algs = EspAlgs {
+                encr: o.encr,
+                integ: o.integ,
+            };
+            let mut reply = esp_proposals(&[*o], 0, &[ChildKes::default()])
+                .proposals
+                .pop()?;
+            reply.transforms.extend(kes_reply(p, &kes));
+            reply.number = p.number;
+            reply.spi = p.spi.clone();
+            best = Some(EspChoice {
+                spi: esp_spi(p)?,
+                algs,
+                kes,
+                reply,
+            });
+        }
+        if best.is_some() {
+            return best;
+        }
+    }
+    None
+}
+
+/// The KE group (one of `groups`, `ke_group` first; none if the proposal has no KE transform or
+/// offers NONE and we have no group in common) and additional key exchanges of one proposal.
+fn select_child_kes(
+    p: &Proposal,
+    ke_group: Option<u16>,
+    groups: &[DhGroup],
+    addke: &AdditionalKe,
+) -> Option<ChildKes> {
+    let offered: Vec<u16> = p
+        .transforms
+        .iter()
+        .filter(|t| t.ty == TransformType::KE)
+        .map(|t| t.id)
+        .collect();
+    let group = if offered.is_empty() {
+        None
+    } else {
+        let ok = |g: &&DhGroup| offered.contains(&g.iana());
+        let found = groups
+            .iter()
+            .filter(ok)
+            .find(|g| Some(g.iana()) == ke_group)
+            .or_else(|| groups.iter().find(ok))
+            .copied();
+        if found.is_none() && !offered.contains(&addke::NONE) {
+            return None;
+        }
+        found
+    };
+    let addke = select_addke(p, addke)?;
+    Some(ChildKes { group, addke })
+}
+
+/// The KE and ADDKE transforms of our reply: one of each type the proposal carried, NONE where
+/// we chose none (RFC 7296 3.3.6, RFC 9370 2.2.1).
+fn kes_reply(p: &Proposal, kes: &ChildKes) -> Vec<Transform> {
+    let mut t = Vec::new();
+    if p.first(TransformType::KE).is_some() {
+        let id = kes.group.map_or(addke::NONE, DhGroup::iana);
+        t.push(Transform::new(TransformType::KE, id));
+    }
+    t.extend(addke_reply(p, &kes.addke));
+    t
+}
+
+/// Initiator of a child rekey: checks the responder's choice against our offer (`pfs` and
+/// `insist` as given to [`esp_rekey_offer`]); returns its SPI (our outbound), the algorithms
+/// and the key exchanges to run.
+pub(crate) fn check_esp_rekey(
+    reply: &SaPayload,
+    ours: &[EspProposal],
+    pfs: Option<ChildKes>,
+    insist: bool,
+) -> Option<(u32, EspAlgs, ChildKes)> {
+    let (spi, algs) = check_esp(reply, ours)?;
+    let [p] = reply.proposals.as_slice() else {
+        return None;
+    };
+    let offered = pfs.unwrap_or_default();
+    let ke: Vec<u16> = p
+        .transforms
+        .iter()
+        .filter(|t| t.ty == TransformType::KE)
+        .map(|t| t.id)
+        .collect();
+    let group = match ke.as_slice() {
+        [] => None,
+        [id] if *id == addke::NONE => None,
+        [id] => {
+            let g = DhGroup::from_iana(*id)?;
+            (offered.group == Some(g)).then_some(())?;
+            Some(g)
+        }
+        _ => return None,
+    };
+    let addke = check_addke(p, &offered.addke.as_offer())?;
+    // We offered additional key exchanges only together with a KE.
+    if addke.count() > 0 && group.is_none() {
+        return None;
+    }
+    let kes = ChildKes { group, addke };
+    (!insist || Some(kes) == pfs).then_some((spi, algs, kes))
+}
+
 /// Our ESP reply proposal.
 pub(crate) fn esp_reply(number: u8, algs: EspAlgs, spi: u32, group: Option<DhGroup>) -> SaPayload {
-    let mut t = esp_offer(
-        &[EspProposal {
-            encr: algs.encr,
-            integ: algs.integ,
-        }],
-        spi,
+    let kes = ChildKes {
         group,
-    );
+        addke: AddKes::default(),
+    };
+    esp_reply_kes(number, algs, spi, &kes)
+}
+
+/// Our ESP reply proposal with the key exchanges we chose (RFC 9370 2.2.1: one transform of
+/// each ADDKE type the proposal carried, NONE where we run none).
+fn esp_reply_kes(number: u8, algs: EspAlgs, spi: u32, kes: &ChildKes) -> SaPayload {
+    let ours = EspProposal {
+        encr: algs.encr,
+        integ: algs.integ,
+    };
+    let mut t = esp_proposals(&[ours], spi, &[*kes]);
     if let Some(p) = t.proposals.first_mut() {
         p.number = number;
     }

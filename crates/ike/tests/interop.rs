@@ -160,6 +160,11 @@ fn failed(events: &[Event]) -> bool {
 
 /// charon at B with raw keys, expecting A (us) to authenticate with `our_pub`.
 fn charon_setup(charon_key: &str, our_pub: &str) -> CharonSetup {
+    charon_setup_esp(charon_key, our_pub, "aes128gcm16,aes256gcm16")
+}
+
+/// As [`charon_setup`], with these child SA proposals (`aes128gcm16-x25519` for PFS).
+fn charon_setup_esp(charon_key: &str, our_pub: &str, esp: &str) -> CharonSetup {
     let (local, remote) = (Pair::B4, Pair::A4);
     CharonSetup {
         swanctl_conf: format!(
@@ -167,7 +172,7 @@ fn charon_setup(charon_key: &str, our_pub: &str) -> CharonSetup {
              proposals = aes256gcm16-prfsha256-x25519,aes128gcm16-prfsha256-ecp256\n\
              local {{ auth = pubkey\n id = {local}\n pubkeys = self.pub }}\n\
              remote {{ auth = pubkey\n id = {remote}\n pubkeys = peer.pub }}\n\
-             children {{ t {{ mode = transport\n esp_proposals = aes128gcm16,aes256gcm16 }} }} }} }}\n"
+             children {{ t {{ mode = transport\n esp_proposals = {esp} }} }} }} }}\n"
         ),
         private_keys: vec![("self.pem".into(), pem(&format!("{charon_key}.pem")))],
         public_keys: vec![
@@ -409,4 +414,205 @@ fn pluto_rsa_child_sa_in_the_guest() {
         return uml::rerun_in_guest("pluto_rsa_child_sa_in_the_guest");
     }
     with_pluto(true, false);
+}
+
+/// Child SAs that replaced another one, and IKE SA rekeys, among the events.
+fn rekeys(events: &[Event]) -> (usize, usize) {
+    let children = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::ChildSaReady {
+                    replaces: Some(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    let ike = events
+        .iter()
+        .filter(|e| matches!(e, Event::IkeSaRekeyed))
+        .count();
+    (children, ike)
+}
+
+/// The outbound SPI of the newest child SA.
+fn newest_outbound(events: &[Event]) -> u32 {
+    events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::ChildSaReady { child, .. } => Some(child.outbound_spi),
+            _ => None,
+        })
+        .unwrap()
+}
+
+impl Driver {
+    /// Runs until `(child rekeys, IKE SA rekeys)` reach `want` and `peer_command` (which may
+    /// wait for the exchanges it starts, deletes included) has returned.
+    fn rekeyed_while(&mut self, want: (usize, usize), peer_command: impl FnOnce() + Send) {
+        std::thread::scope(|s| {
+            let command = s.spawn(peer_command);
+            let end = Instant::now() + Duration::from_secs(30);
+            loop {
+                self.run(Duration::from_millis(100), failed);
+                let got = rekeys(&self.events);
+                let done = got.0 >= want.0 && got.1 >= want.1 && command.is_finished();
+                if done || failed(&self.events) || Instant::now() >= end {
+                    assert!(done, "rekeys {want:?}: {:?}", self.events);
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Every rekey between us and a peer without RFC 9370, in the guest where child SAs exist: we
+/// rekey the child (our offer leads with PFS and ML-KEM proposals, which the peer skips, RFC 7296
+/// 3.3.6), then the IKE SA, then the peer does both. `status` reads the peer's SAs; each new
+/// child's SPI must be the one the peer uses.
+fn rekeys_with(
+    d: &mut Driver,
+    h: oe_ike::SaHandle,
+    status: &dyn Fn() -> String,
+    log: &dyn Fn() -> String,
+    peer_rekeys_child: &(dyn Fn() + Sync),
+    peer_rekeys_ike: &(dyn Fn() + Sync),
+    pfs: Option<&str>,
+) {
+    let spi_seen = |d: &Driver, what: &str| {
+        // charon prints SPIs as 8 hex digits, pluto as `esp.SPI@` without leading zeros.
+        let spi = newest_outbound(&d.events);
+        let text = status();
+        let seen = text.contains(&format!("{spi:08x}")) || text.contains(&format!("esp.{spi:x}@"));
+        assert!(seen, "{what}: {spi:08x} not in\n{text}\n{}", log());
+    };
+    let first = d
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::ChildSaReady { child, .. } => Some(child.inbound_spi),
+            _ => None,
+        })
+        .unwrap();
+    d.ep.rekey_child(Instant::now(), h, first);
+    d.rekeyed_while((1, 0), || {});
+    spi_seen(d, "our child rekey");
+    d.ep.rekey_ike(Instant::now(), h);
+    d.rekeyed_while((1, 1), || {});
+    assert_classical_fallback(d, h);
+    d.rekeyed_while((2, 1), peer_rekeys_child);
+    spi_seen(d, "the peer's child rekey");
+    d.rekeyed_while((2, 2), peer_rekeys_ike);
+    assert_classical_fallback(d, h);
+    // The rekeyed IKE SA still carries exchanges: one more child rekey of ours.
+    let live = newest_inbound(&d.events);
+    d.ep.rekey_child(Instant::now(), h, live);
+    d.rekeyed_while((3, 2), || {});
+    spi_seen(d, "a child rekey on the rekeyed IKE SA");
+    // With PFS, the peer logs the group of each of the three child rekeys.
+    if let Some(group) = pfs {
+        let log = log();
+        assert!(
+            log.matches(group).count() >= 3,
+            "{group} not logged 3 times:\n{log}"
+        );
+    }
+}
+
+fn newest_inbound(events: &[Event]) -> u32 {
+    events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::ChildSaReady { child, .. } => Some(child.inbound_spi),
+            _ => None,
+        })
+        .unwrap()
+}
+
+/// charon without (`pfs` false) or with PFS in its child proposals.
+fn charon_rekeys(pfs: bool) {
+    let esp = if pfs {
+        "aes128gcm16-x25519"
+    } else {
+        "aes128gcm16"
+    };
+    let pair = Pair::new();
+    let setup = charon_setup_esp("ws-ed25519", "host-ed25519", esp);
+    let charon = Charon::start(&pair.b, &setup);
+    let charon_pub = private("ws-ed25519.pem").public_key();
+    pair.a.run(|| {
+        let mut d = Driver::new(Pair::A4, Some("host-ed25519.pem"), charon_pub.clone());
+        let h = d.ep.connect(Instant::now(), addr(Pair::A4), addr(Pair::B4));
+        assert!(
+            d.run(Duration::from_secs(20), up) && d.child_ready(),
+            "{:?}",
+            d.events
+        );
+        let swanctl = |args: &[&str]| {
+            let out = charon.swanctl(args);
+            assert!(out.status.success(), "swanctl {args:?}: {out:?}");
+        };
+        rekeys_with(
+            &mut d,
+            h,
+            &|| charon.list_sas(),
+            &|| charon.log(),
+            &|| swanctl(&["--rekey", "--child", "t"]),
+            &|| swanctl(&["--rekey", "--ike", "peer"]),
+            pfs.then_some("/CURVE_25519/NO_EXT_SEQ"),
+        );
+    });
+}
+
+#[test]
+fn charon_rekeys_without_pfs_in_the_guest() {
+    if !uml::in_guest() {
+        return uml::rerun_in_guest("charon_rekeys_without_pfs_in_the_guest");
+    }
+    charon_rekeys(false);
+}
+
+#[test]
+fn charon_rekeys_with_pfs_in_the_guest() {
+    if !uml::in_guest() {
+        return uml::rerun_in_guest("charon_rekeys_with_pfs_in_the_guest");
+    }
+    charon_rekeys(true);
+}
+
+/// pluto, which rekeys child SAs with PFS by default (Libreswan's pfs=yes).
+#[test]
+fn pluto_rekeys_in_the_guest() {
+    if !uml::in_guest() {
+        return uml::rerun_in_guest("pluto_rekeys_in_the_guest");
+    }
+    let pair = Pair::new();
+    let pluto = Pluto::start(&pair.b, &pluto_setup());
+    let pluto_pub = private("host-rsa3072.pem").public_key();
+    pair.a.run(|| {
+        let mut d = Driver::new(Pair::A4, Some("host-rsa2048.pem"), pluto_pub.clone());
+        let h = d.ep.connect(Instant::now(), addr(Pair::A4), addr(Pair::B4));
+        assert!(
+            d.run(Duration::from_secs(20), up) && d.child_ready(),
+            "{:?}",
+            d.events
+        );
+        let whack = |args: &[&str]| {
+            let out = pluto.whack(args);
+            assert!(out.status.success(), "whack {args:?}: {out:?}");
+        };
+        rekeys_with(
+            &mut d,
+            h,
+            &|| String::from_utf8_lossy(&pluto.whack(&["--status"]).stdout).into_owned(),
+            &|| pluto.log(),
+            &|| whack(&["--rekey-ipsec", "--name", "peer"]),
+            &|| whack(&["--rekey-ike", "--name", "peer"]),
+            Some("xfrm=AES_GCM_16_128-NONE-DH31"),
+        );
+    });
 }

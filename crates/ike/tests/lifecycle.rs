@@ -11,11 +11,15 @@ use oe_ike::wire::Message;
 use oe_ike::{CloseReason, Error, Event, LocalError};
 use util::*;
 
+/// A classical pair: these tests count messages and children of RFC 7296 rekeys; the rekeys
+/// with additional key exchanges (RFC 9370 2.2.4) are in `pq_rekey.rs`.
 fn up() -> (Pair, oe_ike::SaHandle, oe_ike::SaHandle) {
-    let mut p = Pair::new(
-        config("a", Some("ed25519_a")),
-        config("b", Some("ed25519_b")),
-    );
+    let classical = |name: &str| {
+        let mut c = config(name, Some(&format!("ed25519_{name}")));
+        c.additional_ke = oe_ike::AdditionalKe::off();
+        c
+    };
+    let mut p = Pair::new(classical("a"), classical("b"));
     let ha = p.connect();
     p.drive_for(Duration::from_secs(1));
     assert!(p.a.established() && p.b.established());

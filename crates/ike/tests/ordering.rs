@@ -81,19 +81,43 @@ fn ike_auth_response_follows_child_ready() {
     response_waits_for_child_ready(&mut p);
 }
 
-#[test]
-fn create_child_sa_response_follows_child_ready() {
-    let mut p = Pair::new(
-        config("a", Some("ed25519_a")),
-        config("b", Some("ed25519_b")),
-    );
+/// A pair past IKE_AUTH, with A's rekey of the child under way.
+fn rekeying(additional_ke: oe_ike::AdditionalKe) -> Pair {
+    let mut configs = [("a", "ed25519_a"), ("b", "ed25519_b")].map(|(n, k)| config(n, Some(k)));
+    for c in &mut configs {
+        c.additional_ke = additional_ke.clone();
+    }
+    let [a, b] = configs;
+    let mut p = Pair::new(a, b);
     let ha = p.connect();
     p.drive_for(Duration::from_secs(1));
     assert!(p.b.established());
     let (now, old) = (p.now, p.a.live_children()[0]);
     p.a.ep.rekey_child(now, ha, old);
+    p
+}
+
+#[test]
+fn create_child_sa_response_follows_child_ready() {
+    let mut p = rekeying(oe_ike::AdditionalKe::off());
     deliver(&mut p, true);
     answer_requests_of_b(&mut p, 1);
+    response_waits_for_child_ready(&mut p);
+}
+
+/// With additional key exchanges (RFC 9370 2.2.4) the child exists after the last
+/// IKE_FOLLOWUP_KE exchange: that response is the one held until `ChildSaReady`.
+#[test]
+fn last_ike_followup_ke_response_follows_child_ready() {
+    let mut p = rekeying(oe_ike::AdditionalKe::hybrid());
+    deliver(&mut p, true); // CREATE_CHILD_SA request
+    answer_requests_of_b(&mut p, 1);
+    assert!(
+        p.b.ep.poll_event().is_none(),
+        "no child before IKE_FOLLOWUP_KE"
+    );
+    deliver(&mut p, false); // its response
+    deliver(&mut p, true); // IKE_FOLLOWUP_KE request
     response_waits_for_child_ready(&mut p);
 }
 

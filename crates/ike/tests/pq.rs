@@ -219,6 +219,33 @@ fn ike_intermediate_is_fragmented_to_fit_a_1280_byte_mtu() {
     }
 }
 
+/// Behind a NAT the peers move to UDP port 4500, where every IKE datagram starts with the
+/// 4-byte non-ESP marker (RFC 3948 2.2): the fragments must leave room for it, or a full one is
+/// 1,236 bytes and no longer crosses a 1280-byte path (RFC 7383 2.5.1).
+#[test]
+fn ike_intermediate_fits_a_1280_byte_mtu_behind_a_nat() {
+    let mut p = Pair::new(ed("a"), ed("b"));
+    p.wire = Wire::Nat;
+    p.connect();
+    p.drive_for(Duration::from_secs(1));
+    assert!(p.a.established() && p.b.established());
+    let marked: Vec<&[u8]> = p
+        .log
+        .iter()
+        .filter_map(|(_, _, d)| d.strip_prefix(&[0u8; 4][..]))
+        .collect();
+    let skf = marked
+        .iter()
+        .map(|d| Message::parse(d).unwrap())
+        .filter(|m| m.header.exchange == ExchangeType::IKE_INTERMEDIATE)
+        .filter(|m| matches!(m.payloads.first(), Some(Payload::Skf(_))))
+        .count();
+    assert!(skf >= 2, "IKE_INTERMEDIATE went fragmented over port 4500");
+    for (_, _, d) in &p.log {
+        assert!(d.len() + 40 + 8 <= 1280, "{} bytes", d.len());
+    }
+}
+
 #[test]
 fn child_and_ike_rekeys_of_a_hybrid_sa() {
     let (mut p, ha) = hybrid_pair(ed("a"), ed("b"));

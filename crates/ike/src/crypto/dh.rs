@@ -242,6 +242,12 @@ impl SharedSecret {
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
+
+    /// A secret with these bytes, for key-derivation tests.
+    #[cfg(test)]
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Self {
+        Self(Zeroizing::new(bytes.to_vec()))
+    }
 }
 
 impl fmt::Debug for SharedSecret {

@@ -14,7 +14,7 @@ use crate::auth;
 use crate::config::{AddressRequest, LocalAuth};
 use crate::error::{Error, LocalError, PeerError};
 use crate::event::{ChildSa, CloseReason, Event, Mode, PeerAuth};
-use crate::keys::child_keys;
+use crate::keys::{child_keys, Secrets};
 use crate::proposal::{check_esp, esp_offer, esp_reply, select_esp, EspAlgs};
 use crate::ts::{accept_pair, host_ts, narrow_pair};
 use crate::wire::{
@@ -262,7 +262,7 @@ fn initiator_child(
         (vec![tsi], vec![tsr]),
         &ni,
         &nr,
-        None,
+        &Secrets::default(),
         shape,
     )
 }
@@ -306,14 +306,14 @@ pub(crate) fn make_child(
     ts: (Vec<TrafficSelector>, Vec<TrafficSelector>),
     ni: &[u8],
     nr: &[u8],
-    shared: Option<&[u8]>,
+    secrets: &Secrets,
     shape: Shape,
 ) -> Result<ChildSa, Error> {
     let keys = sa.core.keys.as_ref().ok_or(LocalError::Config("no keys"))?;
     let ck = child_keys(
         keys.prf,
         &keys.sk_d,
-        shared,
+        secrets,
         ni,
         nr,
         &algs,
@@ -514,7 +514,7 @@ pub(crate) fn responder_child(
         (vec![tsi], vec![tsr]),
         ni,
         nr,
-        None,
+        &Secrets::default(),
         shape,
     )
     .map_err(|_| NotifyType::NO_PROPOSAL_CHOSEN)?;

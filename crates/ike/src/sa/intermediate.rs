@@ -197,9 +197,10 @@ pub(crate) fn on_response(
 }
 
 /// Responder: answers `KEi(n)` with `KEr(n)`, then (after sending) moves to the new keys.
-/// A KE payload of another method than the negotiated one is answered with
-/// INVALID_KE_PAYLOAD naming the right one, and the IKE SA ends: the method was fixed in
-/// IKE_SA_INIT, so there is nothing to retry.
+/// A KE payload of another method than the one negotiated for the round (RFC 9370 2.2.2: they
+/// must match) is a value out of range, INVALID_SYNTAX (RFC 7296 3.10.1), and the IKE SA ends:
+/// INVALID_KE_PAYLOAD would invite a retry with another method, but the methods were fixed
+/// in IKE_SA_INIT. (strongSwan answers INVALID_SYNTAX too, in IKE_FOLLOWUP_KE.)
 pub(crate) fn respond(
     sa: &mut IkeSa,
     ctx: &mut Ctx<'_>,
@@ -212,8 +213,7 @@ pub(crate) fn respond(
     let method = pending(sa).ok_or(PeerError::Protocol("IKE_INTERMEDIATE not negotiated"))?;
     let ke = p.ke().ok_or(PeerError::MissingPayload("KE"))?;
     if ke.group != method.iana() {
-        let data = method.iana().to_be_bytes().to_vec();
-        let refusal = Payload::Notify(NotifyPayload::new(NotifyType::INVALID_KE_PAYLOAD, data));
+        let refusal = Payload::Notify(NotifyPayload::new(NotifyType::INVALID_SYNTAX, Vec::new()));
         let err = PeerError::Protocol("KE method differs from the negotiated one");
         return Ok(Reply::SendThenClose(
             vec![refusal],

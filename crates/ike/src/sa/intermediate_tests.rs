@@ -78,10 +78,11 @@ fn ke(method: DhGroup) -> Payload {
 }
 
 /// RFC 9370 2.2.2: the KE of an IKE_INTERMEDIATE must be of the method negotiated for its
-/// round. Another one is answered with INVALID_KE_PAYLOAD naming the negotiated method, and the
-/// SA ends (the method was fixed in IKE_SA_INIT: nothing to retry); the keys stay as they were.
+/// round. Another one is answered with INVALID_SYNTAX (not INVALID_KE_PAYLOAD: there is no
+/// method to retry with, they were fixed in IKE_SA_INIT), the SA ends, and the keys stay as
+/// they were.
 #[test]
-fn a_ke_of_another_method_gets_invalid_ke_payload() {
+fn a_ke_of_another_method_gets_invalid_syntax() {
     let mut sa = responder();
     sa.handshake.last_intermediate = Some((hdr(), PayloadType::KE, vec![]));
     let before = sa.core.keys.as_ref().unwrap().sk_d.clone();
@@ -92,13 +93,14 @@ fn a_ke_of_another_method_gets_invalid_ke_payload() {
     let [Payload::Notify(n)] = out.as_slice() else {
         panic!("{out:?}");
     };
-    assert_eq!(n.ty, NotifyType::INVALID_KE_PAYLOAD);
-    assert_eq!(n.u16_value().unwrap(), DhGroup::MlKem768.iana());
+    assert_eq!(n.ty, NotifyType::INVALID_SYNTAX);
+    assert!(n.data.is_empty());
     assert_eq!(sa.handshake.int_auth.done, 0);
     assert_eq!(*sa.core.keys.as_ref().unwrap().sk_d, *before);
 }
 
-/// FIPS 203 7.2: an encapsulation key that is not reduced mod q is a peer error, no reply KE.
+/// FIPS 203 7.2: an encapsulation key that is not reduced mod q is a peer error, no reply KE,
+/// answered INVALID_SYNTAX (draft-ietf-ipsecme-ikev2-mlkem section 6), not an empty response.
 #[test]
 fn an_invalid_encapsulation_key_is_refused() {
     let mut sa = responder();
@@ -110,6 +112,7 @@ fn an_invalid_encapsulation_key_is_refused() {
     });
     let err = with_ctx(|ctx| respond(&mut sa, ctx, 1, &[bad])).unwrap_err();
     assert!(matches!(err, Error::Peer(_)), "{err:?}");
+    assert_eq!(err.notify(), Some(NotifyType::INVALID_SYNTAX));
     assert_eq!(sa.handshake.int_auth.done, 0);
 }
 

@@ -8,6 +8,7 @@
 //! opens SK/SKF payloads.
 
 pub(crate) mod authx;
+pub(crate) mod followup;
 pub(crate) mod info;
 pub(crate) mod init;
 pub(crate) mod intermediate;
@@ -164,6 +165,8 @@ pub(crate) struct IkeSa {
     /// Post-quantum key exchanges its keys depend on (kept across IKE SA rekeys, whose keys
     /// derive from the old SK_d).
     pub(crate) post_quantum: Vec<crate::crypto::DhGroup>,
+    /// The peer's CREATE_CHILD_SA waiting for its IKE_FOLLOWUP_KE exchanges (RFC 9370 2.2.4).
+    pub(crate) followup: Option<followup::Waiting>,
 }
 
 impl IkeSa {
@@ -199,6 +202,7 @@ impl IkeSa {
             rekey_at: None,
             handshake: init::Handshake::default(),
             post_quantum: Vec::new(),
+            followup: None,
         }
     }
 

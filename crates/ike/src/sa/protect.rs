@@ -16,6 +16,8 @@ use crate::wire::{
 /// Reassembly bounds: a peer can make us hold at most this much per IKE SA.
 const MAX_FRAGMENTS: u16 = 32;
 const MAX_REASSEMBLY_BYTES: usize = 64 * 1024;
+/// The zero SPI field before IKE messages on the NAT-T port (RFC 3948 2.2).
+const NON_ESP_MARKER_LEN: usize = 4;
 /// IKE header + SKF generic header + fragment number and total.
 const SKF_OVERHEAD: usize = HEADER_LEN + 8;
 
@@ -112,7 +114,14 @@ pub(crate) fn seal(
     let h = header(core, exchange, mid, response);
     let (first, plain) = encode_inner(payloads);
     let sealed_len = keys.out.sealed_len(plain.len());
-    let limit = ctx.config.fragment_size;
+    // RFC 7383 2.5.1: the limit is on the UDP payload, which on the NAT-T port starts with the
+    // non-ESP marker (RFC 3948 2.2).
+    let marker = if sa.local.port() == ctx.config.nat_t_port {
+        NON_ESP_MARKER_LEN
+    } else {
+        0
+    };
+    let limit = ctx.config.fragment_size.saturating_sub(marker);
     // RFC 7383 2.5: fragmentation applies once both sides announced it, never to IKE_SA_INIT.
     let fragment =
         sa.peer_fragmentation && ctx.config.fragmentation && HEADER_LEN + 4 + sealed_len > limit;

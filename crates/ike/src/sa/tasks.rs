@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::protect::Opened;
 use super::replay::{request_id, Replay, RequestId};
-use super::{authx, info, init, intermediate, protect, rekey, Core, Ctx, IkeSa, Phase};
+use super::{authx, followup, info, init, intermediate, protect, rekey, Core, Ctx, IkeSa, Phase};
 use crate::error::{Error, LocalError, PeerError};
 use crate::event::CloseReason;
 use crate::wire::{ExchangeType, Header, Message, NotifyPayload, Payload};
@@ -24,6 +24,8 @@ pub(crate) enum Task {
     },
     ChildRekey(rekey::ChildRekey),
     IkeRekey(rekey::IkeRekey),
+    /// One additional key exchange (RFC 9370) in IKE_FOLLOWUP_KE, after a CREATE_CHILD_SA.
+    Followup(Box<followup::FollowupKe>),
     DeleteChild(u32),
     /// Delete the responder's half of a child we refused (by our inbound SPI); we hold none.
     DeleteRefused(u32),
@@ -128,7 +130,7 @@ impl IkeSa {
 
     /// Starts the next queued task if nothing is in flight.
     pub(crate) fn kick(&mut self, ctx: &mut Ctx<'_>) {
-        while self.core.tm.active.is_none() && !self.is_closed() {
+        while self.core.tm.active.is_none() && !self.is_closed() && !followup::holds_queue(self) {
             let Some(mut task) = self.core.tm.queue.pop_front() else {
                 return;
             };
@@ -155,6 +157,7 @@ impl IkeSa {
             Task::IkeAuth { spi } => authx::build_request(self, ctx, spi),
             Task::ChildRekey(t) => rekey::build_child(self, ctx, t),
             Task::IkeRekey(t) => rekey::build_ike(self, ctx, t),
+            Task::Followup(t) => followup::build(self, ctx, t),
             Task::DeleteChild(spi) => Ok(info::build_delete_child(self, *spi)),
             Task::DeleteRefused(spi) => Ok(info::build_delete_refused(*spi)),
             Task::DeleteIke => Ok(info::build_delete_ike(self)),
@@ -288,6 +291,9 @@ impl IkeSa {
             Task::IkeRekey(t) => {
                 rekey::on_ike_response(self, ctx, t, &payloads).map(|()| Outcome::Done)
             }
+            Task::Followup(t) => {
+                followup::on_response(self, ctx, t, &payloads).map(|()| Outcome::Done)
+            }
             Task::DeleteChild(spi) => {
                 info::on_delete_child_response(self, ctx, spi);
                 Ok(Outcome::Done)
@@ -355,6 +361,7 @@ impl IkeSa {
             ExchangeType::IKE_AUTH => authx::respond(self, ctx, &payloads),
             ExchangeType::IKE_INTERMEDIATE => intermediate::respond(self, ctx, mid, &payloads),
             ExchangeType::CREATE_CHILD_SA => rekey::respond(self, ctx, &payloads),
+            ExchangeType::IKE_FOLLOWUP_KE => followup::respond(self, ctx, &payloads),
             ExchangeType::INFORMATIONAL => info::respond(self, ctx, &payloads),
             _ => Err(PeerError::Protocol("unexpected exchange type").into()),
         };

@@ -33,6 +33,7 @@ impl IkeSa {
                 min(ctx_cfg.liveness_interval.map(|i| self.last_heard + i));
             }
             min(self.rekey_at);
+            min(super::followup::deadline(self));
             min(Some(self.created + ctx_cfg.ike_lifetime.hard));
             min(self
                 .children
@@ -64,6 +65,7 @@ impl IkeSa {
             return;
         }
         self.keepalive(ctx);
+        super::followup::expire(self, now);
         if ctx
             .config
             .liveness_interval

@@ -145,11 +145,16 @@ impl Peer {
     }
 }
 
+/// An on-path hook: sees each datagram (`true` from A to B) after it is logged and may change
+/// it; returns false to drop it.
+pub type Tamper = Box<dyn FnMut(bool, &mut Vec<u8>) -> bool>;
+
 pub struct Pair {
     pub a: Peer,
     pub b: Peer,
     pub now: Instant,
     pub wire: Wire,
+    pub tamper: Option<Tamper>,
     /// Datagrams put on the wire so far (both directions), with their send time and direction.
     pub log: Vec<(Duration, bool, Vec<u8>)>,
     pub start: Instant,
@@ -177,6 +182,7 @@ impl Pair {
             b,
             now,
             wire: Wire::Perfect,
+            tamper: None,
             log: Vec::new(),
             start: now,
             seq: 0,
@@ -244,16 +250,19 @@ impl Pair {
             if self.wire == Wire::Reverse {
                 batch.reverse();
             }
-            for t in batch {
+            for mut t in batch {
                 self.log
                     .push((self.now - self.start, a_to_b, t.contents.clone()));
                 let seq = self.seq;
                 self.seq += 1;
-                let dropped = match self.wire {
+                let mut dropped = match self.wire {
                     Wire::DropSeq(list) => list.contains(&seq),
                     Wire::Blackhole => true,
                     _ => false,
                 };
+                if let Some(f) = self.tamper.as_mut() {
+                    dropped |= !f(a_to_b, &mut t.contents);
+                }
                 let (src, dst) = match (self.wire, a_to_b) {
                     (Wire::Nat, true) => (nat_map(t.local), t.remote),
                     (Wire::Nat, false) => {
