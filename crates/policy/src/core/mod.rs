@@ -8,6 +8,7 @@ mod install;
 mod kernel_events;
 mod keys;
 mod lifecycle;
+mod network;
 mod report;
 mod trigger;
 
@@ -23,6 +24,7 @@ use rand_core::SeedableRng;
 use crate::config::{Config, Group, GroupTable};
 use crate::dnsq::Dns;
 use crate::identity::LocalIdentity;
+use crate::network::NetView;
 use crate::input::{Command, Input, KernelOp, KernelReply, Token};
 use crate::now::Now;
 use crate::peer::PeerId;
@@ -76,6 +78,7 @@ enum Pending {
     Counters,
     Refresh,
     Resync,
+    Network,
 }
 
 /// The agent's policy core. See the crate docs for the contract.
@@ -91,6 +94,7 @@ pub struct Core {
     seed: rand_chacha::ChaCha20Rng,
     peers: Registry,
     traps: Traps,
+    net: NetView,
     dns: Dns,
     timers: Timers,
     bound: BoundKeys,
@@ -142,6 +146,7 @@ impl Core {
             seed: rand_chacha::ChaCha20Rng::from_seed(seed),
             peers: Registry::new(ownership),
             traps,
+            net: NetView::default(),
             dns: Dns::default(),
             timers: Timers::default(),
             bound: BoundKeys::default(),
@@ -159,6 +164,7 @@ impl Core {
             table,
         };
         core.install_group_policies();
+        core.read_network();
         core.timers
             .set(Timer::Refresh, now.mono + core.refresh_interval());
         core.timers
@@ -171,6 +177,7 @@ impl Core {
         self.tick(now);
         match input {
             Input::Kernel(event) => self.on_kernel_event(event),
+            Input::Net(event) => self.on_net_event(event),
             Input::KernelDone { token, result } => self.on_kernel_done(token, result),
             Input::Datagram {
                 local,
@@ -299,6 +306,7 @@ impl Core {
             Pending::Counters => self.counters_read(result),
             Pending::Refresh => self.refreshed(result),
             Pending::Resync => self.resync_with(result),
+            Pending::Network => self.network_read(result),
         }
     }
 

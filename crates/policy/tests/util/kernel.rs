@@ -25,6 +25,8 @@ pub struct Kernel {
     pub counters: HashMap<(IpAddr, u32), (u64, u64)>,
     /// Every request, in order.
     pub log: Vec<String>,
+    /// The host's addresses (rtnetlink), as `ReadNetwork` answers them.
+    pub addresses: Vec<oe_kernel::route::LocalAddress>,
     next_spi: u32,
 }
 
@@ -41,6 +43,7 @@ pub fn op_name(op: &KernelOp) -> &'static str {
         KernelOp::RefreshPolicies(_) => "refresh",
         KernelOp::ListOwned => "list-owned",
         KernelOp::FlushOwned => "flush",
+        KernelOp::ReadNetwork => "read-network",
         _ => "other",
     }
 }
@@ -123,6 +126,13 @@ impl Kernel {
                 self.policies.clear();
                 self.sas.clear();
                 self.larval.clear();
+            }
+            KernelOp::ReadNetwork => {
+                return Ok(KernelReply::Network {
+                    addresses: self.addresses.clone(),
+                    links: Vec::new(),
+                    routes: Vec::new(),
+                })
             }
             _ => return Err("unsupported".into()),
         }
