@@ -1,6 +1,8 @@
 //! Following the network: a removed local address, a default route moved to another uplink, a
 //! new network after failures, a link back up. Engines real, kernel and DNS scripted.
 
+#![allow(clippy::indexing_slicing, clippy::unwrap_used)]
+
 mod util;
 
 use std::net::IpAddr;
@@ -68,7 +70,11 @@ fn a_removed_address_takes_its_sas_and_new_flows_negotiate_from_the_new_one() {
     );
     // The Delete reaches the server (its address is still reachable): nothing left there.
     world.settle();
-    assert_eq!(world.peers[0].live_children(), 0, "the server removed its SA");
+    assert_eq!(
+        world.peers[0].live_children(),
+        0,
+        "the server removed its SA"
+    );
     // The next packet comes from the new address: a new negotiation from it.
     world.agent.acquire(world.now, SRV, 2);
     world.settle();
@@ -154,7 +160,9 @@ fn a_new_default_route_clears_failure_shunts_and_the_host_is_tried_again_at_once
     assert!(shunts(&world).is_empty(), "the failure shunt is gone");
     assert!(!world.agent.events_of("network").is_empty());
     // The server answers on this network: the next packet negotiates at once.
-    world.peers.push(RawPeer::new(SRV, Identity::Null, None, 22));
+    world
+        .peers
+        .push(RawPeer::new(SRV, Identity::Null, None, 22));
     world.agent.acquire(world.now, SRV, 2);
     world.settle();
     assert_eq!(world.agent.kernel.sas_with(ip(SRV)).len(), 2, "encrypted");

@@ -2,6 +2,7 @@
 //! for each concern live in sibling modules; every one of them only changes state and queues
 //! commands.
 
+mod clock;
 mod engine;
 mod initiator;
 mod install;
@@ -24,8 +25,8 @@ use rand_core::SeedableRng;
 use crate::config::{Config, Group, GroupTable};
 use crate::dnsq::Dns;
 use crate::identity::LocalIdentity;
-use crate::network::NetView;
 use crate::input::{Command, Input, KernelOp, KernelReply, Token};
+use crate::network::NetView;
 use crate::now::Now;
 use crate::peer::PeerId;
 use crate::protocol::{Counters, EventReport};
@@ -248,7 +249,7 @@ impl Core {
     fn tick(&mut self, now: Now) {
         // Time only moves forward.
         if now.mono >= self.now.mono {
-            self.now = now;
+            self.check_clocks(now);
         }
     }
 

@@ -99,11 +99,9 @@ impl Core {
                 continue;
             }
             let mut known = self.peers.owner_of(target.remote);
-            if let Some(id) = known.filter(|id| {
-                self.peers
-                    .get(*id)
-                    .is_some_and(|p| p.local != target.local)
-            }) {
+            if let Some(id) =
+                known.filter(|id| self.peers.get(*id).is_some_and(|p| p.local != target.local))
+            {
                 self.moved(id, target.local);
                 known = None;
             }

@@ -53,7 +53,9 @@ fn known() -> NetView {
 fn repeats_change_nothing() {
     let mut view = known();
     // A router advertisement renews an address; a DHCP renewal puts the same route back.
-    assert!(view.apply(&NetEvent::AddressAdded(addr("192.0.2.10"))).is_empty());
+    assert!(view
+        .apply(&NetEvent::AddressAdded(addr("192.0.2.10")))
+        .is_empty());
     assert!(view
         .apply(&NetEvent::RouteAdded(default_via("192.0.2.1", 2)))
         .is_empty());
@@ -64,17 +66,22 @@ fn repeats_change_nothing() {
 fn new_addresses_routes_and_links_are_a_new_network() {
     let mut view = known();
     assert!(matches!(
-        view.apply(&NetEvent::RouteAdded(default_via("198.51.100.1", 3))).as_slice(),
+        view.apply(&NetEvent::RouteAdded(default_via("198.51.100.1", 3)))
+            .as_slice(),
         [Change::NewNetwork(_)]
     ));
-    assert!(view.apply(&NetEvent::LinkChanged(link(2, false))).is_empty());
+    assert!(view
+        .apply(&NetEvent::LinkChanged(link(2, false)))
+        .is_empty());
     assert!(matches!(
         view.apply(&NetEvent::LinkChanged(link(2, true))).as_slice(),
         [Change::NewNetwork(w)] if w == "link eth0 up"
     ));
     let mut tentative = addr("2001:db8::10");
     tentative.tentative = true;
-    assert!(view.apply(&NetEvent::AddressAdded(tentative.clone())).is_empty());
+    assert!(view
+        .apply(&NetEvent::AddressAdded(tentative.clone()))
+        .is_empty());
     tentative.tentative = false;
     assert!(matches!(
         view.apply(&NetEvent::AddressAdded(tentative)).as_slice(),

@@ -211,7 +211,10 @@ impl Agent {
     pub fn move_to(&mut self, now: Now, to: &str) {
         let old = local_address(&self.addr.to_string());
         self.addr = ip(to);
-        self.net(now, oe_kernel::route::NetEvent::AddressAdded(local_address(to)));
+        self.net(
+            now,
+            oe_kernel::route::NetEvent::AddressAdded(local_address(to)),
+        );
         self.net(now, oe_kernel::route::NetEvent::AddressRemoved(old));
     }
 
