@@ -22,6 +22,7 @@ pub(crate) struct Executor {
     pub(crate) rx: mpsc::Receiver<Msg>,
     pub(crate) tx: mpsc::Sender<Msg>,
     pub(crate) kernel: Xfrm,
+    pub(crate) rtnl: oe_kernel::route::Rtnl,
     pub(crate) sockets: Sockets,
     pub(crate) cache: KeyCache<Validator>,
     pub(crate) stub: Option<oe_dns::trigger::Stub>,
@@ -180,6 +181,7 @@ impl Executor {
                 tracing::info!("removed what the agent installed: {f:?}");
                 KernelReply::Done
             }),
+            KernelOp::ReadNetwork => return super::network::read(&mut self.rtnl).await,
             _ => return Err("unsupported kernel request".into()),
         };
         result.map_err(|e| e.to_string())

@@ -36,6 +36,8 @@ pub(super) async fn start(
     let (tx, rx) = mpsc::channel::<Msg>(1024);
     sockets.spawn_receivers(&tx);
     spawn_kernel_events(tx.clone())?;
+    super::network::spawn_events(tx.clone())?;
+    let rtnl = oe_kernel::route::Rtnl::open()?;
     let validator =
         Validator::new(validator_config(&config)?).map_err(|e| RunError::Dns(e.to_string()))?;
     let cache_config = CacheConfig {
@@ -61,6 +63,7 @@ pub(super) async fn start(
         rx,
         tx,
         kernel,
+        rtnl,
         sockets,
         cache,
         stub: None,
