@@ -200,6 +200,14 @@ pub struct TriggerSummary {
     pub shed: u64,
     #[serde(default)]
     pub notimp: u64,
+    /// The resolvers queries are forwarded to now, and where they were found.
+    #[serde(default)]
+    pub upstreams: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_source: Option<String>,
+    /// Why no usable upstream is found (the stub keeps the last ones it had).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_problem: Option<String>,
 }
 
 /// What the kernel can do.

@@ -329,6 +329,14 @@ pub fn render_status(s: &StatusReport) -> String {
             t.hold_expired, t.no_key, t.insecure, t.bogus, t.late_keys, t.lookup_failures,
             t.addresses_not_proven, t.formerr, t.notimp, t.dropped, t.shed, t.upstream_failures
         )));
+        let source = t.upstream_source.as_deref().unwrap_or("nowhere");
+        rows.push((
+            "DNS upstreams",
+            format!("{} (from {source})", t.upstreams.join(" ")),
+        ));
+        if let Some(problem) = &t.upstream_problem {
+            rows.push(("DNS problem", problem.clone()));
+        }
     }
     labelled(&rows)
 }

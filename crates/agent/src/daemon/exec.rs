@@ -5,11 +5,12 @@
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
-use oe_dns::{AddressVerdict, KeyCache, KeyVerdict, Validator};
+use oe_dns::{AddressVerdict, KeyCache, KeyVerdict};
 use oe_kernel::Xfrm;
 use oe_policy::{Command, Core, Input, KernelOp, KernelReply, TriggerTarget, TriggerView};
 use tokio::sync::{broadcast, mpsc};
 
+use super::resolver::{Following, UpstreamState};
 use super::sockets::{local_address_towards, Sockets};
 use super::trigger::View;
 use super::{now, Msg, Replies};
@@ -24,7 +25,9 @@ pub(crate) struct Executor {
     pub(crate) kernel: Xfrm,
     pub(crate) rtnl: oe_kernel::route::Rtnl,
     pub(crate) sockets: Sockets,
-    pub(crate) cache: KeyCache<Validator>,
+    pub(crate) cache: KeyCache<Following>,
+    /// Where the stub forwards (the follow task keeps it).
+    pub(crate) upstreams: Arc<RwLock<UpstreamState>>,
     pub(crate) stub: Option<oe_dns::trigger::Stub>,
     pub(crate) view: Option<Arc<RwLock<View>>>,
     pub(crate) events: broadcast::Sender<EventReport>,
@@ -266,6 +269,7 @@ impl Executor {
             dropped: c.dropped,
             shed: c.shed,
             notimp: c.notimp,
+            ..self.upstream_summary()
         };
         let recent = stats
             .recent
@@ -282,6 +286,20 @@ impl Executor {
             })
             .collect();
         Some(TriggerView { summary, recent })
+    }
+
+    /// Where the stub forwards, for `status` and `explain`.
+    fn upstream_summary(&self) -> TriggerSummary {
+        let state = match self.upstreams.read() {
+            Ok(s) => s.clone(),
+            Err(e) => e.into_inner().clone(),
+        };
+        TriggerSummary {
+            upstreams: state.servers.iter().map(ToString::to_string).collect(),
+            upstream_source: (!state.source.is_empty()).then_some(state.source),
+            upstream_problem: state.problem,
+            ..TriggerSummary::default()
+        }
     }
 
     /// SIGHUP: re-reads the configuration file; the core applies the difference.

@@ -10,7 +10,9 @@
 
 mod clock;
 mod exec;
+mod follow;
 mod network;
+mod resolver;
 mod sockets;
 mod startup;
 mod trigger;

@@ -275,10 +275,18 @@ impl Core {
         let name = host.trim_end_matches('.').to_ascii_lowercase();
         let trigger = trigger
             .map(|t| {
-                t.recent
+                let problem = t
+                    .summary
+                    .upstream_problem
                     .iter()
-                    .filter(|(n, _)| n.trim_end_matches('.').eq_ignore_ascii_case(&name))
-                    .map(|(_, line)| line.clone())
+                    .map(|p| format!("the stub has no usable upstream resolver: {p}"));
+                problem
+                    .chain(
+                        t.recent
+                            .iter()
+                            .filter(|(n, _)| n.trim_end_matches('.').eq_ignore_ascii_case(&name))
+                            .map(|(_, line)| line.clone()),
+                    )
                     .collect()
             })
             .unwrap_or_default();
