@@ -48,6 +48,7 @@ impl Executor {
     pub(crate) async fn on_msg(&mut self, msg: Msg) {
         match msg {
             Msg::Input(input) => self.handle(input).await,
+            Msg::Upstreams(servers) => self.upstreams_changed(&servers).await,
             Msg::Query { request, reply } => self.on_query(request, reply).await,
             Msg::Explained { host, addrs, reply } => {
                 let id = self.replies.query(reply);
@@ -300,6 +301,32 @@ impl Executor {
             upstream_problem: state.problem,
             ..TriggerSummary::default()
         }
+    }
+
+    /// New DNS upstreams go into `clear` (the validator's queries to them must never wait for
+    /// IKE; the stub's bypass IPsec anyway): the group policies change by the difference.
+    pub(crate) async fn upstreams_changed(&mut self, servers: &[std::net::SocketAddr]) {
+        let Ok(mut table) = super::startup::group_table_with_dns(&self.config) else {
+            return;
+        };
+        for server in servers {
+            let _ = table.add(crate::config::Entry {
+                group: crate::config::Group::Clear,
+                prefix: ipnet::IpNet::from(server.ip()),
+                proto: None,
+                port: None,
+            });
+        }
+        if let Some(view) = &self.view {
+            if let Ok(mut v) = view.write() {
+                v.table = table.clone();
+            }
+        }
+        self.handle(Input::Reload {
+            config: Box::new(self.config.clone()),
+            table,
+        })
+        .await;
     }
 
     /// SIGHUP: re-reads the configuration file; the core applies the difference.

@@ -22,6 +22,8 @@ pub(crate) struct Follow {
     pub(crate) state: Arc<RwLock<UpstreamState>>,
     pub(crate) configured: Vec<SocketAddr>,
     pub(crate) own: Vec<SocketAddr>,
+    /// Tells the executor (new upstreams go into `clear`).
+    pub(crate) tx: tokio::sync::mpsc::Sender<super::Msg>,
 }
 
 impl Follow {
@@ -85,7 +87,16 @@ impl Follow {
                 if found == last {
                     continue;
                 }
-                if let Err(problem) = self.apply(&found).await {
+                let applied = self.apply(&found).await;
+                if applied.is_ok() {
+                    let servers = self
+                        .state
+                        .read()
+                        .map(|s| s.servers.clone())
+                        .unwrap_or_default();
+                    let _ = self.tx.send(super::Msg::Upstreams(servers)).await;
+                }
+                if let Err(problem) = applied {
                     let kept = self
                         .control
                         .as_ref()

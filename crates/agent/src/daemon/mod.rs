@@ -48,6 +48,8 @@ pub(crate) enum Msg {
         addrs: Vec<IpAddr>,
         reply: oneshot::Sender<Response>,
     },
+    /// The system's resolvers changed to these: queries to them must never wait for IKE.
+    Upstreams(Vec<std::net::SocketAddr>),
     /// The DNS trigger's stub found a SECURE key; `done` releases its held answer.
     Trigger {
         name: Name,

@@ -93,6 +93,7 @@ pub(super) async fn start(
         state: exec.upstreams.clone(),
         configured,
         own,
+        tx: exec.tx.clone(),
     };
     if let Err(problem) = follow.apply(&found).await {
         if let Some(stub) = exec.stub.take() {
@@ -104,6 +105,12 @@ pub(super) async fn start(
         }
         tracing::warn!("{problem}");
     }
+    let servers = exec
+        .upstreams
+        .read()
+        .map(|s| s.servers.clone())
+        .unwrap_or_default();
+    exec.upstreams_changed(&servers).await;
     follow.spawn(found);
     let status = match &esp {
         Ok(()) => "encrypting opportunistically".to_owned(),
