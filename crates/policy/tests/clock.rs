@@ -109,3 +109,18 @@ fn a_wall_clock_step_re_puts_policies_and_re_reads_the_kernel() {
         world.agent.trace
     );
 }
+
+#[test]
+fn a_pause_shorter_than_every_other_timer_is_noticed_too() {
+    // 16 s: no refresh (20 s), idle check (60 s) or liveness check (30 s) falls due in it.
+    let mut world = encrypted_world();
+    pause_agent(&mut world, Duration::from_secs(16));
+    let now = world.now;
+    world.agent.core.handle_timeout(now);
+    world.agent.run(now);
+    assert!(
+        !world.agent.events_of("resumed").is_empty(),
+        "{:?}",
+        world.agent.events
+    );
+}

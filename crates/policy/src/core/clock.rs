@@ -1,7 +1,8 @@
 //! Pauses and clock steps. The core's timers run on the executor's monotonic clock (which counts
 //! suspended time: the agent's executor takes it from CLOCK_BOOTTIME, as the kernel's SA
 //! lifetimes count wall-clock time), so after a suspend or a SIGSTOP the timers that fell due
-//! meanwhile are late. Late by more than [`PAUSE`] means the agent did not run: its peers may
+//! meanwhile are late (a heartbeat falls due every 5 s, so any pause longer than 15 s leaves
+//! one). Late by more than [`PAUSE`] means the agent did not run: its peers may
 //! have given up on it (their liveness checks went unanswered) and deleted their SAs, while the
 //! kernel here still sends into SAs nobody decrypts. Each established peer gets a fresh IKE SA at
 //! once (make-before-break: the old one is retired when the new child is in, RFC 7296 2.8.3), so
@@ -22,6 +23,9 @@ use crate::peer::{PeerId, PeerState};
 
 /// A timer this late means the agent did not run (paused, suspended, starved).
 pub(super) const PAUSE: Duration = Duration::from_secs(10);
+/// How often a timer falls due at least, so that a pause longer than [`PAUSE`] plus this always
+/// finds one late.
+const HEARTBEAT: Duration = Duration::from_secs(5);
 /// A wall-clock step this large (either way) is reported and acted on.
 const STEP: Duration = Duration::from_secs(5);
 
@@ -50,6 +54,12 @@ impl Core {
         if let Some(step) = step {
             self.clock_stepped(&step);
         }
+    }
+
+    /// Arms the next heartbeat.
+    pub(super) fn heartbeat(&mut self) {
+        let next = self.now.mono + HEARTBEAT;
+        self.timers.set(crate::timers::Timer::Heartbeat, next);
     }
 
     /// The agent ran again after `late` without running.

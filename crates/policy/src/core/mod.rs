@@ -170,6 +170,7 @@ impl Core {
             .set(Timer::Refresh, now.mono + core.refresh_interval());
         core.timers
             .set(Timer::IdleCheck, now.mono + core.idle_check_interval());
+        core.heartbeat();
         core
     }
 
@@ -260,6 +261,7 @@ impl Core {
             Timer::Reauth(id) => self.reauthenticate(id),
             Timer::Refresh => self.refresh(),
             Timer::IdleCheck => self.idle_check(),
+            Timer::Heartbeat => self.heartbeat(),
         }
     }
 
