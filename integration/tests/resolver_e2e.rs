@@ -94,6 +94,13 @@ fn refused_start(ns: &Netns, config_text: &str) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // A refused start leaves no policy behind (no trap holds traffic without an agent).
+    let policies = ns.sh("ip xfrm policy");
+    let left = String::from_utf8_lossy(&policies.stdout).into_owned();
+    assert!(
+        !left.contains("dir out") && !left.contains("dir in"),
+        "policies left by a refused start:\n{left}"
+    );
     (out.status.success() || out.status.code() == Some(124), text)
 }
 

@@ -86,7 +86,11 @@ pub(super) async fn start(
         stopped: false,
     };
     exec.run_commands().await;
-    start_trigger(&mut exec, table, esp.is_ok(), &own).await?;
+    // A start refused from here on removes what the core installed (no trap may outlive it).
+    if let Err(e) = start_trigger(&mut exec, table, esp.is_ok(), &own).await {
+        exec.handle(Input::Shutdown).await;
+        return Err(e);
+    }
     let follow = Follow {
         control: exec.stub.as_ref().map(oe_dns::trigger::Stub::control),
         validator: validator_follows.then_some(following),
@@ -98,6 +102,7 @@ pub(super) async fn start(
     if let Err(problem) = follow.apply(&found).await {
         if let Some(stub) = exec.stub.take() {
             stub.shutdown().await;
+            exec.handle(Input::Shutdown).await;
             return Err(RunError::Trigger(format!(
                 "{problem}. The stub at {:?} would answer nothing. Fix: {FIX}",
                 follow.own
