@@ -223,7 +223,12 @@ fn a_default_route_switch_to_another_uplink_moves_the_flow_there() {
         );
     }
     let bed = Uplinks::start(true);
-    let srv = Agent::start(&bed.srv, &server_config(&bed.lanbed));
+    // The server answers anyone on uplink B too.
+    let srv_config = server_config(&bed.lanbed).replace(
+        "clear-or-private = [\"192.0.2.0/24\",",
+        "clear-or-private = [\"192.0.2.0/24\", \"198.51.100.0/24\",",
+    );
+    let srv = Agent::start(&bed.srv, &srv_config);
     let ws = Agent::start(&bed.ws, &bed.ws_config(""));
     let rx = receiver(&bed.srv, SRV4, 5000);
     let up = wait_until(Duration::from_secs(20), || {

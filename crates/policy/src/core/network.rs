@@ -87,13 +87,16 @@ impl Core {
         }
     }
 
-    /// New connectivity: failure shunts learned before it no longer say anything.
+    /// New connectivity: failure shunts learned before it no longer say anything. Each such host
+    /// is negotiated with again at once, from the same address if the host still has it: its
+    /// flow cannot raise a new ACQUIRE yet (the kernel keeps the first ACQUIRE's larval state
+    /// for `xfrm_acq_expires`, 30 s, and meanwhile holds the flow on it).
     pub(super) fn new_network(&mut self, why: &str) {
-        let failed: Vec<PeerId> = self
+        let failed: Vec<(PeerId, IpAddr, IpAddr, crate::config::Match)> = self
             .peers
             .iter()
             .filter(|p| matches!(p.state, PeerState::Failed(_)))
-            .map(|p| p.id)
+            .map(|p| (p.id, p.local, p.remote, p.group))
             .collect();
         if failed.is_empty() {
             return;
@@ -102,12 +105,16 @@ impl Core {
             "network",
             None,
             format!(
-                "the network changed ({why}): {} failure shunt(s) cleared; those hosts are tried again on their next packet",
+                "the network changed ({why}): {} failure shunt(s) cleared; those hosts are tried again",
                 failed.len()
             ),
         );
-        for id in failed {
+        for (id, local, remote, group) in failed {
             self.forget_peer(id, "the network changed");
+            if self.net.has(local) && group.group.initiates() && !self.stopping {
+                let cause = format!("the network changed ({why}); it failed before");
+                self.start_initiator(local, remote, group, None, cause);
+            }
         }
     }
 
