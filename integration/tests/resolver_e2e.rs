@@ -42,7 +42,11 @@ fn resolv_conf(ns: &Netns, text: &str) {
 
 /// Whether an application in `ns` resolves [`NAME`] through the system's resolver.
 fn resolves(ns: &Netns) -> bool {
-    let out = ns.sh(&format!("timeout 5 getent ahostsv4 {NAME}"));
+    let out = ns
+        .cmd("timeout")
+        .args(["5", "getent", "ahostsv4", NAME])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).contains(ADDR)
 }
 
@@ -199,7 +203,13 @@ fn the_dns_trigger_setup_never_leaves_the_host_without_dns() {
     std::fs::remove_file("/run/systemd/resolve/resolv.conf").unwrap();
     println!("forwarder on 127.0.0.53 in front of the stub: no loop, DNS works");
 
-    // 5. The forwarder behind the stub: resolv.conf names the stub, the stub forwards to it.
+    // 5. The forwarder behind the stub: resolv.conf names the stub, the stub forwards to it;
+    //    resolved's list names the server it forwards to (which must not wait for IKE).
+    std::fs::write(
+        "/run/systemd/resolve/resolv.conf",
+        format!("nameserver {RESOLVER}\n"),
+    )
+    .unwrap();
     let (_behind, _b) = forwarder(&ws, RESOLVER);
     resolv_conf(&ws, "nameserver 127.0.2.53\nnameserver 127.0.0.53\n");
     let agent = Agent::start(&ws, &config(&bed, ""));

@@ -51,11 +51,13 @@ impl Follow {
             validator.follow(&usable);
         }
         tracing::info!("DNS upstreams: {usable:?} (from {})", found.source);
+        let clear = usable.iter().chain(&found.behind).copied().collect();
         self.update(|s| {
             *s = UpstreamState {
                 servers: usable,
                 source: found.source.clone(),
                 problem: None,
+                clear,
             }
         });
         Ok(())
@@ -92,7 +94,7 @@ impl Follow {
                     let servers = self
                         .state
                         .read()
-                        .map(|s| s.servers.clone())
+                        .map(|s| s.clear.clone())
                         .unwrap_or_default();
                     let _ = self.tx.send(super::Msg::Upstreams(servers)).await;
                 }

@@ -44,6 +44,9 @@ pub(crate) struct Found {
     pub(crate) source: String,
     /// What was passed over and why (a loop through resolved).
     pub(crate) notes: Vec<String>,
+    /// The servers systemd-resolved and NetworkManager list (off loopback): where a resolver
+    /// on loopback sends queries, which must never wait for IKE either.
+    pub(crate) behind: Vec<SocketAddr>,
 }
 
 /// Finds the upstreams: `configured` (from the configuration), else the files `read` returns,
@@ -54,11 +57,18 @@ pub(crate) fn discover(
     read: impl Fn(&str) -> Option<String>,
 ) -> Found {
     let not_own = |s: &SocketAddr| !own.contains(s);
+    let behind: Vec<SocketAddr> = std::iter::once(RESOLVED)
+        .chain(NM_FILES)
+        .filter_map(&read)
+        .flat_map(|t| nameservers(&t))
+        .filter(|s| !s.ip().is_loopback())
+        .collect();
     if !configured.is_empty() {
         return Found {
             servers: configured.iter().copied().filter(not_own).collect(),
             source: "the configuration".into(),
             notes: Vec::new(),
+            behind,
         };
     }
     let resolved: Vec<SocketAddr> = read(RESOLVED).map(|t| nameservers(&t)).unwrap_or_default();
@@ -80,6 +90,7 @@ pub(crate) fn discover(
             servers: main,
             source: RESOLV_CONF.into(),
             notes,
+            behind,
         };
     }
     for path in std::iter::once(RESOLVED).chain(NM_FILES) {
@@ -95,6 +106,7 @@ pub(crate) fn discover(
                 servers,
                 source: path.into(),
                 notes,
+                behind,
             };
         }
     }
@@ -102,6 +114,7 @@ pub(crate) fn discover(
         servers: Vec::new(),
         source: String::new(),
         notes,
+        behind,
     }
 }
 
@@ -127,6 +140,8 @@ pub(crate) struct UpstreamState {
     pub(crate) source: String,
     /// Why no usable upstream was found, when none was.
     pub(crate) problem: Option<String>,
+    /// DNS servers to keep in `clear`: the upstreams and the servers behind a loopback one.
+    pub(crate) clear: Vec<SocketAddr>,
 }
 
 /// The upstreams the stub may use out of `found`: those on loopback only if they do not forward

@@ -113,7 +113,7 @@ pub(super) async fn start(
     let servers = exec
         .upstreams
         .read()
-        .map(|s| s.servers.clone())
+        .map(|s| s.clear.clone())
         .unwrap_or_default();
     exec.upstreams_changed(&servers).await;
     follow.spawn(found);
