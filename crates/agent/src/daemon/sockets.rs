@@ -83,11 +83,14 @@ impl Sockets {
             return;
         };
         let result = match send_from(socket, local.ip(), remote, bytes) {
-            Err(nix::errno::Errno::EADDRNOTAVAIL | nix::errno::Errno::EINVAL) => {
-                tracing::debug!("{local} is gone: sending to {remote} from the kernel's choice");
+            // ENETUNREACH, EADDRNOTAVAIL or EINVAL for a source the host no longer has.
+            Err(e) => {
+                tracing::debug!(
+                    "sending from {local} failed ({e}): to {remote} from the kernel's choice"
+                );
                 socket.try_send_to(bytes, remote).map(drop)
             }
-            other => other.map_err(std::io::Error::from),
+            Ok(()) => Ok(()),
         };
         if let Err(e) = result {
             tracing::debug!("IKE send to {remote} failed: {e}");
