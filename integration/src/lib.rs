@@ -23,6 +23,7 @@ pub mod container;
 pub mod dns;
 pub mod home_router;
 pub mod ike_probe;
+pub mod nat;
 pub mod netns;
 pub mod openmetrics;
 pub mod package;

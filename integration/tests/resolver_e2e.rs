@@ -135,7 +135,7 @@ fn the_dns_trigger_setup_never_leaves_the_host_without_dns() {
     // 2. The stub first, then the network's server (a dead one, then the real one).
     resolv_conf(&ws, "nameserver 127.0.2.53\nnameserver 192.0.2.99\n");
     let agent = Agent::start(&ws, &config(&bed, ""));
-    assert_eq!(status(&agent)["upstreams"][0], "192.0.2.99:53");
+    assert_eq!(status(&agent)["upstream"]["servers"][0], "192.0.2.99:53");
     resolv_conf(
         &ws,
         &format!("nameserver 127.0.2.53\nnameserver {RESOLVER}\n"),
@@ -144,17 +144,20 @@ fn the_dns_trigger_setup_never_leaves_the_host_without_dns() {
     assert!(followed, "the new upstream is followed:\n{}", agent.log());
     let trigger = status(&agent);
     assert_eq!(
-        trigger["upstreams"][0],
+        trigger["upstream"]["servers"][0],
         format!("{RESOLVER}:53"),
         "{trigger}"
     );
-    assert_eq!(trigger["upstream_source"], "/etc/resolv.conf", "{trigger}");
+    assert_eq!(
+        trigger["upstream"]["source"], "/etc/resolv.conf",
+        "{trigger}"
+    );
     println!("plain resolv.conf, stub first: followed the new upstream");
 
     // 3. A rewrite that names only the stub: DNS keeps working, and oe says why.
     resolv_conf(&ws, "nameserver 127.0.2.53\n");
     let reported = wait_until(Duration::from_secs(10), || {
-        status(&agent)["upstream_problem"].is_string()
+        status(&agent)["upstream"]["problem"].is_string()
     });
     assert!(reported, "{}", status(&agent));
     assert!(resolves(&ws), "DNS keeps working through the last upstream");
@@ -193,7 +196,7 @@ fn the_dns_trigger_setup_never_leaves_the_host_without_dns() {
     );
     let trigger = status(&agent);
     assert_eq!(
-        trigger["upstreams"],
+        trigger["upstream"]["servers"],
         serde_json::json!([format!("{RESOLVER}:53")]),
         "{trigger}"
     );
@@ -216,7 +219,7 @@ fn the_dns_trigger_setup_never_leaves_the_host_without_dns() {
     assert!(resolves(&ws), "{}", agent.log());
     let trigger = status(&agent);
     assert_eq!(
-        trigger["upstreams"],
+        trigger["upstream"]["servers"],
         serde_json::json!(["127.0.0.53:53"]),
         "{trigger}"
     );

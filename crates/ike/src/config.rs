@@ -59,6 +59,16 @@ pub enum LocalAuth {
     Null,
 }
 
+/// When an initiator asks the responder for an internal address (RFC 7296 3.15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressRequest {
+    Never,
+    /// When NAT detection shows our address is translated: a private address cannot be told
+    /// apart from other clients behind the same NAT, an assigned one can.
+    BehindNat,
+    Always,
+}
+
 /// Everything the engine needs to know up front.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -113,6 +123,18 @@ pub struct Config {
     pub signature_hashes: bool,
     /// Local UDP port that carries NAT-T (RFC 3948): datagrams there start with a non-ESP marker.
     pub nat_t_port: u16,
+    /// Behind a NAT, send a NAT-keepalive (RFC 3948 2.3: one 0xFF byte) this often, so the
+    /// NAT's mapping outlives idle periods. Default 20 s (RFC 3948 4).
+    pub nat_keepalive: Option<Duration>,
+    /// Propose transport mode as initiator and accept it as responder (RFC 7296 1.3.1). With
+    /// `false` every child is in tunnel mode (Libreswan's `type=tunnel`). Default `true`.
+    pub transport_mode: bool,
+    /// When to ask the responder for an internal address (initiator). Default `Never`.
+    pub request_address: AddressRequest,
+    /// The identity to present instead of an address identity when NAT detection shows our
+    /// address is translated (the peer sees another one and cannot check ours);
+    /// `Identity::Null` authenticates with NULL (RFC 7619). Default `None`: keep `local_id`.
+    pub id_behind_nat: Option<Identity>,
 }
 
 impl Config {
@@ -152,6 +174,10 @@ impl Config {
             half_open_timeout: Duration::from_secs(30),
             signature_hashes: true,
             nat_t_port: 4500,
+            nat_keepalive: Some(Duration::from_secs(20)),
+            transport_mode: true,
+            request_address: AddressRequest::Never,
+            id_behind_nat: None,
         }
     }
 }

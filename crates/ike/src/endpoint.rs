@@ -1,7 +1,7 @@
 //! The endpoint: owns every IKE SA, routes datagrams by SPI, answers new IKE_SA_INIT requests
 //! (with cookies past the half-open threshold, RFC 7296 2.6), and collects output.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crate::admission::{cheap_proposals, Admission, Gate};
@@ -13,7 +13,7 @@ use crate::output::Output;
 use crate::registry::Registry;
 use crate::sa::rekey::ChildRekey;
 use crate::sa::tasks::Task;
-use crate::sa::{init, Core, Ctx, IkeSa, PeerKeys, Phase};
+use crate::sa::{init, Core, Ctx, IkeSa, Lease, PeerKeys, Phase};
 use crate::wire::{peek_routing, ExchangeType, Message};
 
 /// The sans-IO IKEv2 engine for all IKE SAs of one host. See the crate docs for the contract.
@@ -266,6 +266,31 @@ impl Endpoint {
             sa.spi_wanted = sa.spi_wanted.saturating_sub(1);
             sa.spis.push_back(spi);
             sa.resume(ctx);
+        });
+    }
+
+    /// Answers `Event::NeedAddress`: the internal address assigned to the peer (RFC 7296 3.15),
+    /// or `None` to give none (the child is then negotiated for the peer's own address).
+    pub fn supply_address(&mut self, now: Instant, handle: SaHandle, addr: Option<IpAddr>) {
+        let now = self.clock(now);
+        self.with_sa(now, handle, |sa, ctx| {
+            if sa.lease == Lease::Waiting {
+                sa.lease = Lease::Decided(addr);
+                sa.resume(ctx);
+            }
+        });
+    }
+
+    /// The kernel saw authenticated ESP from the peer at a new port (its MAPPING event): behind
+    /// a NAT, IKE follows it too (RFC 7296 2.23), and [`Event::PeerMoved`] reports it. Ignored
+    /// without a NAT or for another address (a NAT that changed its public address needs a new
+    /// IKE SA).
+    pub fn follow_peer(&mut self, now: Instant, handle: SaHandle, remote: SocketAddr) {
+        let now = self.clock(now);
+        self.with_sa(now, handle, |sa, ctx| {
+            if remote.ip() == sa.remote.ip() {
+                sa.follow_nat(ctx, (remote, sa.local));
+            }
         });
     }
 

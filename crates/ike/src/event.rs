@@ -44,13 +44,22 @@ pub enum Event {
     /// The engine needs an inbound ESP SPI for a child SA between these addresses (the kernel
     /// allocates it: XFRM_MSG_ALLOCSPI). Answer with [`crate::Endpoint::supply_spi`].
     NeedSpi { local: IpAddr, remote: IpAddr },
+    /// A peer asks for an internal address (CFG_REQUEST, RFC 7296 3.15) of this family. The
+    /// exchange is paused until [`crate::Endpoint::supply_address`] answers, with an address or
+    /// with none.
+    NeedAddress { v6: bool },
     /// The IKE SA is authenticated in both directions.
     IkeSaEstablished {
         peer_id: Identity,
         peer_auth: PeerAuth,
         nat_local: bool,
         nat_remote: bool,
+        /// The identity we presented (ID_NULL behind a NAT when `Config::id_behind_nat` says so).
+        presented: Identity,
     },
+    /// Behind a NAT the peer now sends from another port (RFC 7296 2.23): IKE follows it, and
+    /// so must the kernel's UDP encapsulation of every child SA of this IKE SA.
+    PeerMoved { remote: SocketAddr },
     /// A child SA's keys and parameters, ready for the kernel. `replaces` is the inbound SPI of
     /// the child this one rekeys: keep the old one until `ChildSaDeleted` for it.
     ChildSaReady {
@@ -80,7 +89,16 @@ pub enum CloseReason {
     Failed(Error),
 }
 
-/// Everything the kernel needs for one transport-mode ESP child SA pair.
+/// The IPsec mode of a child SA (RFC 7296 1.3.1, RFC 4301 4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The peers agreed on transport mode (USE_TRANSPORT_MODE in request and response).
+    Transport,
+    /// Tunnel mode: the responder did not accept transport mode, or we asked for an address.
+    Tunnel,
+}
+
+/// Everything the kernel needs for one ESP child SA pair.
 ///
 /// # Traffic selectors
 ///
@@ -113,6 +131,10 @@ pub struct ChildSa {
     pub lifetime: Lifetime,
     /// UDP encapsulation ports (local, remote) when a NAT was detected (RFC 3948).
     pub encap: Option<(u16, u16)>,
+    pub mode: Mode,
+    /// The internal address the responder assigned us (CFG_REPLY, RFC 7296 3.15): `local_ts`
+    /// names it, and traffic from it goes through this (tunnel-mode) child.
+    pub virtual_ip: Option<IpAddr>,
 }
 
 /// Child SA keys, one set per direction.

@@ -78,7 +78,11 @@ mod tests;
 pub use rand_core;
 
 pub use addke::AdditionalKe;
-pub use config::{Config, EspProposal, IkeProposal, Lifetime, LocalAuth, Retransmit};
+pub use config::{
+    AddressRequest, Config, EspProposal, IkeProposal, Lifetime, LocalAuth, Retransmit,
+};
 pub use endpoint::Endpoint;
 pub use error::{Error, LocalError, PeerError};
-pub use event::{ChildKeys, ChildSa, CloseReason, Event, PeerAuth, SaHandle, SaInfo, Transmit};
+pub use event::{
+    ChildKeys, ChildSa, CloseReason, Event, Mode, PeerAuth, SaHandle, SaInfo, Transmit,
+};

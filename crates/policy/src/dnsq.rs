@@ -65,6 +65,8 @@ const RECENT_MAX: usize = 4096;
 #[derive(Debug, Default)]
 pub(crate) struct Dns {
     waiting: HashMap<Query, Vec<PeerId>>,
+    /// When each lookup in flight was asked for.
+    asked_at: HashMap<Query, std::time::Instant>,
     /// Peer-caused lookups in flight, by the address that caused them.
     peer_lookups: HashMap<Query, IpAddr>,
     per_source: HashMap<IpAddr, usize>,
@@ -90,7 +92,13 @@ pub(crate) enum Asked {
 impl Dns {
     /// Registers `peer` as waiting for `query`. `caused_by` names the remote address when the
     /// peer's own identity chose the name (bounded per address and in total).
-    pub(crate) fn ask(&mut self, query: &Query, peer: PeerId, caused_by: Option<IpAddr>) -> Asked {
+    pub(crate) fn ask(
+        &mut self,
+        query: &Query,
+        peer: PeerId,
+        caused_by: Option<IpAddr>,
+        now: std::time::Instant,
+    ) -> Asked {
         if let Some(waiters) = self.waiting.get_mut(query) {
             if !waiters.contains(&peer) {
                 waiters.push(peer);
@@ -107,12 +115,21 @@ impl Dns {
             self.peer_lookups.insert(query.clone(), source);
         }
         self.waiting.insert(query.clone(), vec![peer]);
+        self.asked_at.insert(query.clone(), now);
         self.lookups += 1;
         Asked::Start
     }
 
-    /// A lookup finished: the peers that waited for it.
-    pub(crate) fn complete(&mut self, query: &Query) -> Vec<PeerId> {
+    /// A lookup finished: the peers that waited for it, and how long it took.
+    pub(crate) fn complete(
+        &mut self,
+        query: &Query,
+        now: std::time::Instant,
+    ) -> (Vec<PeerId>, Option<std::time::Duration>) {
+        let took = self
+            .asked_at
+            .remove(query)
+            .map(|at| now.saturating_duration_since(at));
         if let Some(source) = self.peer_lookups.remove(query) {
             if let Some(n) = self.per_source.get_mut(&source) {
                 *n = n.saturating_sub(1);
@@ -121,7 +138,7 @@ impl Dns {
                 }
             }
         }
-        self.waiting.remove(query).unwrap_or_default()
+        (self.waiting.remove(query).unwrap_or_default(), took)
     }
 
     /// Remembers a key verdict for `explain` and `dns-cache`.

@@ -43,6 +43,13 @@ pub(crate) fn build(config: &Config, identity: &LocalIdentity, local: IpAddr) ->
     engine.liveness_interval =
         (!config.ike.liveness_interval.is_zero()).then_some(config.ike.liveness_interval);
     engine.nat_t_port = config.ike.nat_port;
+    engine.nat_keepalive =
+        (!config.ike.nat_keepalive.is_zero()).then_some(config.ike.nat_keepalive);
+    // An address identity names an address a NAT hides from the peer (RFC 7296 2.23).
+    engine.id_behind_nat = Some(match config.identity.behind_nat.strip_prefix("fqdn:") {
+        Some(name) => oe_ike::wire::Identity::Fqdn(name.to_owned()),
+        None => oe_ike::wire::Identity::Null,
+    });
     // The core refuses per group (`ike.require_post_quantum`); the engine only offers.
     engine.additional_ke = if config.ike.post_quantum {
         oe_ike::AdditionalKe::hybrid()

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use oe_dns::trigger::TriggerEvent;
 use oe_dns::{AddressVerdict, KeyVerdict, LookupTarget, Name};
 use oe_kernel::route::{Link, LocalAddress, Route};
-use oe_kernel::{PolicyInfo, PolicyKey, PolicySpec, Reqid, SaId, SaInfo, SaSpec};
+use oe_kernel::{Mapping, Mode, PolicyInfo, PolicyKey, PolicySpec, Reqid, SaId, SaInfo, SaSpec};
 
 use crate::config::{Config, GroupTable};
 use crate::protocol::{EventReport, Request, Response, TriggerSummary};
@@ -79,6 +79,13 @@ pub enum Input {
         addrs: Vec<IpAddr>,
         trigger: Option<TriggerView>,
     },
+    /// A control request (`retry`, `up`, `down`) from root, for the addresses the executor
+    /// resolved the host to, each with the local address the kernel routes from.
+    Control {
+        id: QueryId,
+        request: Request,
+        targets: Vec<TriggerTarget>,
+    },
     /// A new configuration (SIGHUP); the table includes the DNS servers in `clear`.
     Reload {
         config: Box<Config>,
@@ -135,6 +142,16 @@ pub enum KernelOp {
     /// Fills in a state the agent reserved with ALLOCSPI.
     UpdateSa(SaSpec),
     DeleteSa(SaId),
+    /// [`KernelOp::AddSa`] in a given mode (tunnel-mode children, RFC 4301 4.1).
+    AddSaIn(Mode, SaSpec),
+    /// [`KernelOp::UpdateSa`] in a given mode.
+    UpdateSaIn(Mode, SaSpec),
+    /// Makes an SA pair of ours follow the peer to `mapping.new` (its NAT rebound, RFC 7296
+    /// 2.23): `mapping.sa` is the inbound SA, `outbound` the one towards the peer.
+    FollowMapping {
+        mapping: Mapping,
+        outbound: SaId,
+    },
     /// Reserves an SPI for the inbound SA from `remote` to `local`.
     AllocSpi {
         local: IpAddr,

@@ -30,6 +30,38 @@ pub enum Request {
         #[serde(default)]
         follow: bool,
     },
+    /// Control (root only): drop the host's failure shunt and negotiate with it now.
+    Retry { host: String },
+    /// Control (root only): negotiate with the host now, before any traffic.
+    Up { host: String },
+    /// Control (root only): tear down what the host has (telling it) and keep its traffic in
+    /// clear (dropped, for `private`) for `seconds` (default: `shunts.failure_lifetime`).
+    Down {
+        host: String,
+        #[serde(default)]
+        seconds: Option<u64>,
+    },
+}
+
+impl Request {
+    /// Whether the request changes the agent's state (only root may send those).
+    pub fn is_control(&self) -> bool {
+        matches!(
+            self,
+            Self::Retry { .. } | Self::Up { .. } | Self::Down { .. }
+        )
+    }
+
+    /// The host a request names, if it names one.
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            Self::Explain { host }
+            | Self::Retry { host }
+            | Self::Up { host }
+            | Self::Down { host, .. } => Some(host),
+            _ => None,
+        }
+    }
 }
 
 /// One answer line.
@@ -107,6 +139,8 @@ impl Response {
 pub enum ErrorCode {
     /// Not JSON, or not a known request.
     BadRequest,
+    /// A control request from a client that is not root.
+    Forbidden,
     /// The request line exceeded [`MAX_REQUEST_LINE`].
     TooLong,
     /// The agent could not answer (shutting down, internal failure).
@@ -126,11 +160,23 @@ pub struct ErrorReport {
 #[allow(clippy::large_enum_variant)] // built once per request; boxing would only add noise
 pub enum Report {
     Status(StatusReport),
-    Peers { peers: Vec<PeerReport> },
-    Shunts { shunts: Vec<ShuntReport> },
-    DnsCache { entries: Vec<DnsCacheEntry> },
+    Peers {
+        peers: Vec<PeerReport>,
+    },
+    Shunts {
+        shunts: Vec<ShuntReport>,
+    },
+    DnsCache {
+        entries: Vec<DnsCacheEntry>,
+    },
     Explain(ExplainReport),
-    Events { events: Vec<EventReport> },
+    Events {
+        events: Vec<EventReport>,
+    },
+    /// What a control request did, per address of the host.
+    Control {
+        results: Vec<ControlResult>,
+    },
 }
 
 /// `status`
@@ -159,6 +205,80 @@ pub struct StatusReport {
     /// The DNS trigger's stub, when it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<TriggerSummary>,
+    /// How long validated lookups and negotiations took (left out while nothing was measured).
+    #[serde(default, skip_serializing_if = "Latencies::is_empty")]
+    pub latency: Latencies,
+}
+
+impl Latencies {
+    /// Whether nothing was measured yet.
+    pub fn is_empty(&self) -> bool {
+        self.dns_lookup.count == 0 && self.negotiation.count == 0
+    }
+}
+
+/// Latency histograms since start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latencies {
+    /// From the core asking for a validated lookup to its verdict.
+    pub dns_lookup: Histogram,
+    /// From the start of a negotiation (ACQUIRE, trigger, `oe up`) to its first child SA in the
+    /// kernel.
+    pub negotiation: Histogram,
+}
+
+/// A histogram with fixed bucket bounds ([`Histogram::BOUNDS`], seconds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    /// Observations at or below each bound (not cumulative), one per bound.
+    pub buckets: Vec<u64>,
+    /// Every observation, including those above the last bound.
+    pub count: u64,
+    pub sum_seconds: f64,
+}
+
+impl Histogram {
+    /// Upper bounds of the buckets, in seconds.
+    pub const BOUNDS: [f64; 12] = [
+        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+
+    /// Counts one observation.
+    pub fn observe(&mut self, seconds: f64) {
+        if self.buckets.len() != Self::BOUNDS.len() {
+            self.buckets = vec![0; Self::BOUNDS.len()];
+        }
+        if let Some(i) = Self::BOUNDS.iter().position(|b| seconds <= *b) {
+            if let Some(b) = self.buckets.get_mut(i) {
+                *b += 1;
+            }
+        }
+        self.count += 1;
+        self.sum_seconds += seconds;
+    }
+
+    /// Observations at or below each bound, cumulative (OpenMetrics buckets).
+    pub fn cumulative(&self) -> Vec<(f64, u64)> {
+        let mut total = 0;
+        Self::BOUNDS
+            .iter()
+            .enumerate()
+            .map(|(i, bound)| {
+                total += self.buckets.get(i).copied().unwrap_or(0);
+                (*bound, total)
+            })
+            .collect()
+    }
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            buckets: vec![0; Self::BOUNDS.len()],
+            count: 0,
+            sum_seconds: 0.0,
+        }
+    }
 }
 
 /// The DNS trigger's stub in `status`.
@@ -200,14 +320,23 @@ pub struct TriggerSummary {
     pub shed: u64,
     #[serde(default)]
     pub notimp: u64,
-    /// The resolvers queries are forwarded to now, and where they were found.
-    #[serde(default)]
-    pub upstreams: Vec<String>,
+    /// Where queries are forwarded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upstream_source: Option<String>,
+    pub upstream: Option<Box<UpstreamSummary>>,
+}
+
+/// The resolvers the stub forwards to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamSummary {
+    /// The resolvers queries are forwarded to now.
+    #[serde(default)]
+    pub servers: Vec<String>,
+    /// Where they were found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Why no usable upstream is found (the stub keeps the last ones it had).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upstream_problem: Option<String>,
+    pub problem: Option<String>,
 }
 
 /// What the kernel can do.
@@ -279,6 +408,15 @@ pub struct ChildSaReport {
     pub spi_out: String,
     /// e.g. "AES_GCM_16_256".
     pub esp: String,
+    /// "transport" or "tunnel" (RFC 7296 1.3.1).
+    #[serde(default)]
+    pub mode: String,
+    /// UDP encapsulation behind a NAT (RFC 3948), e.g. "UDP 4500 -> 31000 (NAT)".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encapsulation: Option<String>,
+    /// The address the peer assigned us, which this child carries (RFC 7296 3.15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_ip: Option<IpAddr>,
     pub selectors: String,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -343,6 +481,15 @@ pub struct AddressExplanation {
     pub current: String,
     /// One sentence for humans.
     pub verdict: String,
+}
+
+/// What a control request did for one address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlResult {
+    pub address: IpAddr,
+    /// One sentence: "negotiating", "already encrypted", "taken down; its traffic passes in clear
+    /// for 600s"...
+    pub outcome: String,
 }
 
 /// Something that happened.

@@ -193,7 +193,7 @@ fn connect(args: &ShowArgs) -> Result<Client, Failure> {
     Client::connect(&socket).map_err(Failure::from)
 }
 
-fn one_shot(args: &ShowArgs, request: Request) -> ExitCode {
+pub(crate) fn one_shot(args: &ShowArgs, request: Request) -> ExitCode {
     let result = connect(args).and_then(|client| ask_in_time(client, request));
     match result.and_then(expect_report) {
         Ok(report) if args.json => match serde_json::to_string_pretty(&report) {
@@ -268,7 +268,19 @@ pub fn render_report(report: &Report) -> String {
         Report::DnsCache { entries } => render_dns_cache(entries),
         Report::Explain(e) => render_explain(e),
         Report::Events { events } => render_events(events),
+        Report::Control { results } => render_control(results),
     }
+}
+
+/// `oe retry/up/down`: one line per address of the host.
+pub fn render_control(results: &[oe_policy::protocol::ControlResult]) -> String {
+    if results.is_empty() {
+        return "no address to act on\n".into();
+    }
+    results
+        .iter()
+        .map(|r| format!("{}: {}\n", r.address, r.outcome))
+        .collect()
 }
 
 /// `oe status`: one aligned `label: value` list.
@@ -329,13 +341,15 @@ pub fn render_status(s: &StatusReport) -> String {
             t.hold_expired, t.no_key, t.insecure, t.bogus, t.late_keys, t.lookup_failures,
             t.addresses_not_proven, t.formerr, t.notimp, t.dropped, t.shed, t.upstream_failures
         )));
-        let source = t.upstream_source.as_deref().unwrap_or("nowhere");
-        rows.push((
-            "DNS upstreams",
-            format!("{} (from {source})", t.upstreams.join(" ")),
-        ));
-        if let Some(problem) = &t.upstream_problem {
-            rows.push(("DNS problem", problem.clone()));
+        if let Some(u) = &t.upstream {
+            let source = u.source.as_deref().unwrap_or("nowhere");
+            rows.push((
+                "DNS upstreams",
+                format!("{} (from {source})", u.servers.join(" ")),
+            ));
+            if let Some(problem) = &u.problem {
+                rows.push(("DNS problem", problem.clone()));
+            }
         }
     }
     labelled(&rows)
@@ -402,10 +416,25 @@ pub fn render_peers(peers: &[PeerReport]) -> String {
     text
 }
 
+/// "AES_GCM_16_256 tunnel, UDP 4500 -> 31000 (NAT), via 100.64.0.7".
+fn esp_column(c: &ChildSaReport) -> String {
+    let mut text = c.esp.clone();
+    if !c.mode.is_empty() {
+        text = format!("{text} {}", c.mode);
+    }
+    if let Some(e) = &c.encapsulation {
+        text = format!("{text}, {e}");
+    }
+    if let Some(a) = c.virtual_ip {
+        text = format!("{text}, via {a}");
+    }
+    text
+}
+
 fn child_row(peer: &PeerReport, c: &ChildSaReport) -> Vec<String> {
     vec![
         peer.address.to_string(),
-        c.esp.clone(),
+        esp_column(c),
         c.spi_in.clone(),
         c.spi_out.clone(),
         c.selectors.clone(),
@@ -671,6 +700,7 @@ mod tests {
             },
             degraded_reason: Some("the kernel cannot install ESP SAs".into()),
             trigger: None,
+            latency: Default::default(),
         }
     }
 
@@ -693,6 +723,9 @@ mod tests {
                 spi_in: "c0ffee01".into(),
                 spi_out: "c0ffee02".into(),
                 esp: "AES_GCM_16_256".into(),
+                mode: "transport".into(),
+                encapsulation: None,
+                virtual_ip: None,
                 selectors: "192.0.2.1 <-> 192.0.2.2".into(),
                 bytes_in: 1_234_567,
                 bytes_out: 999,
@@ -775,8 +808,8 @@ PEER         STATE        ROLE       IDENTITY                 AUTHENTICATION    
 2001:db8::2  negotiating  initiator  -                        -                                 -                                             -             -      -
 
 child SAs
-PEER       ESP             SPI IN    SPI OUT   SELECTORS                BYTES IN  BYTES OUT  PACKETS IN  PACKETS OUT  IDLE     UP  REKEY IN
-192.0.2.2  AES_GCM_16_256  c0ffee01  c0ffee02  192.0.2.1 <-> 192.0.2.2    1.2 MB      999 B         900           12    3s  4m12s    50m00s
+PEER       ESP                       SPI IN    SPI OUT   SELECTORS                BYTES IN  BYTES OUT  PACKETS IN  PACKETS OUT  IDLE     UP  REKEY IN
+192.0.2.2  AES_GCM_16_256 transport  c0ffee01  c0ffee02  192.0.2.1 <-> 192.0.2.2    1.2 MB      999 B         900           12    3s  4m12s    50m00s
 ";
         assert_eq!(text, expected);
         assert_eq!(render_peers(&[]), "no peers\n");

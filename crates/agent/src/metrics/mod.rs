@@ -41,6 +41,7 @@ pub fn families(s: &Snapshot) -> Vec<Family> {
     all.extend(security_associations(s));
     all.extend(shunts(&s.shunts));
     all.extend(dns(s));
+    all.extend(latencies(&s.status));
     if let Some(t) = &s.status.trigger {
         all.extend(trigger(t));
     }
@@ -209,6 +210,26 @@ fn dns(s: &Snapshot) -> Vec<Family> {
         )
         .value(int(s.status.counters.dns_lookups)),
         cache,
+    ]
+}
+
+fn latencies(s: &StatusReport) -> Vec<Family> {
+    let h = |name, help, v: &crate::status::protocol::Histogram| {
+        Family::new(name, Kind::Histogram, help)
+            .unit("seconds")
+            .histogram(&v.cumulative(), v.count, v.sum_seconds)
+    };
+    vec![
+        h(
+            "oe_dns_lookup_duration_seconds",
+            "Validated DNS lookups the agent asked for, from request to verdict.",
+            &s.latency.dns_lookup,
+        ),
+        h(
+            "oe_negotiation_duration_seconds",
+            "Negotiations from their start (ACQUIRE, DNS trigger, oe up) to the first child SA in the kernel.",
+            &s.latency.negotiation,
+        ),
     ]
 }
 

@@ -21,6 +21,9 @@ pub enum Kind {
     Info,
     /// A set of boolean states, one sample per state labelled with the family's own name.
     StateSet,
+    /// Observations in buckets: samples `NAME_bucket{le=...}` (cumulative), `NAME_count`,
+    /// `NAME_sum`, each sample naming its own suffix.
+    Histogram,
 }
 
 impl Kind {
@@ -30,6 +33,7 @@ impl Kind {
             Self::Gauge => "gauge",
             Self::Info => "info",
             Self::StateSet => "stateset",
+            Self::Histogram => "histogram",
         }
     }
 
@@ -37,7 +41,7 @@ impl Kind {
         match self {
             Self::Counter => "_total",
             Self::Info => "_info",
-            Self::Gauge | Self::StateSet => "",
+            Self::Gauge | Self::StateSet | Self::Histogram => "",
         }
     }
 }
@@ -52,6 +56,8 @@ pub enum Value {
 /// One sample: its labels and value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
+    /// Added to the family's name (a histogram's `_bucket`, `_count`, `_sum`); empty otherwise.
+    pub suffix: &'static str,
     pub labels: Vec<(&'static str, String)>,
     pub value: Value,
 }
@@ -93,8 +99,34 @@ impl Family {
     /// Adds a sample.
     pub fn sample(mut self, labels: &[(&'static str, &str)], value: Value) -> Self {
         self.samples.push(Sample {
+            suffix: "",
             labels: labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
             value,
+        });
+        self
+    }
+
+    /// A histogram's samples: cumulative `(upper bound, count)` buckets, then `+Inf`, count and
+    /// sum.
+    pub fn histogram(mut self, buckets: &[(f64, u64)], count: u64, sum: f64) -> Self {
+        let bucket = |le: String, n: u64| Sample {
+            suffix: "_bucket",
+            labels: vec![("le", le)],
+            value: Value::Int(n),
+        };
+        for (bound, n) in buckets {
+            self.samples.push(bucket(format!("{bound:?}"), *n));
+        }
+        self.samples.push(bucket("+Inf".into(), count));
+        self.samples.push(Sample {
+            suffix: "_count",
+            labels: Vec::new(),
+            value: Value::Int(count),
+        });
+        self.samples.push(Sample {
+            suffix: "_sum",
+            labels: Vec::new(),
+            value: Value::Float(sum),
         });
         self
     }
@@ -119,6 +151,7 @@ fn write_family(out: &mut String, f: &Family) {
     for sample in &f.samples {
         out.push_str(f.name);
         out.push_str(f.kind.suffix());
+        out.push_str(sample.suffix);
         write_labels(out, &sample.labels);
         out.push(' ');
         write_value(out, sample.value);

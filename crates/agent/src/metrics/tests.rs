@@ -33,6 +33,7 @@ fn status(trigger: Option<TriggerSummary>) -> StatusReport {
         },
         degraded_reason: None,
         trigger,
+        latency: Default::default(),
     }
 }
 
@@ -41,6 +42,9 @@ fn child(bytes_in: u64, bytes_out: u64) -> ChildSaReport {
         spi_in: "c0ffee01".into(),
         spi_out: "c0ffee02".into(),
         esp: "AES_GCM_16_256".into(),
+        mode: "transport".into(),
+        encapsulation: None,
+        virtual_ip: None,
         selectors: "a <-> b".into(),
         bytes_in,
         bytes_out,

@@ -66,6 +66,7 @@ pub async fn serve(listener: UnixListener, backend: Backend) {
 }
 
 async fn connection(stream: UnixStream, backend: Backend) -> std::io::Result<()> {
+    let privileged = may_control(&stream);
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
@@ -96,6 +97,14 @@ async fn connection(stream: UnixStream, backend: Backend) -> std::io::Result<()>
                 continue;
             }
         };
+        if request.is_control() && !privileged {
+            let answer = Response::error(
+                ErrorCode::Forbidden,
+                "control requests (retry, up, down) are for root only",
+            );
+            send(&mut write, &answer).await?;
+            continue;
+        }
         let follow = matches!(request, Request::Events { follow: true });
         // Subscribe before asking for history, so no event falls between the two.
         let subscription = follow.then(|| backend.events.subscribe());
@@ -104,6 +113,14 @@ async fn connection(stream: UnixStream, backend: Backend) -> std::io::Result<()>
             return stream_events(events, &mut write).await;
         }
     }
+}
+
+/// Whether the client may change the agent's state: root, or the agent's own user (the socket's
+/// group may read everything, and nothing more).
+fn may_control(stream: &UnixStream) -> bool {
+    stream
+        .peer_cred()
+        .is_ok_and(|c| c.uid() == 0 || c.uid() == nix::unistd::geteuid().as_raw())
 }
 
 async fn ask(backend: &Backend, request: Request) -> Response {

@@ -1,28 +1,76 @@
-//! IKE_AUTH (RFC 7296 1.2, 2.15) with the first child SA in transport mode (1.3.1, 2.9).
+//! IKE_AUTH (RFC 7296 1.2, 2.15) with the first child SA (2.9): in transport mode where the
+//! responder accepts it, else in tunnel mode (1.3.1); with an internal address the responder
+//! assigns when we ask for one (3.15).
 //!
 //! The peer's AUTH is checked with keys the agent supplies asynchronously: the first time a
 //! signature must be verified the exchange pauses with `Event::NeedPeerKey`.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::tasks::{Outcome, Reply, Step, Task};
-use super::{Child, ChildState, Ctx, IkeSa, PeerKeys, Phase};
+use super::{Child, ChildState, Ctx, IkeSa, Lease, PeerKeys, Phase};
 use crate::auth;
-use crate::config::LocalAuth;
+use crate::config::{AddressRequest, LocalAuth};
 use crate::error::{Error, LocalError, PeerError};
-use crate::event::{ChildSa, CloseReason, Event, PeerAuth};
+use crate::event::{ChildSa, CloseReason, Event, Mode, PeerAuth};
 use crate::keys::child_keys;
 use crate::proposal::{check_esp, esp_offer, esp_reply, select_esp, EspAlgs};
 use crate::ts::{accept_pair, host_ts, narrow_pair};
 use crate::wire::{
-    find_notify, AuthMethodId, AuthPayload, ExchangeType, Identity, NotifyPayload, NotifyType,
-    Payload, Payloads, TsPayload,
+    find_notify, AuthMethodId, AuthPayload, CpPayload, ExchangeType, Identity, NotifyPayload,
+    NotifyType, Payload, Payloads, TrafficSelector, TsPayload,
 };
 
-fn our_id(ctx: &Ctx<'_>) -> Identity {
-    match ctx.config.local_auth {
-        LocalAuth::Null => Identity::Null,
-        LocalAuth::Key(_) => ctx.config.local_id.clone(),
+/// The identity we present and how we authenticate. An address identity behind a NAT gives way
+/// to `Config::id_behind_nat`: the peer sees the NAT's address, and cannot check ours.
+pub(crate) fn presentation(sa: &IkeSa, ctx: &Ctx<'_>) -> (Identity, LocalAuth) {
+    let auth = ctx.config.local_auth.clone();
+    if matches!(auth, LocalAuth::Null) {
+        return (Identity::Null, LocalAuth::Null);
+    }
+    let address = matches!(ctx.config.local_id, Identity::Ipv4(_) | Identity::Ipv6(_));
+    match (&ctx.config.id_behind_nat, sa.nat.0 && address) {
+        (Some(Identity::Null), true) => (Identity::Null, LocalAuth::Null),
+        (Some(id), true) => (id.clone(), auth),
+        _ => (ctx.config.local_id.clone(), auth),
+    }
+}
+
+/// The mode and, for a client, the assigned address of a child an exchange creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shape {
+    pub(crate) mode: Mode,
+    pub(crate) virtual_ip: Option<IpAddr>,
+}
+
+/// Every address of a family, every protocol and port: what a client that asks for an internal
+/// address offers as TSi, for the responder to narrow to the address it assigns (3.15, 2.9).
+fn any_ts(v6: bool) -> TrafficSelector {
+    let (start, end): (IpAddr, IpAddr) = if v6 {
+        (
+            std::net::Ipv6Addr::UNSPECIFIED.into(),
+            std::net::Ipv6Addr::from(u128::MAX).into(),
+        )
+    } else {
+        (
+            std::net::Ipv4Addr::UNSPECIFIED.into(),
+            std::net::Ipv4Addr::BROADCAST.into(),
+        )
+    };
+    TrafficSelector {
+        start,
+        end,
+        ..TrafficSelector::host(start)
+    }
+}
+
+/// Whether an initiator asks for an internal address now.
+fn wants_address(sa: &IkeSa, ctx: &Ctx<'_>) -> bool {
+    match ctx.config.request_address {
+        AddressRequest::Never => false,
+        AddressRequest::BehindNat => sa.nat.0,
+        AddressRequest::Always => true,
     }
 }
 
@@ -33,7 +81,11 @@ fn notify(ty: NotifyType) -> Payload {
 /// Our AUTH payload: the initiator signs RealMessage1 | Nr | prf(SK_pi, IDi'), the responder
 /// RealMessage2 | Ni | prf(SK_pr, IDr') (2.15), each followed by IntAuth when IKE_INTERMEDIATE
 /// exchanges took place (RFC 9242 3.3.2).
-fn our_auth(sa: &IkeSa, ctx: &mut Ctx<'_>, id: &Identity) -> Result<AuthPayload, Error> {
+fn our_auth(
+    sa: &IkeSa,
+    ctx: &mut Ctx<'_>,
+    (id, local_auth): &(Identity, LocalAuth),
+) -> Result<AuthPayload, Error> {
     let keys = sa.core.keys.as_ref().ok_or(LocalError::Config("no keys"))?;
     let hs = &sa.handshake;
     let (msg, nonce, sk_p) = if sa.core.initiator {
@@ -44,7 +96,7 @@ fn our_auth(sa: &IkeSa, ctx: &mut Ctx<'_>, id: &Identity) -> Result<AuthPayload,
     let mut octets = auth::signed_octets(msg, nonce, keys.prf, sk_p, id);
     octets.extend(hs.int_auth.octets());
     auth::build(
-        &ctx.config.local_auth,
+        local_auth,
         &sa.peer_hashes,
         &octets,
         keys.prf,
@@ -95,7 +147,8 @@ fn check_peer(
     }
 }
 
-/// Initiator: IDi, AUTH, USE_TRANSPORT_MODE, SA, TSi, TSr. Waits for an inbound SPI first.
+/// Initiator: IDi, AUTH, USE_TRANSPORT_MODE (or CP asking for an address), SA, TSi, TSr.
+/// Waits for an inbound SPI first.
 pub(crate) fn build_request(
     sa: &mut IkeSa,
     ctx: &mut Ctx<'_>,
@@ -109,16 +162,26 @@ pub(crate) fn build_request(
     };
     // RFC 9242 3.3.2: IntAuth ends with the message ID of this request.
     sa.handshake.int_auth.auth_mid = sa.core.tm.next_mid;
-    let id = our_id(ctx);
-    let auth_p = our_auth(sa, ctx, &id)?;
-    let payloads = vec![
-        Payload::IdI(id),
-        Payload::Auth(auth_p),
-        notify(NotifyType::USE_TRANSPORT_MODE),
+    let us = presentation(sa, ctx);
+    let auth_p = our_auth(sa, ctx, &us)?;
+    sa.asked_address = wants_address(sa, ctx);
+    let v6 = sa.local.ip().is_ipv6();
+    // 1.3.1: we propose transport mode, unless we ask for an address: that needs a tunnel.
+    let mut payloads = vec![Payload::IdI(us.0), Payload::Auth(auth_p)];
+    let tsi = if sa.asked_address {
+        payloads.push(Payload::Cp(CpPayload::request_address(v6)));
+        any_ts(v6)
+    } else {
+        if ctx.config.transport_mode {
+            payloads.push(notify(NotifyType::USE_TRANSPORT_MODE));
+        }
+        host_ts(sa.local.ip())
+    };
+    payloads.extend([
         Payload::Sa(esp_offer(&ctx.config.esp_proposals, spi, None)),
-        Payload::TsI(TsPayload(vec![host_ts(sa.local.ip())])),
+        Payload::TsI(TsPayload(vec![tsi])),
         Payload::TsR(TsPayload(vec![host_ts(sa.remote.ip())])),
-    ];
+    ]);
     Ok(Step::Send(ExchangeType::IKE_AUTH, payloads))
 }
 
@@ -172,12 +235,20 @@ fn initiator_child(
     let sa_p = p.sa().ok_or(PeerError::MissingPayload("SA"))?;
     let (outbound, algs) =
         check_esp(sa_p, &ctx.config.esp_proposals).ok_or(PeerError::BadProposal)?;
-    if find_notify(p, NotifyType::USE_TRANSPORT_MODE).is_none() {
-        return Err(PeerError::Protocol("responder refused transport mode").into());
-    }
+    let shape = initiator_shape(sa, ctx, p)?;
     let (tsi, tsr) = child_ts(p)?;
-    let offered = (host_ts(sa.local.ip()), host_ts(sa.remote.ip()));
-    let local = (sa.local.ip(), sa.nat.0);
+    let v6 = sa.local.ip().is_ipv6();
+    let offered_i = if sa.asked_address {
+        any_ts(v6)
+    } else {
+        host_ts(sa.local.ip())
+    };
+    let offered = (offered_i, host_ts(sa.remote.ip()));
+    // Our side is the assigned address, exactly; without one, our address (which a NAT hides).
+    let local = match shape.virtual_ip {
+        Some(vip) => (vip, false),
+        None => (sa.local.ip(), sa.nat.0),
+    };
     let remote = (sa.remote.ip(), sa.nat.1);
     let (tsi, tsr) = accept_pair((&tsi, &tsr), (&offered.0, &offered.1), local, remote)
         .ok_or(PeerError::TrafficSelectors)?;
@@ -192,18 +263,33 @@ fn initiator_child(
         &ni,
         &nr,
         None,
+        shape,
     )
+}
+
+/// The mode the responder chose (1.3.1: transport only if it answered USE_TRANSPORT_MODE to our
+/// proposal of it) and the address it assigned, if we asked (3.15).
+fn initiator_shape(sa: &IkeSa, ctx: &Ctx<'_>, p: &[Payload]) -> Result<Shape, Error> {
+    let transport = find_notify(p, NotifyType::USE_TRANSPORT_MODE).is_some();
+    if transport && (sa.asked_address || !ctx.config.transport_mode) {
+        return Err(PeerError::Protocol("transport mode, which we did not propose").into());
+    }
+    let v6 = sa.local.ip().is_ipv6();
+    let virtual_ip = p
+        .cp()
+        .filter(|_| sa.asked_address)
+        .and_then(|cp| cp.assigned_address(v6));
+    let mode = if transport {
+        Mode::Transport
+    } else {
+        Mode::Tunnel
+    };
+    Ok(Shape { mode, virtual_ip })
 }
 
 pub(crate) fn child_ts(
     p: &[Payload],
-) -> Result<
-    (
-        Vec<crate::wire::TrafficSelector>,
-        Vec<crate::wire::TrafficSelector>,
-    ),
-    Error,
-> {
+) -> Result<(Vec<TrafficSelector>, Vec<TrafficSelector>), Error> {
     let tsi = p.ts_i().ok_or(PeerError::MissingPayload("TSi"))?;
     let tsr = p.ts_r().ok_or(PeerError::MissingPayload("TSr"))?;
     Ok((tsi.0.clone(), tsr.0.clone()))
@@ -217,13 +303,11 @@ pub(crate) fn make_child(
     inbound: u32,
     outbound: u32,
     algs: EspAlgs,
-    ts: (
-        Vec<crate::wire::TrafficSelector>,
-        Vec<crate::wire::TrafficSelector>,
-    ),
+    ts: (Vec<TrafficSelector>, Vec<TrafficSelector>),
     ni: &[u8],
     nr: &[u8],
     shared: Option<&[u8]>,
+    shape: Shape,
 ) -> Result<ChildSa, Error> {
     let keys = sa.core.keys.as_ref().ok_or(LocalError::Config("no keys"))?;
     let ck = child_keys(
@@ -249,6 +333,8 @@ pub(crate) fn make_child(
         keys: ck,
         lifetime: ctx.config.child_lifetime,
         encap,
+        mode: shape.mode,
+        virtual_ip: shape.virtual_ip,
     })
 }
 
@@ -285,6 +371,7 @@ pub(crate) fn jitter(ctx: &mut Ctx<'_>, d: Duration) -> Duration {
 }
 
 fn established(sa: &mut IkeSa, ctx: &mut Ctx<'_>, peer_id: Identity, peer_auth: PeerAuth) {
+    let presented = presentation(sa, ctx).0;
     sa.phase = Phase::Established;
     sa.created = ctx.now;
     sa.peer_id = Some(peer_id.clone());
@@ -298,6 +385,7 @@ fn established(sa: &mut IkeSa, ctx: &mut Ctx<'_>, peer_id: Identity, peer_auth: 
             peer_auth,
             nat_local,
             nat_remote,
+            presented,
         },
     );
 }
@@ -341,13 +429,17 @@ pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Resul
     let Some(spi) = spi else {
         return Ok(Reply::Pause);
     };
-    let id = our_id(ctx);
+    let Some(lease) = lease(sa, ctx, p) else {
+        sa.spis.push_front(spi);
+        return Ok(Reply::Pause);
+    };
+    let us = presentation(sa, ctx);
     let mut out = vec![
-        Payload::IdR(id.clone()),
-        Payload::Auth(our_auth(sa, ctx, &id)?),
+        Payload::IdR(us.0.clone()),
+        Payload::Auth(our_auth(sa, ctx, &us)?),
     ];
     established(sa, ctx, idi.clone(), peer_auth);
-    match responder_child(sa, ctx, spi, p) {
+    match responder_child(sa, ctx, spi, p, lease) {
         Ok((child, reply)) => {
             out.extend(reply);
             install_child(sa, ctx, child, None);
@@ -361,26 +453,58 @@ pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Resul
     Ok(Reply::Send(out))
 }
 
-/// Responder side of child negotiation; an error is the notification to answer with.
+/// Responder: the address assigned to a peer that asked for one (3.15), `Some(None)` when it
+/// did not ask or the agent has none to give; `None` while the agent decides.
+fn lease(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Option<Option<IpAddr>> {
+    let v6 = sa.remote.ip().is_ipv6();
+    if !p.cp().is_some_and(|cp| cp.asks_address(v6)) {
+        return Some(None);
+    }
+    match sa.lease {
+        Lease::Decided(a) => Some(a),
+        Lease::Waiting => None,
+        Lease::NotAsked => {
+            sa.lease = Lease::Waiting;
+            sa.emit(ctx, Event::NeedAddress { v6 });
+            None
+        }
+    }
+}
+
+/// Responder side of child negotiation; an error is the notification to answer with. We accept
+/// transport mode when the initiator proposes it and tunnel mode otherwise (1.3.1), for the two
+/// hosts, or for our host and the address we assigned the peer.
 pub(crate) fn responder_child(
     sa: &IkeSa,
     ctx: &Ctx<'_>,
     spi: u32,
     p: &[Payload],
+    lease: Option<IpAddr>,
 ) -> Result<(ChildSa, Vec<Payload>), NotifyType> {
     let sa_p = p.sa().ok_or(NotifyType::NO_PROPOSAL_CHOSEN)?;
-    // We only do transport mode (RFC 7296 1.3.1): without USE_TRANSPORT_MODE the peer wants a tunnel.
-    if find_notify(p, NotifyType::USE_TRANSPORT_MODE).is_none() {
-        return Err(NotifyType::NO_PROPOSAL_CHOSEN);
-    }
+    let transport = ctx.config.transport_mode
+        && find_notify(p, NotifyType::USE_TRANSPORT_MODE).is_some()
+        && lease.is_none();
     let (outbound, algs, number) =
         select_esp(sa_p, &ctx.config.esp_proposals, None).ok_or(NotifyType::NO_PROPOSAL_CHOSEN)?;
     let (tsi, tsr) = child_ts(p).map_err(|_| NotifyType::TS_UNACCEPTABLE)?;
-    let remote = (sa.remote.ip(), sa.nat.1);
+    let remote = match lease {
+        Some(a) => (a, false),
+        None => (sa.remote.ip(), sa.nat.1),
+    };
     let local = (sa.local.ip(), sa.nat.0);
     let ((tsi_reply, tsi), (tsr_reply, tsr)) =
         narrow_pair(&tsi, &tsr, remote, local).ok_or(NotifyType::TS_UNACCEPTABLE)?;
     let (ni, nr) = (&sa.handshake.ni, &sa.handshake.nr);
+    let mode = if transport {
+        Mode::Transport
+    } else {
+        Mode::Tunnel
+    };
+    let shape = Shape {
+        mode,
+        virtual_ip: None,
+    };
     let child = make_child(
         sa,
         ctx,
@@ -391,13 +515,20 @@ pub(crate) fn responder_child(
         ni,
         nr,
         None,
+        shape,
     )
     .map_err(|_| NotifyType::NO_PROPOSAL_CHOSEN)?;
-    let reply = vec![
-        notify(NotifyType::USE_TRANSPORT_MODE),
+    let mut reply = Vec::new();
+    if transport {
+        reply.push(notify(NotifyType::USE_TRANSPORT_MODE));
+    }
+    if let Some(a) = lease {
+        reply.push(Payload::Cp(CpPayload::reply_address(a)));
+    }
+    reply.extend([
         Payload::Sa(esp_reply(number, algs, spi, None)),
         Payload::TsI(TsPayload(vec![tsi_reply])),
         Payload::TsR(TsPayload(vec![tsr_reply])),
-    ];
+    ]);
     Ok((child, reply))
 }

@@ -93,6 +93,15 @@ pub(crate) enum PeerKeys {
     Refused,
 }
 
+/// A responder's decision on the internal address a peer asked for (RFC 7296 3.15), which the
+/// agent makes ([`Event::NeedAddress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lease {
+    NotAsked,
+    Waiting,
+    Decided(Option<std::net::IpAddr>),
+}
+
 /// A child SA we know of.
 #[derive(Debug)]
 pub(crate) struct Child {
@@ -137,6 +146,12 @@ pub(crate) struct IkeSa {
     pub(crate) peer_hashes: Vec<SigHash>,
     pub(crate) peer_fragmentation: bool,
     pub(crate) nat: (bool, bool),
+    /// Initiator: we asked the responder for an internal address in IKE_AUTH.
+    pub(crate) asked_address: bool,
+    /// Responder: the internal address the agent assigned the peer, if it asked for one.
+    pub(crate) lease: Lease,
+    /// When we last sent a NAT-keepalive (RFC 3948 2.3).
+    pub(crate) keepalive_at: Instant,
     /// Inbound SPIs the agent supplied and not yet used; `spi_wanted` counts open requests.
     pub(crate) spis: VecDeque<u32>,
     pub(crate) spi_wanted: usize,
@@ -173,6 +188,9 @@ impl IkeSa {
             peer_hashes: Vec::new(),
             peer_fragmentation: false,
             nat: (false, false),
+            asked_address: false,
+            lease: Lease::NotAsked,
+            keepalive_at: now,
             spis: VecDeque::new(),
             spi_wanted: 0,
             children: Vec::new(),

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::authx::{child_ts, install_child, jitter, make_child};
+use super::authx::{child_ts, install_child, jitter, make_child, Shape};
 use super::init::nonce;
 use super::tasks::{Reply, Step, Task};
 use super::{ChildState, Core, Ctx, IkeSa};
@@ -99,19 +99,22 @@ pub(crate) fn build_child(
     child.state = ChildState::Rekeying;
     // We initiate this exchange, so TSi is our side whatever our IKE SA role.
     let (tsi, tsr) = (child.sa.local_ts.clone(), child.sa.remote_ts.clone());
-    let payloads = vec![
-        Payload::Notify(NotifyPayload {
-            protocol: ProtocolId::ESP,
-            spi: t.old.to_be_bytes().to_vec(),
-            ty: NotifyType::REKEY_SA,
-            data: Vec::new(),
-        }),
-        notify(NotifyType::USE_TRANSPORT_MODE),
+    let mut payloads = vec![Payload::Notify(NotifyPayload {
+        protocol: ProtocolId::ESP,
+        spi: t.old.to_be_bytes().to_vec(),
+        ty: NotifyType::REKEY_SA,
+        data: Vec::new(),
+    })];
+    // 1.3.3: the new child keeps the old one's mode.
+    if child.sa.mode == crate::event::Mode::Transport {
+        payloads.push(notify(NotifyType::USE_TRANSPORT_MODE));
+    }
+    payloads.extend([
         Payload::Sa(esp_offer(&ctx.config.esp_proposals, spi, None)),
         Payload::Nonce(NoncePayload(t.ni.clone())),
         Payload::TsI(TsPayload(tsi)),
         Payload::TsR(TsPayload(tsr)),
-    ];
+    ]);
     Ok(Step::Send(ExchangeType::CREATE_CHILD_SA, payloads))
 }
 
@@ -197,13 +200,22 @@ fn new_child(
         ([l], [r]) => (*l, *r),
         _ => return Err(LocalError::Config("child without one selector per side").into()),
     };
-    let local = (sa.local.ip(), sa.nat.0);
-    let remote = (sa.remote.ip(), sa.nat.1);
+    let shape = shape_of(&old.sa);
+    let local = (offered.0.start, sa.nat.0 && shape.virtual_ip.is_none());
+    let remote = (offered.1.start, sa.nat.1);
     let (tsi, tsr) = accept_pair((&tsi, &tsr), (&offered.0, &offered.1), local, remote)
         .ok_or(PeerError::TrafficSelectors)?;
     // Child keys: this exchange's initiator is us, whatever our IKE SA role (2.17).
     let ts = (vec![tsi], vec![tsr]);
-    make_rekeyed_child(sa, ctx, spi, outbound, algs, ts, &t.ni, &nr.0, true)
+    make_rekeyed_child(sa, ctx, spi, outbound, algs, ts, &t.ni, &nr.0, true, shape)
+}
+
+/// A rekeyed child keeps the mode and address of the one it replaces (1.3.3).
+fn shape_of(child: &crate::event::ChildSa) -> Shape {
+    Shape {
+        mode: child.mode,
+        virtual_ip: child.virtual_ip,
+    }
 }
 
 fn lowest_is_ours(ni: &[u8], nr: &[u8], pni: &[u8], pnr: &[u8]) -> bool {
@@ -227,11 +239,12 @@ fn make_rekeyed_child(
     ni: &[u8],
     nr: &[u8],
     we_initiated: bool,
+    shape: Shape,
 ) -> Result<crate::event::ChildSa, Error> {
     // make_child orients keys and selectors by the IKE SA role; flip it for this exchange.
     let saved = sa.core.initiator;
     sa.core.initiator = we_initiated;
-    let r = make_child(sa, ctx, inbound, outbound, algs, ts, ni, nr, None);
+    let r = make_child(sa, ctx, inbound, outbound, algs, ts, ni, nr, None, shape);
     sa.core.initiator = saved;
     r
 }
@@ -410,10 +423,11 @@ pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Resul
     let old = sa
         .child_by_outbound(old_out)
         .ok_or(LocalError::Config("child vanished"))?;
-    let (old_in, lts, rts) = (
+    let (old_in, lts, rts, shape) = (
         old.sa.inbound_spi,
         old.sa.local_ts.clone(),
         old.sa.remote_ts.clone(),
+        shape_of(&old.sa),
     );
     if state == ChildState::Rekeying {
         old.collision = Some((spi, ni.0.clone(), nr.clone()));
@@ -429,18 +443,23 @@ pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Resul
         &ni.0,
         &nr,
         false,
+        shape,
     )?;
     install_child(sa, ctx, child, Some(old_in));
     if state == ChildState::Installed {
         retire_replaced(sa, ctx, old_in);
     }
-    Ok(Reply::Send(vec![
-        notify(NotifyType::USE_TRANSPORT_MODE),
+    let mut reply = Vec::new();
+    if shape.mode == crate::event::Mode::Transport {
+        reply.push(notify(NotifyType::USE_TRANSPORT_MODE));
+    }
+    reply.extend([
         Payload::Sa(esp_reply(number, algs, spi, None)),
         Payload::Nonce(NoncePayload(nr)),
         Payload::TsI(TsPayload(rts)),
         Payload::TsR(TsPayload(lts)),
-    ]))
+    ]);
+    Ok(Reply::Send(reply))
 }
 
 /// 2.8: the peer, which rekeyed the child, deletes the old one; if it has not within the grace

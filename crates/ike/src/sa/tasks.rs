@@ -501,7 +501,7 @@ impl IkeSa {
             Opened::Malformed(e) => return self.reject(ctx, &h, e),
         };
         self.last_heard = ctx.now;
-        self.follow_nat(from);
+        self.follow_nat(ctx, from);
         if h.is_response() {
             self.on_response(ctx, payloads);
         } else {
@@ -510,11 +510,20 @@ impl IkeSa {
     }
 
     /// RFC 7296 2.23: behind a NAT, answer and send to where the latest authenticated message
-    /// came from (the NAT's mapping may change, and the initiator floats to port 4500).
-    fn follow_nat(&mut self, (remote, local): (SocketAddr, SocketAddr)) {
+    /// came from (the NAT's mapping may change, and the initiator floats to port 4500). Once
+    /// established, the agent hears of it: the kernel's SAs must send there too.
+    pub(crate) fn follow_nat(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        (remote, local): (SocketAddr, SocketAddr),
+    ) {
         if (self.nat.0 || self.nat.1) && (remote, local) != (self.remote, self.local) {
+            let moved = remote != self.remote && self.established();
             self.remote = remote;
             self.local = local;
+            if moved {
+                self.emit(ctx, crate::event::Event::PeerMoved { remote });
+            }
         }
     }
 

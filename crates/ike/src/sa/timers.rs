@@ -28,6 +28,7 @@ impl IkeSa {
             return t;
         }
         if self.established() {
+            min(self.keepalive_due(ctx_cfg));
             if !self.busy() {
                 min(ctx_cfg.liveness_interval.map(|i| self.last_heard + i));
             }
@@ -62,6 +63,7 @@ impl IkeSa {
         if !self.established() {
             return;
         }
+        self.keepalive(ctx);
         if ctx
             .config
             .liveness_interval
@@ -125,6 +127,26 @@ impl IkeSa {
                     self.fail(ctx, e);
                 }
             }
+        }
+    }
+
+    /// When the next NAT-keepalive is due: only behind a NAT (our address is translated), whose
+    /// mapping would otherwise expire while no traffic flows (RFC 3948 4).
+    fn keepalive_due(&self, cfg: &crate::config::Config) -> Option<Instant> {
+        let interval = cfg.nat_keepalive.filter(|_| self.nat.0)?;
+        Some(self.keepalive_at + interval)
+    }
+
+    /// Sends a NAT-keepalive when due: one 0xFF byte from our NAT-T port (RFC 3948 2.3), no
+    /// non-ESP marker; the peer's kernel drops it.
+    fn keepalive(&mut self, ctx: &mut Ctx<'_>) {
+        if self.keepalive_due(ctx.config).is_some_and(|t| ctx.now >= t) {
+            self.keepalive_at = ctx.now;
+            ctx.out.transmit(crate::event::Transmit {
+                local: self.local,
+                remote: self.remote,
+                contents: vec![0xff],
+            });
         }
     }
 

@@ -2,7 +2,8 @@
 //! `payloads.sa()` instead of matching by hand.
 
 use super::{
-    AuthPayload, Fragment, Identity, KePayload, NoncePayload, Payload, SaPayload, TsPayload,
+    AuthPayload, CpPayload, Fragment, Identity, KePayload, NoncePayload, Payload, SaPayload,
+    TsPayload,
 };
 
 macro_rules! finders {
@@ -40,6 +41,8 @@ finders! {
     ts_i => TsI(TsPayload),
     /// TSr (3.13).
     ts_r => TsR(TsPayload),
+    /// CP (3.15).
+    cp => Cp(CpPayload),
     /// SKF (RFC 7383 2.5).
     skf => Skf(Fragment),
 }

@@ -8,6 +8,7 @@
 //! Encrypted payloads stay sealed here: [`Payload::Sk`] and [`Payload::Skf`] record where their
 //! associated data ends; the inner chain is parsed with [`parse_chain`] after decryption.
 
+mod cp;
 mod delete;
 mod error;
 mod find;
@@ -23,6 +24,7 @@ mod simple;
 mod ts;
 mod writer;
 
+pub use cp::{CfgAttribute, CfgType, CpPayload, INTERNAL_IP4_ADDRESS, INTERNAL_IP6_ADDRESS};
 pub use delete::DeletePayload;
 pub use error::WireError;
 pub use find::Payloads;

@@ -6,6 +6,7 @@
 //! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //! ```
 
+use super::cp::CpPayload;
 use super::delete::DeletePayload;
 use super::id::Identity;
 use super::notify::NotifyPayload;
@@ -36,6 +37,8 @@ pub enum Payload {
     Vendor(Vec<u8>),
     TsI(TsPayload),
     TsR(TsPayload),
+    /// Configuration (RFC 7296 3.15).
+    Cp(CpPayload),
     /// Encrypted and Authenticated payload (RFC 7296 3.14); always last.
     Sk(Encrypted),
     /// Encrypted and Authenticated Fragment (RFC 7383 2.5); always last and alone.
@@ -86,6 +89,7 @@ impl Payload {
             Self::Vendor(_) => PayloadType::VENDOR,
             Self::TsI(_) => PayloadType::TSI,
             Self::TsR(_) => PayloadType::TSR,
+            Self::Cp(_) => PayloadType::CP,
             Self::Sk(_) => PayloadType::SK,
             Self::Skf(_) => PayloadType::SKF,
             Self::Unknown { ty, .. } => *ty,
@@ -107,6 +111,7 @@ impl Payload {
             PayloadType::VENDOR => Self::Vendor(body.to_vec()),
             PayloadType::TSI => Self::TsI(TsPayload::parse(body)?),
             PayloadType::TSR => Self::TsR(TsPayload::parse(body)?),
+            PayloadType::CP => Self::Cp(CpPayload::parse(body)?),
             _ => return Ok(None),
         }))
     }
@@ -122,6 +127,7 @@ impl Payload {
             Self::Notify(p) => p.emit(w),
             Self::Delete(p) => p.emit(w),
             Self::TsI(p) | Self::TsR(p) => p.emit(w),
+            Self::Cp(p) => p.emit(w),
             Self::Sk(e) => w.bytes(&e.body),
             Self::Skf(f) => {
                 w.u16(f.number);
@@ -144,6 +150,7 @@ impl Payload {
             Self::Notify(p) => p.buffer_len(),
             Self::Delete(p) => p.buffer_len(),
             Self::TsI(p) | Self::TsR(p) => p.buffer_len(),
+            Self::Cp(p) => p.buffer_len(),
             Self::Sk(e) => e.body.len(),
             Self::Skf(f) => 4 + f.body.len(),
             Self::Vendor(b) | Self::Unknown { body: b, .. } => b.len(),

@@ -50,6 +50,8 @@ pub enum Wire {
     Blackhole,
     /// A sits behind a NAT: B sees A's datagrams from 198.51.100.1, port + 10000.
     Nat,
+    /// The same NAT after it rebound A to new ports: port + 20000.
+    NatRebound,
 }
 
 /// The NAT's public side for one of A's addresses.
@@ -67,6 +69,8 @@ pub struct Peer {
     /// Answer NeedSpi / NeedPeerKey automatically.
     pub auto: bool,
     pub pending_keys: Vec<SaHandle>,
+    /// The address the simulated agent assigns a peer that asks for one (RFC 7296 3.15).
+    pub lease: Option<std::net::IpAddr>,
 }
 
 impl Peer {
@@ -80,6 +84,7 @@ impl Peer {
             next_spi: 0xc000_0000 | (seed as u32 & 0xff) << 16,
             auto: true,
             pending_keys: Vec::new(),
+            lease: None,
         }
     }
 
@@ -202,6 +207,7 @@ impl Pair {
                         let spi = p.next_spi;
                         p.ep.supply_spi(now, h, spi);
                     }
+                    Event::NeedAddress { .. } => p.ep.supply_address(now, h, p.lease),
                     Event::NeedPeerKey { .. } => match p.peer_keys.clone() {
                         Some(k) => p.ep.supply_peer_keys(now, h, k),
                         None => p.ep.refuse_peer_keys(now, h),
@@ -253,6 +259,16 @@ impl Pair {
                     (Wire::Nat, false) => {
                         let inside = SocketAddr::new(to.addr.ip(), t.remote.port() - 10000);
                         assert_eq!(nat_map(inside), t.remote);
+                        (t.local, inside)
+                    }
+                    (Wire::NatRebound, true) => {
+                        let m = nat_map(t.local);
+                        (SocketAddr::new(m.ip(), m.port() + 10000), t.remote)
+                    }
+                    // Replies to the old mapping are lost: the NAT forgot it.
+                    (Wire::NatRebound, false) if t.remote.port() < 20000 => continue,
+                    (Wire::NatRebound, false) => {
+                        let inside = SocketAddr::new(to.addr.ip(), t.remote.port() - 20000);
                         (t.local, inside)
                     }
                     _ => (t.local, t.remote),

@@ -62,6 +62,9 @@ pub struct Config {
 pub struct Identity {
     pub key: PathBuf,
     pub id: String,
+    /// What to present instead of an address identity when a NAT translates our address:
+    /// "null", or "fqdn:<name>".
+    pub behind_nat: String,
 }
 
 /// `[groups]`: prefix lists per policy group.
@@ -124,6 +127,9 @@ pub struct Ike {
     pub require_post_quantum: Vec<String>,
     pub port: u16,
     pub nat_port: u16,
+    /// Behind a NAT, send a NAT-keepalive this often (RFC 3948); zero turns them off.
+    #[serde(with = "humantime_serde")]
+    pub nat_keepalive: Duration,
 }
 
 /// `[dns]`
@@ -205,6 +211,7 @@ impl Default for Identity {
         Self {
             key: PathBuf::from("/etc/oe/key.pem"),
             id: "address".into(),
+            behind_nat: "null".into(),
         }
     }
 }
@@ -274,6 +281,7 @@ impl Default for Ike {
             require_post_quantum: vec![],
             port: 500,
             nat_port: 4500,
+            nat_keepalive: Duration::from_secs(20),
         }
     }
 }
@@ -407,6 +415,12 @@ impl Config {
         {
             return Err(invalid(format!(
                 "identity.id {id:?}: use \"address\", \"null\" or \"fqdn:<name>\""
+            )));
+        }
+        let nat_id = self.identity.behind_nat.as_str();
+        if !(nat_id == "null" || nat_id.strip_prefix("fqdn:").is_some_and(|n| !n.is_empty())) {
+            return Err(invalid(format!(
+                "identity.behind_nat {nat_id:?}: use \"null\" or \"fqdn:<name>\""
             )));
         }
         if let Err(why) = self.anonymous_groups() {

@@ -42,8 +42,17 @@ impl Core {
                 }
             }
             Event::IkeSaEstablished {
-                peer_id, peer_auth, ..
-            } => self.ike_up(local, handle, &peer_id, peer_auth),
+                peer_id,
+                peer_auth,
+                nat_local,
+                presented,
+                ..
+            } => {
+                self.note_presented(local, handle, nat_local, &presented);
+                self.ike_up(local, handle, &peer_id, peer_auth);
+            }
+            Event::NeedAddress { .. } => self.need_address(local, handle),
+            Event::PeerMoved { remote } => self.peer_moved(local, handle, remote),
             Event::ChildSaReady { child, replaces } => {
                 self.child_ready(local, handle, *child, replaces);
             }
@@ -127,6 +136,7 @@ impl Core {
             notes: Vec::new(),
             last_ike: None,
             refusal: None,
+            behind_nat: None,
         });
         self.peers.bind_ike(local, handle, id);
         self.timers.set(Timer::Negotiation(id), deadline);

@@ -72,6 +72,7 @@ impl Core {
             notes: Vec::new(),
             last_ike: None,
             refusal: None,
+            behind_nat: None,
         });
         self.peers.bind_ike(local, handle, id);
         self.counters.negotiations_started += 1;
@@ -98,7 +99,7 @@ impl Core {
         let for_peer = peer.role() == Role::Responder;
         let caused_by = for_peer.then_some(peer.remote);
         let query = Query::Key(target.clone());
-        match self.dns.ask(&query, id, caused_by) {
+        match self.dns.ask(&query, id, caused_by, self.now.mono) {
             Asked::Start => self
                 .commands
                 .push_back(Command::LookupKey { target, for_peer }),
@@ -198,7 +199,7 @@ impl Core {
     }
 
     /// A host shunt for the peer's selector.
-    fn shunt_spec(&self, id: PeerId, shunt: Shunt) -> Option<PolicySpec> {
+    pub(super) fn shunt_spec(&self, id: PeerId, shunt: Shunt) -> Option<PolicySpec> {
         let peer = self.peers.get(id)?;
         let selector = shunt_selector(peer.local, peer.remote, &peer.group)?;
         let lifetime = self

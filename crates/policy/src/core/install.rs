@@ -9,7 +9,7 @@ use oe_kernel::{PolicySpec, SaId, Spi};
 
 use super::{Core, Pending};
 use crate::input::{Command, KernelOp};
-use crate::kernel_specs::{child_selector, esp_name, host_policies, sa_specs};
+use crate::kernel_specs::{child_selector, esp_name, host_policies, sa_specs, tunnel_policies};
 use crate::peer::{Child, Counters, Established, NegotiationShunt, PeerId, PeerState, Role};
 use crate::timers::Timer;
 
@@ -42,16 +42,26 @@ impl Core {
         };
         outbound.acquire_seq = acquired.map(|a| a.seq);
         let reqid = inbound.reqid;
+        let policies = match child.mode {
+            oe_ike::Mode::Transport => Ok(host_policies(selector, reqid, lifetime)),
+            oe_ike::Mode::Tunnel => {
+                tunnel_policies(selector, (child.local, child.remote), reqid, lifetime)
+            }
+        };
+        let policies = match policies {
+            Ok(p) => p,
+            Err(why) => return self.refuse_child(id, local, handle, &child, why),
+        };
         // The inbound SPI came from ALLOCSPI, whose larval state the SA takes over (UPDSA).
-        self.kernel(
-            KernelOp::UpdateSa(inbound),
-            Some(Pending::Install { peer: id, handle }),
-        );
-        self.kernel(
-            KernelOp::AddSa(outbound),
-            Some(Pending::Install { peer: id, handle }),
-        );
-        let policies = host_policies(selector, reqid, lifetime);
+        let (update, add) = match child.mode {
+            oe_ike::Mode::Transport => (KernelOp::UpdateSa(inbound), KernelOp::AddSa(outbound)),
+            oe_ike::Mode::Tunnel => (
+                KernelOp::UpdateSaIn(oe_kernel::Mode::Tunnel, inbound),
+                KernelOp::AddSaIn(oe_kernel::Mode::Tunnel, outbound),
+            ),
+        };
+        self.kernel(update, Some(Pending::Install { peer: id, handle }));
+        self.kernel(add, Some(Pending::Install { peer: id, handle }));
         self.put_host_policies(id, handle, &policies);
         if let Some(a) = acquired {
             self.release_held_packets(a.trap);
@@ -114,7 +124,7 @@ impl Core {
         selector: oe_kernel::TrafficSelector,
         policies: Vec<PolicySpec>,
     ) {
-        let now = self.now.mono;
+        let entry = self.child_entry(handle, child, selector);
         let Some(peer) = self.peers.get_mut(id) else {
             return;
         };
@@ -122,12 +132,67 @@ impl Core {
         if let Some(ike) = peer.ikes.get_mut(&handle) {
             ike.spare_spis.retain(|s| *s != child.inbound_spi);
         }
-        let entry = Child {
+        let first = !matches!(peer.state, PeerState::Established(_));
+        let started = match &peer.state {
+            PeerState::Negotiating(n) => Some(n.since),
+            _ => None,
+        };
+        let waiters = established_with(&mut peer.state, entry, policies);
+        peer.last_ike = Some("established".into());
+        let role = peer.ikes.get(&handle).map_or(Role::Initiator, |i| i.role);
+        let replaced_ike = peer.ikes.get_mut(&handle).and_then(|i| i.replaces.take());
+        for w in waiters {
+            self.commands.push_back(Command::ReleaseTrigger(w));
+        }
+        self.timers.cancel(Timer::Negotiation(id));
+        self.timers.cancel(Timer::FailureEnds(id));
+        if let Some(since) = started {
+            let took = self.now.mono.saturating_duration_since(since);
+            self.latency.negotiation.observe(took.as_secs_f64());
+        }
+        if first {
+            self.counters.negotiations_succeeded += 1;
+            if role == Role::Responder {
+                self.counters.responder_sas += 1;
+            }
+        }
+        let what = if replaces.is_some() {
+            "rekeyed child SA"
+        } else {
+            "child SA"
+        };
+        let detail = format!(
+            "{what} installed: {} {}{}, SPIs {:08x} in / {:08x} out",
+            esp_name(child.encr),
+            mode_name(child.mode),
+            encap_text(child.encap),
+            child.inbound_spi,
+            child.outbound_spi
+        );
+        self.event("child-installed", Some(remote), detail);
+        if let Some(old) = replaced_ike {
+            self.retire_ike(id, old, "re-authenticated: the new IKE SA replaces it");
+        }
+        self.arm_reauth(id);
+    }
+
+    /// A child as the peer records it.
+    fn child_entry(
+        &self,
+        handle: SaHandle,
+        child: &ChildSa,
+        selector: oe_kernel::TrafficSelector,
+    ) -> Child {
+        let now = self.now.mono;
+        Child {
             ike: handle,
             inbound_spi: child.inbound_spi,
             outbound_spi: child.outbound_spi,
             selector,
             esp: esp_name(child.encr),
+            mode: child.mode,
+            encap: child.encap,
+            virtual_ip: child.virtual_ip,
             selectors: format!(
                 "{} === {}",
                 ts_text(&child.local_ts),
@@ -140,67 +205,7 @@ impl Core {
                 packets: (0, 0),
                 last_change: now,
             },
-        };
-        let first = !matches!(peer.state, PeerState::Established(_));
-        let placeholder = PeerState::Established(Established {
-            children: Vec::new(),
-            policies: Vec::new(),
-        });
-        let mut waiters = Vec::new();
-        peer.state = match std::mem::replace(&mut peer.state, placeholder) {
-            PeerState::Established(mut e) => {
-                e.children.push(entry);
-                for p in policies {
-                    match e.policies.iter_mut().find(|q| q.key() == p.key()) {
-                        Some(q) => *q = p,
-                        None => e.policies.push(p),
-                    }
-                }
-                PeerState::Established(e)
-            }
-            other => {
-                if let PeerState::Negotiating(n) = other {
-                    waiters = n.waiters;
-                }
-                PeerState::Established(Established {
-                    children: vec![entry],
-                    policies,
-                })
-            }
-        };
-        peer.last_ike = Some("established".into());
-        let role = peer.ikes.get(&handle).map_or(Role::Initiator, |i| i.role);
-        let replaced_ike = peer.ikes.get_mut(&handle).and_then(|i| i.replaces.take());
-        for w in waiters {
-            self.commands.push_back(Command::ReleaseTrigger(w));
         }
-        self.timers.cancel(Timer::Negotiation(id));
-        self.timers.cancel(Timer::FailureEnds(id));
-        if first {
-            self.counters.negotiations_succeeded += 1;
-            if role == Role::Responder {
-                self.counters.responder_sas += 1;
-            }
-        }
-        let what = if replaces.is_some() {
-            "rekeyed child SA"
-        } else {
-            "child SA"
-        };
-        self.event(
-            "child-installed",
-            Some(remote),
-            format!(
-                "{what} installed: {}, SPIs {:08x} in / {:08x} out",
-                esp_name(child.encr),
-                child.inbound_spi,
-                child.outbound_spi
-            ),
-        );
-        if let Some(old) = replaced_ike {
-            self.retire_ike(id, old, "re-authenticated: the new IKE SA replaces it");
-        }
-        self.arm_reauth(id);
     }
 
     /// Refuses a child the kernel cannot enforce as negotiated: the engine deletes it on the
@@ -332,7 +337,7 @@ impl Core {
     }
 
     /// Removes what the peer has in the kernel: child SAs, host policies or shunt, reserved SPIs.
-    fn forget_kernel_state(&mut self, id: PeerId) {
+    pub(super) fn forget_kernel_state(&mut self, id: PeerId) {
         self.release_spare_spis(id);
         self.release_waiters(id);
         let Some(peer) = self.peers.get_mut(id) else {
@@ -412,6 +417,57 @@ impl Core {
         }
         self.drain(local);
     }
+}
+
+/// The state after a child went in: established, with its policies merged in (one pair per
+/// distinct selector). Returns the trigger's waiters a negotiation held.
+fn established_with(
+    state: &mut PeerState,
+    child: Child,
+    policies: Vec<PolicySpec>,
+) -> Vec<crate::input::WaiterId> {
+    let placeholder = PeerState::Established(Established {
+        children: Vec::new(),
+        policies: Vec::new(),
+    });
+    let mut waiters = Vec::new();
+    *state = match std::mem::replace(state, placeholder) {
+        PeerState::Established(mut e) => {
+            e.children.push(child);
+            for p in policies {
+                match e.policies.iter_mut().find(|q| q.key() == p.key()) {
+                    Some(q) => *q = p,
+                    None => e.policies.push(p),
+                }
+            }
+            PeerState::Established(e)
+        }
+        other => {
+            if let PeerState::Negotiating(n) = other {
+                waiters = n.waiters;
+            }
+            PeerState::Established(Established {
+                children: vec![child],
+                policies,
+            })
+        }
+    };
+    waiters
+}
+
+/// "transport" or "tunnel".
+pub(crate) fn mode_name(mode: oe_ike::Mode) -> &'static str {
+    match mode {
+        oe_ike::Mode::Transport => "transport",
+        _ => "tunnel",
+    }
+}
+
+/// ", UDP-encapsulated 4500 -> 31000" behind a NAT (RFC 3948), else nothing.
+pub(crate) fn encap_text(encap: Option<(u16, u16)>) -> String {
+    encap.map_or_else(String::new, |(ours, theirs)| {
+        format!(", UDP-encapsulated {ours} -> {theirs} (NAT)")
+    })
 }
 
 fn ts_text(ts: &[oe_ike::wire::TrafficSelector]) -> String {

@@ -17,6 +17,7 @@ impl Core {
             Event::Acquire(acquire) => self.on_acquire(acquire),
             Event::Expire(expire) => self.on_sa_expire(&expire),
             Event::PolicyExpire(expired) => self.on_policy_expire(&expired),
+            Event::Mapping(mapping) => self.on_mapping(&mapping),
             Event::Lost => self.resync(),
             _ => {}
         }

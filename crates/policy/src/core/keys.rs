@@ -138,7 +138,7 @@ impl Core {
 
     /// Starts (or joins) a lookup; `None` when it is refused over the peers' bounds.
     fn ask(&mut self, id: PeerId, query: &Query, caused_by: Option<IpAddr>) -> Option<()> {
-        match self.dns.ask(query, id, caused_by) {
+        match self.dns.ask(query, id, caused_by, self.now.mono) {
             Asked::Start => {
                 let for_peer = caused_by.is_some();
                 self.commands.push_back(match query {
@@ -168,7 +168,7 @@ impl Core {
             None,
             format!("{label}: {}", verdict.describe(self.now.wall)),
         );
-        for id in self.dns.complete(&query) {
+        for id in self.dns_done(&query) {
             let Some(peer) = self.peers.get_mut(id) else {
                 continue;
             };
@@ -188,7 +188,7 @@ impl Core {
         let query = Query::Addresses(name.clone());
         let label = query.label();
         self.dns.remember_addresses(&query, &verdict, self.now.wall);
-        for id in self.dns.complete(&query) {
+        for id in self.dns_done(&query) {
             let Some(peer) = self.peers.get_mut(id) else {
                 continue;
             };
@@ -370,6 +370,17 @@ impl Core {
             }
             Anonymous::Wait => {}
         }
+    }
+}
+
+impl Core {
+    /// A lookup finished: its latency counted, the peers that waited for it.
+    fn dns_done(&mut self, query: &Query) -> Vec<PeerId> {
+        let (peers, took) = self.dns.complete(query, self.now.mono);
+        if let Some(took) = took {
+            self.latency.dns_lookup.observe(took.as_secs_f64());
+        }
+        peers
     }
 }
 

@@ -3,12 +3,14 @@
 //! commands.
 
 mod clock;
+mod control;
 mod engine;
 mod initiator;
 mod install;
 mod kernel_events;
 mod keys;
 mod lifecycle;
+mod nat;
 mod network;
 mod report;
 mod trigger;
@@ -104,6 +106,7 @@ pub struct Core {
     commands: VecDeque<Command>,
     history: VecDeque<EventReport>,
     counters: Counters,
+    latency: crate::protocol::Latencies,
     started: Instant,
     now: Now,
     stopping: bool,
@@ -156,6 +159,7 @@ impl Core {
             commands: VecDeque::new(),
             history: VecDeque::new(),
             counters: Counters::default(),
+            latency: crate::protocol::Latencies::default(),
             started: now.mono,
             now,
             stopping: false,
@@ -206,6 +210,11 @@ impl Core {
                 addrs,
                 trigger,
             } => self.on_explain(id, host, addrs, trigger),
+            Input::Control {
+                id,
+                request,
+                targets,
+            } => self.on_control(id, &request, targets),
             Input::Reload { config, table } => self.reload(*config, table),
             Input::Shutdown => self.shutdown(),
         }

@@ -34,6 +34,25 @@ enum Asked {
     },
 }
 
+/// "; tunnel mode, UDP-encapsulated 4500 -> 31000 (NAT), our address 100.64.0.7 assigned by
+/// the peer" for the first child of an established peer.
+fn transport_note(p: &Peer) -> String {
+    let PeerState::Established(e) = &p.state else {
+        return String::new();
+    };
+    let Some(c) = e.children.first() else {
+        return String::new();
+    };
+    let vip = c.virtual_ip.map_or_else(String::new, |a| {
+        format!(", our address {a} assigned by the peer")
+    });
+    format!(
+        "; {} mode{}{vip}",
+        super::install::mode_name(c.mode),
+        super::install::encap_text(c.encap)
+    )
+}
+
 fn secs_since(now: Instant, t: Instant) -> u64 {
     now.saturating_duration_since(t).as_secs()
 }
@@ -100,6 +119,16 @@ impl Core {
                     let addrs = host.parse::<IpAddr>().map(|a| vec![a]).unwrap_or_default();
                     self.explain_report(&host, &addrs, trigger.as_ref())
                 }
+                // Control requests come as `Input::Control` (resolved by the executor).
+                Request::Retry { .. } | Request::Up { .. } | Request::Down { .. } => {
+                    return self.commands.push_back(Command::Reply {
+                        id,
+                        response: Response::error(
+                            crate::protocol::ErrorCode::BadRequest,
+                            "a control request needs its host resolved first",
+                        ),
+                    });
+                }
             },
             Asked::Explain {
                 host,
@@ -157,6 +186,7 @@ impl Core {
                 format!("{why}; no trap policies are installed, so nothing is encrypted or held; status and lookups work")
             }),
             trigger: trigger.map(|t| t.summary.clone()),
+            latency: self.latency.clone(),
         })
     }
 
@@ -208,6 +238,11 @@ impl Core {
                         spi_in: format!("{:08x}", c.inbound_spi),
                         spi_out: format!("{:08x}", c.outbound_spi),
                         esp: c.esp.clone(),
+                        mode: super::install::mode_name(c.mode).into(),
+                        encapsulation: c
+                            .encap
+                            .map(|(ours, theirs)| format!("UDP {ours} -> {theirs} (NAT)")),
+                        virtual_ip: c.virtual_ip,
                         selectors: c.selectors.clone(),
                         bytes_in: c.counters.bytes.0,
                         bytes_out: c.counters.bytes.1,
@@ -277,8 +312,9 @@ impl Core {
             .map(|t| {
                 let problem = t
                     .summary
-                    .upstream_problem
+                    .upstream
                     .iter()
+                    .filter_map(|u| u.problem.as_ref())
                     .map(|p| format!("the stub has no usable upstream resolver: {p}"));
                 problem
                     .chain(
@@ -374,14 +410,19 @@ impl Core {
                     .into(),
             };
         };
+        let nat = p
+            .behind_nat
+            .as_ref()
+            .map_or_else(String::new, |n| format!("; {n}"));
+        let how = transport_note(p);
         match (&p.state, p.authentication()) {
             (PeerState::Established(_), Some(auth)) if auth.is_anonymous() => format!(
-                "encrypted, unauthenticated: ESP with {} ({}); this protects against passive eavesdroppers only",
+                "encrypted, unauthenticated: ESP with {} ({}); this protects against passive eavesdroppers only{how}{nat}",
                 auth.identity(),
                 auth.describe()
             ),
             (PeerState::Established(_), Some(auth)) => format!(
-                "encrypted: ESP with {} authenticated by {}{}",
+                "encrypted: ESP with {} authenticated by {}{}{how}{nat}",
                 auth.identity(),
                 auth.describe(),
                 self.post_quantum_note(p)

@@ -1,10 +1,12 @@
 //! What the kernel gets for a negotiated child SA: the SA pair and the host policies, built from
 //! exactly what was negotiated (RFC 7296 2.9: the selectors after narrowing). A narrowing the
-//! kernel cannot express as one selector per direction is refused, never widened.
+//! kernel cannot express as one selector per direction is refused, never widened. In tunnel mode
+//! (RFC 4301 4.1) the selectors name the inner hosts (an address a responder assigned, 3.15)
+//! and the SAs and policy templates the outer ones.
 
 use oe_ike::crypto::{EncrAlg, IntegAlg};
 use oe_ike::wire::TrafficSelector as IkeTs;
-use oe_ike::ChildSa;
+use oe_ike::{ChildSa, Mode};
 use oe_kernel::{
     EspAlgorithm, Key, Lifetime, Limits, PolicySpec, Replay, Reqid, SaSpec, Spi, TrafficSelector,
     UdpEncap,
@@ -28,13 +30,18 @@ pub(crate) fn child_selector(child: &ChildSa) -> Result<TrafficSelector, String>
             child.remote_ts.len()
         ));
     };
-    if !covers_only(local, child.local) || !covers_only(remote, child.remote) {
+    let hosts_ok = match child.mode {
+        Mode::Transport => covers_only(local, child.local) && covers_only(remote, child.remote),
+        // A tunnel's inner hosts may differ from its ends: an assigned address (3.15).
+        Mode::Tunnel => local.start == local.end && remote.start == remote.end,
+    };
+    if !hosts_ok {
         return Err(format!(
             "traffic selectors {}-{} === {}-{} are not the two hosts",
             local.start, local.end, remote.start, remote.end
         ));
     }
-    let hosts = TrafficSelector::hosts(child.local, child.remote).map_err(|e| e.to_string())?;
+    let hosts = TrafficSelector::hosts(local.start, remote.start).map_err(|e| e.to_string())?;
     let proto = match (local.ip_proto, remote.ip_proto) {
         (0, 0) => return Ok(hosts),
         (a, b) if a == b || b == 0 => a,
@@ -59,6 +66,25 @@ fn port(ts: &IkeTs) -> Result<Option<u16>, String> {
         (a, b) if a == b => Ok(Some(a)),
         (a, b) => Err(format!("port range {a}-{b}")),
     }
+}
+
+/// The host policies (out, in) of a tunnel-mode child: `selector` carried between the outer
+/// hosts `ends` (ours, the peer's); with `lifetime`, they expire unless refreshed.
+pub(crate) fn tunnel_policies(
+    selector: TrafficSelector,
+    ends: (std::net::IpAddr, std::net::IpAddr),
+    reqid: Reqid,
+    lifetime: Option<u64>,
+) -> Result<Vec<PolicySpec>, String> {
+    let pair =
+        PolicySpec::host_tunnel_pair(selector, ends.0, ends.1, reqid).map_err(|e| e.to_string())?;
+    Ok(pair
+        .into_iter()
+        .map(|p| match lifetime {
+            Some(secs) => p.expiring(secs),
+            None => p,
+        })
+        .collect())
 }
 
 /// The host policies (out, in) routing a child's selector into SAs with `reqid`; with

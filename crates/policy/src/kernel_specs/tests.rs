@@ -39,7 +39,36 @@ fn child(local_ts: Vec<IkeTs>, remote_ts: Vec<IkeTs>) -> ChildSa {
             hard: Duration::from_secs(3600),
         },
         encap: None,
+        mode: Mode::Transport,
+        virtual_ip: None,
     }
+}
+
+/// RFC 4301 4.1: a tunnel's inner hosts (here an address the responder assigned us) are its
+/// selectors; its ends are the SAs' and the policy templates' addresses. Transport mode keeps
+/// refusing selectors that are not the two hosts.
+#[test]
+fn a_tunnel_carries_inner_hosts_between_its_ends() {
+    let vip: IpAddr = "100.64.0.7".parse().unwrap();
+    let server: IpAddr = "192.0.2.2".parse().unwrap();
+    let mut c = child(
+        vec![ts("100.64.0.7", 0, (0, u16::MAX))],
+        vec![ts("192.0.2.2", 0, (0, u16::MAX))],
+    );
+    assert!(child_selector(&c).is_err(), "transport: not the two hosts");
+    c.mode = Mode::Tunnel;
+    let sel = child_selector(&c).unwrap();
+    assert_eq!((sel.src().addr(), sel.dst().addr()), (vip, server));
+    let reqid = oe_kernel::Ownership::default().reqid(9).unwrap();
+    let p = tunnel_policies(sel, (c.local, c.remote), reqid, Some(60)).unwrap();
+    let out = oe_kernel::PolicyAction::ProtectTunnel {
+        reqid,
+        src: c.local,
+        dst: c.remote,
+    };
+    assert_eq!(p[0].action, out);
+    assert_eq!(p[1].selector, sel.reversed());
+    assert!(p.iter().all(|p| p.expires == Some(60)));
 }
 
 #[test]

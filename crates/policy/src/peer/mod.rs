@@ -71,6 +71,8 @@ pub(crate) struct Peer {
     /// Why the agent refused the peer's identity or key, if it did (the engine only knows
     /// "refused").
     pub(crate) refusal: Option<String>,
+    /// Set when a NAT translates our address towards this peer: what that changed (`explain`).
+    pub(crate) behind_nat: Option<String>,
 }
 
 impl Peer {

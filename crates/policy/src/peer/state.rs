@@ -95,6 +95,12 @@ pub(crate) struct Child {
     pub(crate) selector: oe_kernel::TrafficSelector,
     pub(crate) esp: String,
     pub(crate) selectors: String,
+    pub(crate) mode: oe_ike::Mode,
+    /// UDP encapsulation ports (ours, the peer's) when a NAT is on the path (RFC 3948); the
+    /// peer's follows a rebinding NAT.
+    pub(crate) encap: Option<(u16, u16)>,
+    /// The address the responder assigned us, which this child carries (RFC 7296 3.15).
+    pub(crate) virtual_ip: Option<std::net::IpAddr>,
     pub(crate) installed: Instant,
     pub(crate) rekey_after: Duration,
     pub(crate) counters: Counters,

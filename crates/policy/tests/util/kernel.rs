@@ -27,6 +27,8 @@ pub struct Kernel {
     pub log: Vec<String>,
     /// The host's addresses (rtnetlink), as `ReadNetwork` answers them.
     pub addresses: Vec<oe_kernel::route::LocalAddress>,
+    /// SAs installed in a given mode (tunnel), by (destination, SPI); absent: transport.
+    pub modes: HashMap<(IpAddr, u32), oe_kernel::Mode>,
     next_spi: u32,
 }
 
@@ -37,6 +39,9 @@ pub fn op_name(op: &KernelOp) -> &'static str {
         KernelOp::DeletePolicy(_) => "delete-policy",
         KernelOp::AddSa(_) => "add-sa",
         KernelOp::UpdateSa(_) => "update-sa",
+        KernelOp::AddSaIn(..) => "add-sa-in",
+        KernelOp::UpdateSaIn(..) => "update-sa-in",
+        KernelOp::FollowMapping { .. } => "follow-mapping",
         KernelOp::DeleteSa(_) => "delete-sa",
         KernelOp::AllocSpi { .. } => "alloc-spi",
         KernelOp::DumpSas => "dump-sas",
@@ -80,6 +85,29 @@ impl Kernel {
                 let spi = 0xc000_0000 + self.next_spi;
                 self.larval.insert((*local, spi), (*remote, *reqid));
                 return Ok(KernelReply::Spi(spi));
+            }
+            KernelOp::UpdateSaIn(mode, spec) => {
+                self.modes.insert((spec.dst, spec.spi.0), *mode);
+                return self.execute(&KernelOp::UpdateSa(spec.clone()));
+            }
+            KernelOp::AddSaIn(mode, spec) => {
+                self.modes.insert((spec.dst, spec.spi.0), *mode);
+                return self.execute(&KernelOp::AddSa(spec.clone()));
+            }
+            KernelOp::FollowMapping { mapping, outbound } => {
+                let inbound = (mapping.sa.dst, mapping.sa.spi.0);
+                let out = (outbound.dst, outbound.spi.0);
+                if !self.sas.contains_key(&out) {
+                    return Err("No such process (ESRCH)".into());
+                }
+                let i = self
+                    .sas
+                    .get_mut(&inbound)
+                    .ok_or("No such process (ESRCH)")?;
+                let e = i.encap.as_mut().ok_or("not encapsulated")?;
+                e.src_port = mapping.new.port();
+                let o = self.sas.get_mut(&out).and_then(|s| s.encap.as_mut());
+                o.ok_or("not encapsulated")?.dst_port = mapping.new.port();
             }
             KernelOp::UpdateSa(spec) => {
                 let id = (spec.dst, spec.spi.0);

@@ -102,6 +102,7 @@ mod tests {
             counters: Counters::default(),
             degraded_reason: None,
             trigger: None,
+            latency: Default::default(),
         })
     }
 
