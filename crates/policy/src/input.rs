@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use oe_dns::trigger::TriggerEvent;
 use oe_dns::{AddressVerdict, KeyVerdict, LookupTarget, Name};
+use oe_kernel::route::{Link, LocalAddress, Route};
 use oe_kernel::{Mapping, Mode, PolicyInfo, PolicyKey, PolicySpec, Reqid, SaId, SaInfo, SaSpec};
 
 use crate::config::{Config, GroupTable};
@@ -34,6 +35,8 @@ pub struct TriggerTarget {
 pub enum Input {
     /// An event from the kernel's XFRM event socket (ACQUIRE, EXPIRE, POLEXPIRE, MAPPING, Lost).
     Kernel(oe_kernel::Event),
+    /// A change of the host's addresses, links or routes (rtnetlink; `Lost` after an overflow).
+    Net(oe_kernel::route::NetEvent),
     /// The result of a kernel command that carried a token.
     KernelDone {
         token: Token,
@@ -167,6 +170,8 @@ pub enum KernelOp {
     ListOwned,
     /// Remove everything the agent owns.
     FlushOwned,
+    /// The host's addresses, links and routes (rtnetlink dumps).
+    ReadNetwork,
 }
 
 /// What a kernel request returned.
@@ -184,5 +189,10 @@ pub enum KernelReply {
     Owned {
         policies: Vec<PolicyInfo>,
         sas: Vec<SaInfo>,
+    },
+    Network {
+        addresses: Vec<LocalAddress>,
+        links: Vec<Link>,
+        routes: Vec<Route>,
     },
 }

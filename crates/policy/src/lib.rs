@@ -44,6 +44,7 @@ mod engine_config;
 mod identity;
 mod input;
 mod kernel_specs;
+mod network;
 mod now;
 mod peer;
 pub mod protocol;

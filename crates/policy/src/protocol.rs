@@ -320,6 +320,23 @@ pub struct TriggerSummary {
     pub shed: u64,
     #[serde(default)]
     pub notimp: u64,
+    /// Where queries are forwarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<Box<UpstreamSummary>>,
+}
+
+/// The resolvers the stub forwards to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamSummary {
+    /// The resolvers queries are forwarded to now.
+    #[serde(default)]
+    pub servers: Vec<String>,
+    /// Where they were found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Why no usable upstream is found (the stub keeps the last ones it had).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// What the kernel can do.

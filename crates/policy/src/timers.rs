@@ -18,6 +18,8 @@ pub(crate) enum Timer {
     Refresh,
     /// Read the SA counters (idle teardown).
     IdleCheck,
+    /// Nothing to do but run: a pause of the agent shows as this timer running late.
+    Heartbeat,
 }
 
 #[derive(Debug, Default)]

@@ -341,6 +341,16 @@ pub fn render_status(s: &StatusReport) -> String {
             t.hold_expired, t.no_key, t.insecure, t.bogus, t.late_keys, t.lookup_failures,
             t.addresses_not_proven, t.formerr, t.notimp, t.dropped, t.shed, t.upstream_failures
         )));
+        if let Some(u) = &t.upstream {
+            let source = u.source.as_deref().unwrap_or("nowhere");
+            rows.push((
+                "DNS upstreams",
+                format!("{} (from {source})", u.servers.join(" ")),
+            ));
+            if let Some(problem) = &u.problem {
+                rows.push(("DNS problem", problem.clone()));
+            }
+        }
     }
     labelled(&rows)
 }

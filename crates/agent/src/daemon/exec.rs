@@ -5,11 +5,12 @@
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
-use oe_dns::{AddressVerdict, KeyCache, KeyVerdict, Validator};
+use oe_dns::{AddressVerdict, KeyCache, KeyVerdict};
 use oe_kernel::Xfrm;
 use oe_policy::{Command, Core, Input, KernelOp, KernelReply, TriggerTarget, TriggerView};
 use tokio::sync::{broadcast, mpsc};
 
+use super::resolver::{Following, UpstreamState};
 use super::sockets::{local_address_towards, Sockets};
 use super::trigger::View;
 use super::{now, Msg, Replies};
@@ -37,8 +38,11 @@ pub(crate) struct Executor {
     pub(crate) rx: mpsc::Receiver<Msg>,
     pub(crate) tx: mpsc::Sender<Msg>,
     pub(crate) kernel: Xfrm,
+    pub(crate) rtnl: oe_kernel::route::Rtnl,
     pub(crate) sockets: Sockets,
-    pub(crate) cache: KeyCache<Validator>,
+    pub(crate) cache: KeyCache<Following>,
+    /// Where the stub forwards (the follow task keeps it).
+    pub(crate) upstreams: Arc<RwLock<UpstreamState>>,
     pub(crate) stub: Option<oe_dns::trigger::Stub>,
     pub(crate) view: Option<Arc<RwLock<View>>>,
     pub(crate) events: broadcast::Sender<EventReport>,
@@ -59,6 +63,7 @@ impl Executor {
     pub(crate) async fn on_msg(&mut self, msg: Msg) {
         match msg {
             Msg::Input(input) => self.handle(input).await,
+            Msg::Upstreams(servers) => self.upstreams_changed(&servers).await,
             Msg::Query { request, reply } => self.on_query(request, reply).await,
             Msg::Resolved {
                 request,
@@ -192,6 +197,7 @@ impl Executor {
                 tracing::info!("removed what the agent installed: {f:?}");
                 KernelReply::Done
             }),
+            KernelOp::ReadNetwork => return super::network::read(&mut self.rtnl).await,
             _ => return Err("unsupported kernel request".into()),
         };
         result.map_err(|e| e.to_string())
@@ -330,6 +336,7 @@ impl Executor {
             dropped: c.dropped,
             shed: c.shed,
             notimp: c.notimp,
+            ..self.upstream_summary()
         };
         let recent = stats
             .recent
@@ -346,6 +353,48 @@ impl Executor {
             })
             .collect();
         Some(TriggerView { summary, recent })
+    }
+
+    /// Where the stub forwards, for `status` and `explain`.
+    fn upstream_summary(&self) -> TriggerSummary {
+        let state = match self.upstreams.read() {
+            Ok(s) => s.clone(),
+            Err(e) => e.into_inner().clone(),
+        };
+        TriggerSummary {
+            upstream: Some(Box::new(oe_policy::protocol::UpstreamSummary {
+                servers: state.servers.iter().map(ToString::to_string).collect(),
+                source: (!state.source.is_empty()).then_some(state.source),
+                problem: state.problem,
+            })),
+            ..TriggerSummary::default()
+        }
+    }
+
+    /// New DNS upstreams go into `clear` (the validator's queries to them must never wait for
+    /// IKE; the stub's bypass IPsec anyway): the group policies change by the difference.
+    pub(crate) async fn upstreams_changed(&mut self, servers: &[std::net::SocketAddr]) {
+        let Ok(mut table) = super::startup::group_table_with_dns(&self.config) else {
+            return;
+        };
+        for server in servers {
+            let _ = table.add(crate::config::Entry {
+                group: crate::config::Group::Clear,
+                prefix: ipnet::IpNet::from(server.ip()),
+                proto: None,
+                port: None,
+            });
+        }
+        if let Some(view) = &self.view {
+            if let Ok(mut v) = view.write() {
+                v.table = table.clone();
+            }
+        }
+        self.handle(Input::Reload {
+            config: Box::new(self.config.clone()),
+            table,
+        })
+        .await;
     }
 
     /// SIGHUP: re-reads the configuration file; the core applies the difference.

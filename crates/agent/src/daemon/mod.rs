@@ -8,7 +8,11 @@
 //! systemd we are ready. Then one loop feeds the core one input at a time and executes its
 //! commands in order ([`exec`]).
 
+mod clock;
 mod exec;
+mod follow;
+mod network;
+mod resolver;
 mod sockets;
 mod startup;
 mod trigger;
@@ -16,7 +20,7 @@ mod trigger;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use oe_dns::{KeyVerdict, Name};
 use oe_policy::{Input, Now, QueryId, WaiterId};
@@ -44,6 +48,8 @@ pub(crate) enum Msg {
         addrs: Vec<IpAddr>,
         reply: oneshot::Sender<Response>,
     },
+    /// The system's resolvers changed to these: queries to them must never wait for IKE.
+    Upstreams(Vec<std::net::SocketAddr>),
     /// The DNS trigger's stub found a SECURE key; `done` releases its held answer.
     Trigger {
         name: Name,
@@ -79,12 +85,9 @@ pub enum RunError {
     Trigger(String),
 }
 
-/// The current time, as the core takes it.
+/// The current time, as the core takes it (boot time: see [`clock`]).
 pub(crate) fn now() -> Now {
-    Now {
-        mono: Instant::now(),
-        wall: SystemTime::now(),
-    }
+    clock::now()
 }
 
 /// Runs the agent until SIGTERM or SIGINT.
@@ -118,17 +121,24 @@ async fn main_loop(exec: &mut exec::Executor) {
             return;
         }
     };
+    let timer = match clock::BootTimer::new() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("cannot create the boot-time timer: {e}");
+            return;
+        }
+    };
     loop {
         let deadline = exec
             .core
             .poll_timeout()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            .unwrap_or_else(|| now().mono + Duration::from_secs(3600));
         tokio::select! {
             msg = exec.rx.recv() => match msg {
                 Some(msg) => exec.on_msg(msg).await,
                 None => return,
             },
-            () = tokio::time::sleep_until(deadline.into()) => {
+            () = timer.sleep_until(deadline) => {
                 exec.core.handle_timeout(now());
                 exec.run_commands().await;
             }

@@ -73,15 +73,66 @@ impl Sockets {
         }
     }
 
-    /// Sends `bytes` from the socket of `local`'s family and port.
+    /// Sends `bytes` from `local` (RFC 7296 2.11: a response leaves from the address its request
+    /// came to; an initiator's datagrams from the address its IKE SA was made from), on the
+    /// socket of its family and port. When `local` is no longer the host's (its address was
+    /// removed: a Delete for the SAs made from it), the kernel picks the source.
     pub(crate) fn send(&self, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) {
         let Some(socket) = self.by_key.get(&(remote.is_ipv6(), local.port())) else {
             tracing::warn!("no IKE socket for {local}");
             return;
         };
-        if let Err(e) = socket.try_send_to(bytes, remote) {
+        let result = match send_from(socket, local.ip(), remote, bytes) {
+            // ENETUNREACH, EADDRNOTAVAIL or EINVAL for a source the host no longer has.
+            Err(e) => {
+                tracing::debug!(
+                    "sending from {local} failed ({e}): to {remote} from the kernel's choice"
+                );
+                socket.try_send_to(bytes, remote).map(drop)
+            }
+            Ok(()) => Ok(()),
+        };
+        if let Err(e) = result {
             tracing::debug!("IKE send to {remote} failed: {e}");
         }
+    }
+}
+
+/// One datagram to `remote` with source address `local` (IP_PKTINFO / IPV6_PKTINFO).
+fn send_from(
+    socket: &UdpSocket,
+    local: IpAddr,
+    remote: SocketAddr,
+    bytes: &[u8],
+) -> nix::Result<()> {
+    use nix::libc::{in6_addr, in6_pktinfo, in_addr, in_pktinfo};
+    use nix::sys::socket::{sendmsg, ControlMessage, SockaddrIn, SockaddrIn6};
+    let iov = [std::io::IoSlice::new(bytes)];
+    let fd = socket.as_raw_fd();
+    let flags = MsgFlags::MSG_DONTWAIT;
+    match (local, remote) {
+        (IpAddr::V4(l), SocketAddr::V4(r)) => {
+            let info = in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: in_addr {
+                    s_addr: u32::from(l).to_be(),
+                },
+                ipi_addr: in_addr { s_addr: 0 },
+            };
+            let cmsg = [ControlMessage::Ipv4PacketInfo(&info)];
+            sendmsg(fd, &iov, &cmsg, flags, Some(&SockaddrIn::from(r))).map(drop)
+        }
+        (IpAddr::V6(l), SocketAddr::V6(r)) => {
+            let info = in6_pktinfo {
+                ipi6_addr: in6_addr {
+                    s6_addr: l.octets(),
+                },
+                ipi6_ifindex: 0,
+            };
+            let cmsg = [ControlMessage::Ipv6PacketInfo(&info)];
+            sendmsg(fd, &iov, &cmsg, flags, Some(&SockaddrIn6::from(r))).map(drop)
+        }
+        _ => Err(nix::errno::Errno::EINVAL),
     }
 }
 

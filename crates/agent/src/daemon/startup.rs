@@ -11,6 +11,8 @@ use oe_policy::{Core, Input, LocalId, LocalIdentity, Setup, TRAP_REQIDS};
 use tokio::sync::{broadcast, mpsc};
 
 use super::exec::Executor;
+use super::follow::Follow;
+use super::resolver::{discover, read_file, Following, UpstreamState, FIX};
 use super::sockets::Sockets;
 use super::trigger::{AgentHook, View};
 use super::{now, Msg, Replies, RunError};
@@ -36,13 +38,23 @@ pub(super) async fn start(
     let (tx, rx) = mpsc::channel::<Msg>(1024);
     sockets.spawn_receivers(&tx);
     spawn_kernel_events(tx.clone())?;
-    let validator =
-        Validator::new(validator_config(&config)?).map_err(|e| RunError::Dns(e.to_string()))?;
+    super::network::spawn_events(tx.clone())?;
+    let rtnl = oe_kernel::route::Rtnl::open()?;
+    let own = stub_addresses(&config)?;
+    let configured = trigger_configured(&config)?;
+    let found = discover(&configured, &own, read_file);
+    let mut vc = validator_config(&config)?;
+    let validator_follows = config.dns.upstreams.is_empty() && !found.servers.is_empty();
+    if validator_follows {
+        vc.upstream = oe_dns::Upstream::Servers(found.servers.clone());
+    }
+    let validator = Validator::new(vc.clone()).map_err(|e| RunError::Dns(e.to_string()))?;
+    let following = Following::new(validator, vc);
     let cache_config = CacheConfig {
         max_entries: config.dns.cache_size.max(1),
         ..CacheConfig::default()
     };
-    let cache = KeyCache::new(validator, cache_config);
+    let cache = KeyCache::new(following.clone(), cache_config);
     let (events, _) = broadcast::channel(256);
     start_status_socket(&config, &tx, &events)?;
     let setup = Setup {
@@ -61,8 +73,10 @@ pub(super) async fn start(
         rx,
         tx,
         kernel,
+        rtnl,
         sockets,
         cache,
+        upstreams: Arc::new(RwLock::new(UpstreamState::default())),
         stub: None,
         view: None,
         events,
@@ -72,7 +86,37 @@ pub(super) async fn start(
         stopped: false,
     };
     exec.run_commands().await;
-    start_trigger(&mut exec, table, esp.is_ok()).await?;
+    // A start refused from here on removes what the core installed (no trap may outlive it).
+    if let Err(e) = start_trigger(&mut exec, table, esp.is_ok(), &own).await {
+        exec.handle(Input::Shutdown).await;
+        return Err(e);
+    }
+    let follow = Follow {
+        control: exec.stub.as_ref().map(oe_dns::trigger::Stub::control),
+        validator: validator_follows.then_some(following),
+        state: exec.upstreams.clone(),
+        configured,
+        own,
+        tx: exec.tx.clone(),
+    };
+    if let Err(problem) = follow.apply(&found).await {
+        if let Some(stub) = exec.stub.take() {
+            stub.shutdown().await;
+            exec.handle(Input::Shutdown).await;
+            return Err(RunError::Trigger(format!(
+                "{problem}. The stub at {:?} would answer nothing. Fix: {FIX}",
+                follow.own
+            )));
+        }
+        tracing::warn!("{problem}");
+    }
+    let servers = exec
+        .upstreams
+        .read()
+        .map(|s| s.clear.clone())
+        .unwrap_or_default();
+    exec.upstreams_changed(&servers).await;
+    follow.spawn(found);
     let status = match &esp {
         Ok(()) => "encrypting opportunistically".to_owned(),
         Err(why) => format!("degraded: {why}; serving status and lookups"),
@@ -111,22 +155,15 @@ async fn start_trigger(
     exec: &mut Executor,
     table: GroupTable,
     active: bool,
+    listen: &[SocketAddr],
 ) -> Result<(), RunError> {
     let cfg = exec.config.trigger.clone();
     if !cfg.enabled {
         return Ok(());
     }
-    let listen: Vec<SocketAddr> = cfg
-        .listen
-        .iter()
-        .map(|s| oe_dns::parse_server(s, 53))
-        .collect::<Result<_, _>>()
-        .map_err(RunError::Trigger)?;
-    let upstreams = trigger_upstreams(&exec.config, &listen)?;
-    if upstreams.is_empty() {
-        tracing::warn!("DNS trigger disabled: no upstream resolver other than the stub itself");
-        return Ok(());
-    }
+    let listen = listen.to_vec();
+    // The upstreams are set right after the stub starts, once checked for loops.
+    let upstreams = Vec::new();
     let listeners = oe_dns::trigger::Listeners::bind(&listen)
         .await
         .map_err(|e| RunError::Trigger(format!("cannot listen on {listen:?}: {e}")))?;
@@ -155,29 +192,33 @@ async fn start_trigger(
     Ok(())
 }
 
-fn trigger_upstreams(config: &Config, listen: &[SocketAddr]) -> Result<Vec<SocketAddr>, RunError> {
-    let own: Vec<IpAddr> = listen.iter().map(SocketAddr::ip).collect();
+/// The stub's listening addresses (none when the trigger is off).
+fn stub_addresses(config: &Config) -> Result<Vec<SocketAddr>, RunError> {
+    if !config.trigger.enabled {
+        return Ok(Vec::new());
+    }
+    config
+        .trigger
+        .listen
+        .iter()
+        .map(|s| oe_dns::parse_server(s, 53))
+        .collect::<Result<_, _>>()
+        .map_err(RunError::Trigger)
+}
+
+/// The upstreams the configuration names for the stub (`trigger.upstreams`, else
+/// `dns.upstreams`); empty means "the system's", found by [`discover`].
+fn trigger_configured(config: &Config) -> Result<Vec<SocketAddr>, RunError> {
     let named = if config.trigger.upstreams.is_empty() {
         &config.dns.upstreams
     } else {
         &config.trigger.upstreams
     };
-    let servers: Vec<SocketAddr> = if named.is_empty() {
-        dns_server_addresses(config)
-            .into_iter()
-            .map(|ip| SocketAddr::new(ip, 53))
-            .collect()
-    } else {
-        named
-            .iter()
-            .map(|s| oe_dns::parse_server(s, 53))
-            .collect::<Result<_, _>>()
-            .map_err(RunError::Trigger)?
-    };
-    Ok(servers
-        .into_iter()
-        .filter(|s| !own.contains(&s.ip()))
-        .collect())
+    named
+        .iter()
+        .map(|s| oe_dns::parse_server(s, 53))
+        .collect::<Result<_, _>>()
+        .map_err(RunError::Trigger)
 }
 
 /// The group table plus the DNS upstreams in `clear` (queries to them must never wait for IKE).

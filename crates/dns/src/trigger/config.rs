@@ -28,7 +28,8 @@ pub struct StubConfig {
     pub listen: Vec<SocketAddr>,
     /// Recursive resolvers every query is forwarded to, tried in order. Must not include the
     /// stub's own addresses (a loop); when /etc/resolv.conf points at the stub, name the real
-    /// resolvers here.
+    /// resolvers here. Empty: every query is answered SERVFAIL until [`super::Stub::set_upstreams`]
+    /// names some.
     pub upstreams: Vec<SocketAddr>,
     /// Longest time an answer is held past the moment the upstream answered: for the IPSECKEY
     /// and address lookups still running, and for the hook's IKE. Default 400 ms.
@@ -98,7 +99,8 @@ impl fmt::Debug for StubConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StubError {
-    /// No upstream resolver.
+    /// No upstream resolver (no longer refused by [`StubConfig::check`]: a stub may start
+    /// before its upstreams are known).
     #[error("the DNS stub needs at least one upstream resolver")]
     NoUpstream,
     /// An upstream is one of the stub's own addresses.
@@ -112,9 +114,6 @@ pub enum StubError {
 impl StubConfig {
     /// Checks the configuration against the addresses the stub actually listens on.
     pub fn check(&self, listening: &[SocketAddr]) -> Result<(), StubError> {
-        if self.upstreams.is_empty() {
-            return Err(StubError::NoUpstream);
-        }
         if let Some(u) = self.upstreams.iter().find(|u| listening.contains(u)) {
             return Err(StubError::Loop(*u));
         }

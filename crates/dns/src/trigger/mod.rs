@@ -73,6 +73,8 @@ mod config;
 #[cfg(feature = "resolver")]
 mod decide;
 mod hook;
+#[cfg(feature = "resolver")]
+mod loopcheck;
 pub mod message;
 #[cfg(feature = "resolver")]
 mod serve;
@@ -85,7 +87,7 @@ mod upstream;
 pub use config::{SocketHook, StubConfig, StubError, DEFAULT_LISTEN};
 pub use hook::{Decision, TriggerEvent, TriggerHook};
 #[cfg(feature = "resolver")]
-pub use serve::{Listeners, Stub};
+pub use serve::{Listeners, Stub, UpstreamControl};
 #[cfg(feature = "resolver")]
 pub use stats::{StubCounters, StubStats};
 

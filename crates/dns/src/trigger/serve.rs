@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use super::config::{StubConfig, StubError};
 use super::decide::Trigger;
 use super::hook::TriggerHook;
+use super::loopcheck::Probes;
 use super::message::{inspect_query, QueryAction, Question, Rcode, HEADER_LEN};
 use super::stats::{Stats, StubStats};
 use super::upstream::{Transport, Upstream};
@@ -80,6 +81,7 @@ impl Listeners {
 #[derive(Debug)]
 pub struct Stub {
     stats: Arc<Stats>,
+    control: UpstreamControl,
     tasks: Vec<JoinHandle<()>>,
     addrs: Vec<SocketAddr>,
 }
@@ -97,8 +99,11 @@ impl Stub {
         let addrs = listeners.local_addrs();
         config.check(&addrs)?;
         let stats = Arc::new(Stats::default());
+        let upstream = Arc::new(Upstream::new(&config));
+        let probes = Arc::new(Probes::default());
         let ctx = Arc::new(Ctx {
-            upstream: Upstream::new(&config),
+            upstream: upstream.clone(),
+            probes: probes.clone(),
             trigger: Arc::new(Trigger {
                 cache,
                 hook,
@@ -117,11 +122,23 @@ impl Stub {
         for listener in listeners.tcp {
             tasks.push(tokio::spawn(tcp_loop(ctx.clone(), listener)));
         }
+        let control = UpstreamControl {
+            upstream,
+            probes,
+            own: addrs.clone(),
+        };
         Ok(Self {
             stats,
+            control,
             tasks,
             addrs,
         })
+    }
+
+    /// A handle that changes where the stub forwards, for a task that follows the system's
+    /// resolvers.
+    pub fn control(&self) -> UpstreamControl {
+        self.control.clone()
     }
 
     /// Counters and the latest trigger events.
@@ -152,9 +169,42 @@ impl Drop for Stub {
     }
 }
 
+/// Where a running stub forwards: read, changed, checked for loops.
+#[derive(Debug, Clone)]
+pub struct UpstreamControl {
+    upstream: Arc<Upstream>,
+    probes: Arc<Probes>,
+    own: Vec<SocketAddr>,
+}
+
+impl UpstreamControl {
+    /// The resolvers queries are forwarded to now.
+    pub fn upstreams(&self) -> Vec<SocketAddr> {
+        self.upstream.servers().to_vec()
+    }
+
+    /// Forwards to `upstreams` from now on (the system's resolvers changed); queries in flight
+    /// finish with the old list. One of the stub's own addresses is refused (a loop); an empty
+    /// list makes every query SERVFAIL.
+    pub fn set_upstreams(&self, upstreams: Vec<SocketAddr>) -> Result<(), StubError> {
+        if let Some(u) = upstreams.iter().find(|u| self.own.contains(u)) {
+            return Err(StubError::Loop(*u));
+        }
+        self.upstream.set_servers(upstreams);
+        Ok(())
+    }
+
+    /// Whether `server` forwards queries back to this stub (a forwarding loop), by a probe
+    /// query for a fresh name sent straight to it (`loopcheck.rs`). About 1 s at most.
+    pub async fn loops_through(&self, server: SocketAddr) -> bool {
+        self.probes.loops_through(server).await
+    }
+}
+
 struct Ctx<L, H> {
     config: StubConfig,
-    upstream: Upstream,
+    upstream: Arc<Upstream>,
+    probes: Arc<Probes>,
     trigger: Arc<Trigger<L, H>>,
     queries: Arc<Semaphore>,
     connections: Arc<Semaphore>,
@@ -176,6 +226,10 @@ impl<L: Lookup, H: TriggerHook> Ctx<L, H> {
             QueryAction::Reply(reply, _) => {
                 self.stats.bump(|c| &c.formerr);
                 reply
+            }
+            // A loop check's probe came back through an upstream: answered here, never forwarded.
+            QueryAction::Forward(question) if self.probes.saw(&question.name) => {
+                question.reply(Rcode::ServFail)
             }
             QueryAction::Forward(question) => self.resolve(&question, query, transport).await,
         };

@@ -6,6 +6,7 @@
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsFd;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
@@ -28,21 +29,47 @@ pub(crate) enum Transport {
 }
 
 pub(crate) struct Upstream {
-    servers: Vec<SocketAddr>,
+    /// Replaced whole when the system's resolvers change (a new network); each query forwards
+    /// to the list it started with.
+    servers: RwLock<Arc<Vec<SocketAddr>>>,
     timeout: Duration,
     attempts: usize,
     hook: Option<SocketHook>,
     rng: SystemRandom,
 }
 
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("servers", &self.servers())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Upstream {
     pub(crate) fn new(config: &StubConfig) -> Self {
         Self {
-            servers: config.upstreams.clone(),
+            servers: RwLock::new(Arc::new(config.upstreams.clone())),
             timeout: config.upstream_timeout,
             attempts: config.upstream_attempts,
             hook: config.upstream_socket.clone(),
             rng: SystemRandom::new(),
+        }
+    }
+
+    /// The servers queries go to now.
+    pub(crate) fn servers(&self) -> Arc<Vec<SocketAddr>> {
+        self.servers
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// Forwards to `servers` from now on.
+    pub(crate) fn set_servers(&self, servers: Vec<SocketAddr>) {
+        match self.servers.write() {
+            Ok(mut s) => *s = Arc::new(servers),
+            Err(e) => *e.into_inner() = Arc::new(servers),
         }
     }
 
@@ -54,8 +81,9 @@ impl Upstream {
         transport: Transport,
     ) -> Result<Vec<u8>, String> {
         let mut last = String::from("no upstream");
+        let servers = self.servers();
         for _ in 0..self.attempts {
-            for &server in &self.servers {
+            for &server in servers.iter() {
                 let id = self.random_id();
                 let mut wire = query.to_vec();
                 set_id(&mut wire, id);

@@ -224,7 +224,9 @@ impl Core {
                 Role::Responder => {
                     self.retire_ike(id, handle, "its authentication reached ike.reauth_interval");
                 }
-                Role::Initiator if !replacing => self.start_reauth(id, local, remote, handle),
+                Role::Initiator if !replacing => {
+                    self.start_reauth(id, local, remote, handle, "ike.reauth_interval");
+                }
                 Role::Initiator => {}
             }
         }
@@ -258,7 +260,14 @@ impl Core {
         }
     }
 
-    fn start_reauth(&mut self, id: PeerId, local: IpAddr, remote: IpAddr, old: oe_ike::SaHandle) {
+    pub(super) fn start_reauth(
+        &mut self,
+        id: PeerId,
+        local: IpAddr,
+        remote: IpAddr,
+        old: oe_ike::SaHandle,
+        why: &str,
+    ) {
         let now = self.now.mono;
         let port = self.config.ike.port;
         let handle = self.engine(local).connect(
@@ -284,8 +293,7 @@ impl Core {
         self.event(
             "reauth",
             Some(remote),
-            "authenticating again (ike.reauth_interval): a new IKE SA with a fresh DNS lookup"
-                .into(),
+            format!("authenticating again ({why}): a new IKE SA with a fresh DNS lookup"),
         );
         self.ask_reverse(id);
         self.drain(local);

@@ -2,6 +2,7 @@
 //! for each concern live in sibling modules; every one of them only changes state and queues
 //! commands.
 
+mod clock;
 mod control;
 mod engine;
 mod initiator;
@@ -10,6 +11,7 @@ mod kernel_events;
 mod keys;
 mod lifecycle;
 mod nat;
+mod network;
 mod report;
 mod trigger;
 
@@ -26,6 +28,7 @@ use crate::config::{Config, Group, GroupTable};
 use crate::dnsq::Dns;
 use crate::identity::LocalIdentity;
 use crate::input::{Command, Input, KernelOp, KernelReply, Token};
+use crate::network::NetView;
 use crate::now::Now;
 use crate::peer::PeerId;
 use crate::protocol::{Counters, EventReport};
@@ -78,6 +81,7 @@ enum Pending {
     Counters,
     Refresh,
     Resync,
+    Network,
 }
 
 /// The agent's policy core. See the crate docs for the contract.
@@ -93,6 +97,7 @@ pub struct Core {
     seed: rand_chacha::ChaCha20Rng,
     peers: Registry,
     traps: Traps,
+    net: NetView,
     dns: Dns,
     timers: Timers,
     bound: BoundKeys,
@@ -145,6 +150,7 @@ impl Core {
             seed: rand_chacha::ChaCha20Rng::from_seed(seed),
             peers: Registry::new(ownership),
             traps,
+            net: NetView::default(),
             dns: Dns::default(),
             timers: Timers::default(),
             bound: BoundKeys::default(),
@@ -163,10 +169,12 @@ impl Core {
             table,
         };
         core.install_group_policies();
+        core.read_network();
         core.timers
             .set(Timer::Refresh, now.mono + core.refresh_interval());
         core.timers
             .set(Timer::IdleCheck, now.mono + core.idle_check_interval());
+        core.heartbeat();
         core
     }
 
@@ -175,6 +183,7 @@ impl Core {
         self.tick(now);
         match input {
             Input::Kernel(event) => self.on_kernel_event(event),
+            Input::Net(event) => self.on_net_event(event),
             Input::KernelDone { token, result } => self.on_kernel_done(token, result),
             Input::Datagram {
                 local,
@@ -250,7 +259,7 @@ impl Core {
     fn tick(&mut self, now: Now) {
         // Time only moves forward.
         if now.mono >= self.now.mono {
-            self.now = now;
+            self.check_clocks(now);
         }
     }
 
@@ -261,6 +270,7 @@ impl Core {
             Timer::Reauth(id) => self.reauthenticate(id),
             Timer::Refresh => self.refresh(),
             Timer::IdleCheck => self.idle_check(),
+            Timer::Heartbeat => self.heartbeat(),
         }
     }
 
@@ -308,6 +318,7 @@ impl Core {
             Pending::Counters => self.counters_read(result),
             Pending::Refresh => self.refreshed(result),
             Pending::Resync => self.resync_with(result),
+            Pending::Network => self.network_read(result),
         }
     }
 

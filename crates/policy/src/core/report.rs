@@ -310,10 +310,19 @@ impl Core {
         let name = host.trim_end_matches('.').to_ascii_lowercase();
         let trigger = trigger
             .map(|t| {
-                t.recent
+                let problem = t
+                    .summary
+                    .upstream
                     .iter()
-                    .filter(|(n, _)| n.trim_end_matches('.').eq_ignore_ascii_case(&name))
-                    .map(|(_, line)| line.clone())
+                    .filter_map(|u| u.problem.as_ref())
+                    .map(|p| format!("the stub has no usable upstream resolver: {p}"));
+                problem
+                    .chain(
+                        t.recent
+                            .iter()
+                            .filter(|(n, _)| n.trim_end_matches('.').eq_ignore_ascii_case(&name))
+                            .map(|(_, line)| line.clone()),
+                    )
                     .collect()
             })
             .unwrap_or_default();

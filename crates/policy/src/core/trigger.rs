@@ -98,7 +98,14 @@ impl Core {
             if !matched.group.initiates() || self.esp.is_err() || self.stopping {
                 continue;
             }
-            let id = match self.peers.owner_of(target.remote) {
+            let mut known = self.peers.owner_of(target.remote);
+            if let Some(id) =
+                known.filter(|id| self.peers.get(*id).is_some_and(|p| p.local != target.local))
+            {
+                self.moved(id, target.local);
+                known = None;
+            }
+            let id = match known {
                 Some(id) => id,
                 None => {
                     let cause = format!("DNS trigger: {name} has a SECURE key ({described})");

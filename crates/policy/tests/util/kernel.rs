@@ -25,6 +25,8 @@ pub struct Kernel {
     pub counters: HashMap<(IpAddr, u32), (u64, u64)>,
     /// Every request, in order.
     pub log: Vec<String>,
+    /// The host's addresses (rtnetlink), as `ReadNetwork` answers them.
+    pub addresses: Vec<oe_kernel::route::LocalAddress>,
     /// SAs installed in a given mode (tunnel), by (destination, SPI); absent: transport.
     pub modes: HashMap<(IpAddr, u32), oe_kernel::Mode>,
     next_spi: u32,
@@ -46,6 +48,7 @@ pub fn op_name(op: &KernelOp) -> &'static str {
         KernelOp::RefreshPolicies(_) => "refresh",
         KernelOp::ListOwned => "list-owned",
         KernelOp::FlushOwned => "flush",
+        KernelOp::ReadNetwork => "read-network",
         _ => "other",
     }
 }
@@ -151,6 +154,13 @@ impl Kernel {
                 self.policies.clear();
                 self.sas.clear();
                 self.larval.clear();
+            }
+            KernelOp::ReadNetwork => {
+                return Ok(KernelReply::Network {
+                    addresses: self.addresses.clone(),
+                    links: Vec::new(),
+                    routes: Vec::new(),
+                })
             }
             _ => return Err("unsupported".into()),
         }

@@ -67,6 +67,31 @@ pub fn name(s: &str) -> Name {
     Name::from_ascii(s).unwrap()
 }
 
+/// A global address of the host, as rtnetlink reports it.
+pub fn local_address(addr: &str) -> oe_kernel::route::LocalAddress {
+    oe_kernel::route::LocalAddress {
+        ifindex: 2,
+        addr: ip(addr),
+        prefix_len: 24,
+        scoped: false,
+        tentative: false,
+        dad_failed: false,
+        deprecated: false,
+    }
+}
+
+/// A default route through `gateway` on link `oif`.
+pub fn default_route(gateway: &str, oif: u32) -> oe_kernel::route::Route {
+    oe_kernel::route::Route {
+        dst: oe_kernel::Prefix::new(ip("0.0.0.0"), 0).unwrap(),
+        gateway: Some(ip(gateway)),
+        oif: Some(oif),
+        pref_src: None,
+        table: oe_kernel::route::Route::MAIN_TABLE,
+        metric: 0,
+    }
+}
+
 /// A start time for the tests' clocks.
 pub fn start() -> Now {
     Now {
@@ -172,8 +197,25 @@ impl Agent {
             answers: Vec::new(),
             next_query: 0,
         };
+        agent.kernel.addresses.push(local_address(addr));
         agent.run(now);
         agent
+    }
+
+    /// An rtnetlink event about the host's network.
+    pub fn net(&mut self, now: Now, event: oe_kernel::route::NetEvent) {
+        self.input(now, Input::Net(event));
+    }
+
+    /// The host's address changes from `self.addr` to `to` (as `ip addr add` then `del`).
+    pub fn move_to(&mut self, now: Now, to: &str) {
+        let old = local_address(&self.addr.to_string());
+        self.addr = ip(to);
+        self.net(
+            now,
+            oe_kernel::route::NetEvent::AddressAdded(local_address(to)),
+        );
+        self.net(now, oe_kernel::route::NetEvent::AddressRemoved(old));
     }
 
     /// Feeds one input and executes the core's commands.
@@ -279,6 +321,7 @@ impl Agent {
             .values()
             .find(|p| {
                 p.selector.dst().contains(ip(dst))
+                    && p.selector.src().contains(self.addr)
                     && matches!(p.action, oe_kernel::PolicyAction::Protect(_))
             })
             .copied()
