@@ -43,6 +43,10 @@ pub(crate) fn build(config: &Config, identity: &LocalIdentity, local: IpAddr) ->
     engine.liveness_interval =
         (!config.ike.liveness_interval.is_zero()).then_some(config.ike.liveness_interval);
     engine.nat_t_port = config.ike.nat_port;
+    engine.max_half_open = config.limits.half_open;
+    engine.max_half_open_per_source = config.limits.half_open_per_source;
+    engine.cookie_threshold = config.limits.cookie_threshold;
+    engine.max_children_per_sa = config.limits.children_per_ike_sa;
     // The core refuses per group (`ike.require_post_quantum`); the engine only offers.
     engine.additional_ke = if config.ike.post_quantum {
         oe_ike::AdditionalKe::hybrid()

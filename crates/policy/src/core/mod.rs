@@ -8,6 +8,7 @@ mod install;
 mod kernel_events;
 mod keys;
 mod lifecycle;
+mod limits;
 mod report;
 mod trigger;
 
@@ -23,6 +24,7 @@ use rand_core::SeedableRng;
 use crate::config::{Config, Group, GroupTable};
 use crate::dnsq::Dns;
 use crate::identity::LocalIdentity;
+use crate::ike_bounds::Held;
 use crate::input::{Command, Input, KernelOp, KernelReply, Token};
 use crate::now::Now;
 use crate::peer::PeerId;
@@ -90,6 +92,8 @@ pub struct Core {
     engines: HashMap<IpAddr, Endpoint>,
     seed: rand_chacha::ChaCha20Rng,
     peers: Registry,
+    /// Responder IKE SAs past IKE_AUTH, bounded per source and in total.
+    held: Held,
     traps: Traps,
     dns: Dns,
     timers: Timers,
@@ -133,6 +137,8 @@ impl Core {
         let anonymous = config.anonymous_groups().unwrap_or_default();
         let pq_required = config.post_quantum_groups().unwrap_or_default();
         let traps = Traps::new(trap_reqid, config.kernel.policy_lifetime);
+        let mut dns = Dns::default();
+        dns.set_limits(crate::dnsq::PeerLookupLimits::of(&config.limits));
         let mut core = Self {
             anonymous,
             pq_required,
@@ -141,8 +147,9 @@ impl Core {
             engines: HashMap::new(),
             seed: rand_chacha::ChaCha20Rng::from_seed(seed),
             peers: Registry::new(ownership),
+            held: Held::new(Self::ike_bounds(&config)),
             traps,
-            dns: Dns::default(),
+            dns,
             timers: Timers::default(),
             bound: BoundKeys::default(),
             pending: HashMap::new(),
