@@ -240,6 +240,11 @@ pub struct Status {
     pub socket: PathBuf,
     pub mode: String,
     pub group: String,
+    /// Connections served at once; one more gets a `busy` error.
+    pub max_connections: usize,
+    /// A connection that sends no request, or leaves an answer unread, this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
 }
 
 /// Log output format.
@@ -363,6 +368,8 @@ impl Default for Status {
             socket: PathBuf::from("/run/oe/oe.sock"),
             mode: "0600".into(),
             group: String::new(),
+            max_connections: 32,
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -474,6 +481,11 @@ impl Config {
             return Err(invalid(why));
         }
         self.limits.check().map_err(invalid)?;
+        if self.status.max_connections == 0 || self.status.idle_timeout.is_zero() {
+            return Err(invalid(
+                "status.max_connections and status.idle_timeout must not be 0".into(),
+            ));
+        }
         if self.kernel.policy_lifetime < Duration::from_secs(10) {
             return Err(invalid(
                 "kernel.policy_lifetime must be at least 10s".into(),
