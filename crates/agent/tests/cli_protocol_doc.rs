@@ -51,6 +51,6 @@ fn every_example_is_a_request_or_a_response_written_back_identically() {
             responses += 1;
         }
     }
-    assert_eq!(requests, 7, "the request examples");
+    assert_eq!(requests, 10, "the request examples");
     assert!(responses >= 8, "{responses} response examples");
 }

@@ -76,6 +76,13 @@ pub enum Input {
         addrs: Vec<IpAddr>,
         trigger: Option<TriggerView>,
     },
+    /// A control request (`retry`, `up`, `down`) from root, for the addresses the executor
+    /// resolved the host to, each with the local address the kernel routes from.
+    Control {
+        id: QueryId,
+        request: Request,
+        targets: Vec<TriggerTarget>,
+    },
     /// A new configuration (SIGHUP); the table includes the DNS servers in `clear`.
     Reload {
         config: Box<Config>,

@@ -30,6 +30,38 @@ pub enum Request {
         #[serde(default)]
         follow: bool,
     },
+    /// Control (root only): drop the host's failure shunt and negotiate with it now.
+    Retry { host: String },
+    /// Control (root only): negotiate with the host now, before any traffic.
+    Up { host: String },
+    /// Control (root only): tear down what the host has (telling it) and keep its traffic in
+    /// clear (dropped, for `private`) for `seconds` (default: `shunts.failure_lifetime`).
+    Down {
+        host: String,
+        #[serde(default)]
+        seconds: Option<u64>,
+    },
+}
+
+impl Request {
+    /// Whether the request changes the agent's state (only root may send those).
+    pub fn is_control(&self) -> bool {
+        matches!(
+            self,
+            Self::Retry { .. } | Self::Up { .. } | Self::Down { .. }
+        )
+    }
+
+    /// The host a request names, if it names one.
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            Self::Explain { host }
+            | Self::Retry { host }
+            | Self::Up { host }
+            | Self::Down { host, .. } => Some(host),
+            _ => None,
+        }
+    }
 }
 
 /// One answer line.
@@ -107,6 +139,8 @@ impl Response {
 pub enum ErrorCode {
     /// Not JSON, or not a known request.
     BadRequest,
+    /// A control request from a client that is not root.
+    Forbidden,
     /// The request line exceeded [`MAX_REQUEST_LINE`].
     TooLong,
     /// The agent could not answer (shutting down, internal failure).
@@ -128,11 +162,23 @@ pub struct ErrorReport {
 #[allow(clippy::large_enum_variant)] // built once per request; boxing would only add noise
 pub enum Report {
     Status(StatusReport),
-    Peers { peers: Vec<PeerReport> },
-    Shunts { shunts: Vec<ShuntReport> },
-    DnsCache { entries: Vec<DnsCacheEntry> },
+    Peers {
+        peers: Vec<PeerReport>,
+    },
+    Shunts {
+        shunts: Vec<ShuntReport>,
+    },
+    DnsCache {
+        entries: Vec<DnsCacheEntry>,
+    },
     Explain(ExplainReport),
-    Events { events: Vec<EventReport> },
+    Events {
+        events: Vec<EventReport>,
+    },
+    /// What a control request did, per address of the host.
+    Control {
+        results: Vec<ControlResult>,
+    },
 }
 
 /// `status`
@@ -337,6 +383,15 @@ pub struct AddressExplanation {
     pub current: String,
     /// One sentence for humans.
     pub verdict: String,
+}
+
+/// What a control request did for one address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlResult {
+    pub address: IpAddr,
+    /// One sentence: "negotiating", "already encrypted", "taken down; its traffic passes in clear
+    /// for 600s"...
+    pub outcome: String,
 }
 
 /// Something that happened.

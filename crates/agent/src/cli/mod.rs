@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod control;
 pub mod doctor;
 pub mod generate;
 pub mod ipseckey;
@@ -45,6 +46,12 @@ pub enum Command {
     Events(show::EventsArgs),
     /// Explain why traffic to a host is or is not encrypted.
     Explain(show::ExplainArgs),
+    /// Drop a host's failure shunt and negotiate with it now (root only).
+    Retry(control::HostArgs),
+    /// Negotiate with a host now, before any traffic (root only).
+    Up(control::HostArgs),
+    /// Tear down a host's SAs and keep its traffic in clear (dropped, for private) for a while (root only).
+    Down(control::DownArgs),
     /// Make this host's private key (Ed25519 by default; ECDSA P-256 or RSA for older peers).
     Keygen(keygen::KeygenArgs),
     /// Print the IPSECKEY records that publish this host's key, for its names and addresses.
@@ -71,6 +78,9 @@ pub fn main() -> ExitCode {
         Command::DnsCache(args) => show::dns_cache(&args),
         Command::Events(args) => show::events(&args),
         Command::Explain(args) => show::explain(&args),
+        Command::Retry(args) => control::retry(&args),
+        Command::Up(args) => control::up(&args),
+        Command::Down(args) => control::down(&args),
         Command::Keygen(args) => keygen::run(&args),
         Command::Ipseckey(args) => ipseckey::run(&args),
         Command::Run(args) => run::run(&args),

@@ -193,7 +193,7 @@ fn connect(args: &ShowArgs) -> Result<Client, Failure> {
     Client::connect(&socket).map_err(Failure::from)
 }
 
-fn one_shot(args: &ShowArgs, request: Request) -> ExitCode {
+pub(crate) fn one_shot(args: &ShowArgs, request: Request) -> ExitCode {
     let result = connect(args).and_then(|client| ask_in_time(client, request));
     match result.and_then(expect_report) {
         Ok(report) if args.json => match serde_json::to_string_pretty(&report) {
@@ -268,7 +268,19 @@ pub fn render_report(report: &Report) -> String {
         Report::DnsCache { entries } => render_dns_cache(entries),
         Report::Explain(e) => render_explain(e),
         Report::Events { events } => render_events(events),
+        Report::Control { results } => render_control(results),
     }
+}
+
+/// `oe retry/up/down`: one line per address of the host.
+pub fn render_control(results: &[oe_policy::protocol::ControlResult]) -> String {
+    if results.is_empty() {
+        return "no address to act on\n".into();
+    }
+    results
+        .iter()
+        .map(|r| format!("{}: {}\n", r.address, r.outcome))
+        .collect()
 }
 
 /// `oe status`: one aligned `label: value` list.

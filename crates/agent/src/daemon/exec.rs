@@ -16,6 +16,16 @@ use super::{now, Msg, Replies};
 use crate::config::Config;
 use crate::status::protocol::{ErrorCode, EventReport, Request, Response, TriggerSummary};
 
+/// An event in the journal: what needs the operator's attention at warning priority.
+fn log_event(report: &EventReport) {
+    let (kind, peer, detail) = (report.kind.as_str(), report.peer, &report.detail);
+    match kind {
+        "degraded" | "trap-failed" | "install-failed" | "refresh-failed" | "shunt-failed"
+        | "resync" | "spi-failed" => tracing::warn!(kind, peer = ?peer, "{detail}"),
+        _ => tracing::info!(kind, peer = ?peer, "{detail}"),
+    }
+}
+
 /// Everything the executor owns.
 pub(crate) struct Executor {
     pub(crate) core: Core,
@@ -45,17 +55,11 @@ impl Executor {
         match msg {
             Msg::Input(input) => self.handle(input).await,
             Msg::Query { request, reply } => self.on_query(request, reply).await,
-            Msg::Explained { host, addrs, reply } => {
-                let id = self.replies.query(reply);
-                let trigger = self.trigger_view();
-                self.handle(Input::Explain {
-                    id,
-                    host,
-                    addrs,
-                    trigger,
-                })
-                .await;
-            }
+            Msg::Resolved {
+                request,
+                addrs,
+                reply,
+            } => self.on_resolved(request, addrs, reply).await,
             Msg::Trigger {
                 name,
                 keys,
@@ -88,10 +92,8 @@ impl Executor {
     }
 
     async fn on_query(&mut self, request: Request, reply: tokio::sync::oneshot::Sender<Response>) {
-        if let Request::Explain { host } = &request {
-            if host.parse::<IpAddr>().is_err() {
-                return self.resolve_then_explain(host.clone(), reply);
-            }
+        if request.is_control() || matches!(request, Request::Explain { .. }) {
+            return self.resolve_then(request, reply);
         }
         let id = self.replies.query(reply);
         let trigger = self.trigger_view();
@@ -131,7 +133,7 @@ impl Executor {
                     }
                 }
                 Command::Event(report) => {
-                    tracing::info!(kind = report.kind, peer = ?report.peer, "{}", report.detail);
+                    log_event(&report);
                     let _ = self.events.send(report);
                 }
                 Command::Stopped => self.stopped = true,
@@ -208,9 +210,53 @@ impl Executor {
         });
     }
 
-    /// `explain NAME`: resolve the name through the agent's own validating resolver (falling back
-    /// to the system's), off the loop, then explain each address.
-    fn resolve_then_explain(&self, host: String, reply: tokio::sync::oneshot::Sender<Response>) {
+    /// A request that names a host, its addresses known: `explain` each; a control request acts
+    /// on each (with the local address the kernel routes from).
+    async fn on_resolved(
+        &mut self,
+        request: Request,
+        addrs: Vec<IpAddr>,
+        reply: tokio::sync::oneshot::Sender<Response>,
+    ) {
+        let id = self.replies.query(reply);
+        let input = match request {
+            Request::Explain { host } => Input::Explain {
+                id,
+                host,
+                addrs,
+                trigger: self.trigger_view(),
+            },
+            request => Input::Control {
+                id,
+                targets: addrs
+                    .into_iter()
+                    .filter_map(|remote| {
+                        let local = local_address_towards(remote).ok()?;
+                        Some(TriggerTarget { remote, local })
+                    })
+                    .collect(),
+                request,
+            },
+        };
+        self.handle(input).await;
+    }
+
+    /// A host named in a request: an address as it is, a name resolved through the agent's own
+    /// validating resolver (falling back to the system's), off the loop.
+    fn resolve_then(&self, request: Request, reply: tokio::sync::oneshot::Sender<Response>) {
+        let host = request.host().unwrap_or_default().to_owned();
+        if let Ok(addr) = host.parse::<IpAddr>() {
+            let msg = Msg::Resolved {
+                request,
+                addrs: vec![addr],
+                reply,
+            };
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(msg).await;
+            });
+            return;
+        }
         let (cache, tx) = (self.cache.clone(), self.tx.clone());
         tokio::spawn(async move {
             let mut addrs = match host.parse::<oe_dns::LookupTarget>() {
@@ -235,7 +281,13 @@ impl Executor {
                     Response::error(ErrorCode::BadRequest, format!("cannot resolve {host}"));
                 let _ = reply.send(error);
             } else {
-                let _ = tx.send(Msg::Explained { host, addrs, reply }).await;
+                let _ = tx
+                    .send(Msg::Resolved {
+                        request,
+                        addrs,
+                        reply,
+                    })
+                    .await;
             }
         });
     }

@@ -38,9 +38,9 @@ pub(crate) enum Msg {
         request: Request,
         reply: oneshot::Sender<Response>,
     },
-    /// `explain NAME`, resolved.
-    Explained {
-        host: String,
+    /// A request naming a host (`explain`, `retry`, `up`, `down`), the host resolved.
+    Resolved {
+        request: Request,
         addrs: Vec<IpAddr>,
         reply: oneshot::Sender<Response>,
     },

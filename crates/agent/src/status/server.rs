@@ -110,6 +110,7 @@ fn idle(what: &str, limit: Duration) -> std::io::Error {
 }
 
 async fn connection(stream: UnixStream, backend: Backend, limit: Duration) -> std::io::Result<()> {
+    let privileged = may_control(&stream);
     let (read, write) = stream.into_split();
     let mut write = Writer { write, limit };
     let mut reader = BufReader::new(read);
@@ -141,6 +142,14 @@ async fn connection(stream: UnixStream, backend: Backend, limit: Duration) -> st
                 continue;
             }
         };
+        if request.is_control() && !privileged {
+            let answer = Response::error(
+                ErrorCode::Forbidden,
+                "control requests (retry, up, down) are for root only",
+            );
+            send(&mut write, &answer).await?;
+            continue;
+        }
         let follow = matches!(request, Request::Events { follow: true });
         // Subscribe before asking for history, so no event falls between the two.
         let subscription = follow.then(|| backend.events.subscribe());
@@ -149,6 +158,14 @@ async fn connection(stream: UnixStream, backend: Backend, limit: Duration) -> st
             return stream_events(events, &mut write).await;
         }
     }
+}
+
+/// Whether the client may change the agent's state: root, or the agent's own user (the socket's
+/// group may read everything, and nothing more).
+fn may_control(stream: &UnixStream) -> bool {
+    stream
+        .peer_cred()
+        .is_ok_and(|c| c.uid() == 0 || c.uid() == nix::unistd::geteuid().as_raw())
 }
 
 async fn ask(backend: &Backend, request: Request) -> Response {

@@ -198,7 +198,7 @@ impl Core {
     }
 
     /// A host shunt for the peer's selector.
-    fn shunt_spec(&self, id: PeerId, shunt: Shunt) -> Option<PolicySpec> {
+    pub(super) fn shunt_spec(&self, id: PeerId, shunt: Shunt) -> Option<PolicySpec> {
         let peer = self.peers.get(id)?;
         let selector = shunt_selector(peer.local, peer.remote, &peer.group)?;
         let lifetime = self

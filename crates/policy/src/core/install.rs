@@ -114,7 +114,7 @@ impl Core {
         selector: oe_kernel::TrafficSelector,
         policies: Vec<PolicySpec>,
     ) {
-        let now = self.now.mono;
+        let entry = self.child_entry(handle, child, selector);
         let Some(peer) = self.peers.get_mut(id) else {
             return;
         };
@@ -122,52 +122,8 @@ impl Core {
         if let Some(ike) = peer.ikes.get_mut(&handle) {
             ike.spare_spis.retain(|s| *s != child.inbound_spi);
         }
-        let entry = Child {
-            ike: handle,
-            inbound_spi: child.inbound_spi,
-            outbound_spi: child.outbound_spi,
-            selector,
-            esp: esp_name(child.encr),
-            selectors: format!(
-                "{} === {}",
-                ts_text(&child.local_ts),
-                ts_text(&child.remote_ts)
-            ),
-            installed: now,
-            rekey_after: child.lifetime.soft,
-            counters: Counters {
-                bytes: (0, 0),
-                packets: (0, 0),
-                last_change: now,
-            },
-        };
         let first = !matches!(peer.state, PeerState::Established(_));
-        let placeholder = PeerState::Established(Established {
-            children: Vec::new(),
-            policies: Vec::new(),
-        });
-        let mut waiters = Vec::new();
-        peer.state = match std::mem::replace(&mut peer.state, placeholder) {
-            PeerState::Established(mut e) => {
-                e.children.push(entry);
-                for p in policies {
-                    match e.policies.iter_mut().find(|q| q.key() == p.key()) {
-                        Some(q) => *q = p,
-                        None => e.policies.push(p),
-                    }
-                }
-                PeerState::Established(e)
-            }
-            other => {
-                if let PeerState::Negotiating(n) = other {
-                    waiters = n.waiters;
-                }
-                PeerState::Established(Established {
-                    children: vec![entry],
-                    policies,
-                })
-            }
-        };
+        let waiters = established_with(&mut peer.state, entry, policies);
         peer.last_ike = Some("established".into());
         let role = peer.ikes.get(&handle).map_or(Role::Initiator, |i| i.role);
         let replaced_ike = peer.ikes.get_mut(&handle).and_then(|i| i.replaces.take());
@@ -187,20 +143,46 @@ impl Core {
         } else {
             "child SA"
         };
-        self.event(
-            "child-installed",
-            Some(remote),
-            format!(
-                "{what} installed: {}, SPIs {:08x} in / {:08x} out",
-                esp_name(child.encr),
-                child.inbound_spi,
-                child.outbound_spi
-            ),
+        let detail = format!(
+            "{what} installed: {}, SPIs {:08x} in / {:08x} out",
+            esp_name(child.encr),
+            child.inbound_spi,
+            child.outbound_spi
         );
+        self.event("child-installed", Some(remote), detail);
         if let Some(old) = replaced_ike {
             self.retire_ike(id, old, "re-authenticated: the new IKE SA replaces it");
         }
         self.arm_reauth(id);
+    }
+
+    /// A child as the peer records it.
+    fn child_entry(
+        &self,
+        handle: SaHandle,
+        child: &ChildSa,
+        selector: oe_kernel::TrafficSelector,
+    ) -> Child {
+        let now = self.now.mono;
+        Child {
+            ike: handle,
+            inbound_spi: child.inbound_spi,
+            outbound_spi: child.outbound_spi,
+            selector,
+            esp: esp_name(child.encr),
+            selectors: format!(
+                "{} === {}",
+                ts_text(&child.local_ts),
+                ts_text(&child.remote_ts)
+            ),
+            installed: now,
+            rekey_after: child.lifetime.soft,
+            counters: Counters {
+                bytes: (0, 0),
+                packets: (0, 0),
+                last_change: now,
+            },
+        }
     }
 
     /// Refuses a child the kernel cannot enforce as negotiated: the engine deletes it on the
@@ -332,7 +314,7 @@ impl Core {
     }
 
     /// Removes what the peer has in the kernel: child SAs, host policies or shunt, reserved SPIs.
-    fn forget_kernel_state(&mut self, id: PeerId) {
+    pub(super) fn forget_kernel_state(&mut self, id: PeerId) {
         self.release_spare_spis(id);
         self.release_waiters(id);
         let Some(peer) = self.peers.get_mut(id) else {
@@ -412,6 +394,42 @@ impl Core {
         }
         self.drain(local);
     }
+}
+
+/// The state after a child went in: established, with its policies merged in (one pair per
+/// distinct selector). Returns the trigger's waiters a negotiation held.
+fn established_with(
+    state: &mut PeerState,
+    child: Child,
+    policies: Vec<PolicySpec>,
+) -> Vec<crate::input::WaiterId> {
+    let placeholder = PeerState::Established(Established {
+        children: Vec::new(),
+        policies: Vec::new(),
+    });
+    let mut waiters = Vec::new();
+    *state = match std::mem::replace(state, placeholder) {
+        PeerState::Established(mut e) => {
+            e.children.push(child);
+            for p in policies {
+                match e.policies.iter_mut().find(|q| q.key() == p.key()) {
+                    Some(q) => *q = p,
+                    None => e.policies.push(p),
+                }
+            }
+            PeerState::Established(e)
+        }
+        other => {
+            if let PeerState::Negotiating(n) = other {
+                waiters = n.waiters;
+            }
+            PeerState::Established(Established {
+                children: vec![child],
+                policies,
+            })
+        }
+    };
+    waiters
 }
 
 fn ts_text(ts: &[oe_ike::wire::TrafficSelector]) -> String {

@@ -2,6 +2,7 @@
 //! for each concern live in sibling modules; every one of them only changes state and queues
 //! commands.
 
+mod control;
 mod engine;
 mod initiator;
 mod install;
@@ -204,6 +205,11 @@ impl Core {
                 addrs,
                 trigger,
             } => self.on_explain(id, host, addrs, trigger),
+            Input::Control {
+                id,
+                request,
+                targets,
+            } => self.on_control(id, &request, targets),
             Input::Reload { config, table } => self.reload(*config, table),
             Input::Shutdown => self.shutdown(),
         }

@@ -100,6 +100,16 @@ impl Core {
                     let addrs = host.parse::<IpAddr>().map(|a| vec![a]).unwrap_or_default();
                     self.explain_report(&host, &addrs, trigger.as_ref())
                 }
+                // Control requests come as `Input::Control` (resolved by the executor).
+                Request::Retry { .. } | Request::Up { .. } | Request::Down { .. } => {
+                    return self.commands.push_back(Command::Reply {
+                        id,
+                        response: Response::error(
+                            crate::protocol::ErrorCode::BadRequest,
+                            "a control request needs its host resolved first",
+                        ),
+                    });
+                }
             },
             Asked::Explain {
                 host,
