@@ -43,15 +43,17 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         "192.0.2.1:500".parse().unwrap(),
         "192.0.2.2:500".parse().unwrap(),
     );
-    // Split the input into up to three datagrams at 0xfe separators.
-    for (i, d) in data
-        .get(1..)
-        .unwrap_or_default()
-        .split(|b| *b == 0xfe)
-        .take(3)
-        .enumerate()
-    {
-        ep.handle_datagram(now + Duration::from_secs(i as u64), remote, local, d);
+    // Up to three datagrams, each behind a 2-byte big-endian length (so real captured
+    // exchanges can seed the corpus: `integration/examples/fuzz_seeds.rs`).
+    let mut rest = data.get(1..).unwrap_or_default();
+    for i in 0..3u64 {
+        let Some((len, after)) = rest.split_first_chunk::<2>() else {
+            break;
+        };
+        let len = usize::from(u16::from_be_bytes(*len)).min(after.len());
+        let (d, after) = after.split_at(len);
+        rest = after;
+        ep.handle_datagram(now + Duration::from_secs(i), remote, local, d);
         while ep.poll_event().is_some() {}
         let mut sent = 0;
         while ep.poll_transmit().is_some() {

@@ -120,20 +120,64 @@ impl Capture {
     }
 
     /// Stops the capture and returns its IP packets in order.
-    pub fn stop(mut self) -> Vec<Packet> {
+    pub fn stop(self) -> Vec<Packet> {
+        let bytes = self.stop_file();
+        parse_pcap(&bytes).unwrap_or_else(|e| panic!("bad capture file: {e}"))
+    }
+
+    /// Stops the capture and returns every UDP datagram's payload in order (for fuzz seeds).
+    pub fn stop_udp(self) -> Vec<Datagram> {
+        let bytes = self.stop_file();
+        udp_datagrams(&bytes).unwrap_or_else(|e| panic!("bad capture file: {e}"))
+    }
+
+    /// Stops tcpdump and returns the pcap file's bytes.
+    fn stop_file(mut self) -> Vec<u8> {
         // Let packets in flight reach the file before tcpdump stops.
         std::thread::sleep(Duration::from_millis(200));
         self.daemon.stop(Duration::from_secs(5));
         let bytes = std::fs::read(&self.file)
             .unwrap_or_else(|e| panic!("read {}: {e}", self.file.display()));
-        let packets = parse_pcap(&bytes).unwrap_or_else(|e| panic!("bad capture file: {e}"));
         drop(self.dir);
-        packets
+        bytes
     }
+}
+
+/// One captured UDP datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub payload: Vec<u8>,
+}
+
+/// The UDP datagrams of a classic pcap file (Ethernet link type), whole ones only.
+pub fn udp_datagrams(bytes: &[u8]) -> Result<Vec<Datagram>, String> {
+    let mut out = Vec::new();
+    for_each_frame(bytes, |_, frame| {
+        let Ok(sliced) = etherparse::SlicedPacket::from_ethernet(frame) else {
+            return;
+        };
+        if let Some(TransportSlice::Udp(udp)) = sliced.transport {
+            out.push(Datagram {
+                src_port: udp.source_port(),
+                dst_port: udp.destination_port(),
+                payload: udp.payload().to_vec(),
+            });
+        }
+    })?;
+    Ok(out)
 }
 
 /// Parses a classic pcap file (Ethernet link type) into classified IP packets; other frames are skipped.
 pub fn parse_pcap(bytes: &[u8]) -> Result<Vec<Packet>, String> {
+    let mut packets = Vec::new();
+    for_each_frame(bytes, |time, frame| packets.extend(classify(time, frame)))?;
+    Ok(packets)
+}
+
+/// Calls `each` with every record's time (seconds since the epoch) and frame.
+fn for_each_frame(bytes: &[u8], mut each: impl FnMut(f64, &[u8])) -> Result<(), String> {
     let header = bytes.get(..24).ok_or("short pcap header")?;
     let magic = u32::from_le_bytes(word(header, 0)?);
     let (big_endian, nanos) = match magic {
@@ -154,20 +198,16 @@ pub fn parse_pcap(bytes: &[u8]) -> Result<Vec<Packet>, String> {
     if read(header, 20)? != 1 {
         return Err("only Ethernet captures are supported".into());
     }
-    let mut packets = Vec::new();
     let mut rest = bytes.get(24..).unwrap_or_default();
     while !rest.is_empty() {
         let rec = rest.get(..16).ok_or("truncated record header")?;
         let len = usize::try_from(read(rec, 8)?).map_err(|e| e.to_string())?;
         let frame = rest.get(16..16 + len).ok_or("truncated record")?;
         let frac = f64::from(read(rec, 4)?) / if nanos { 1e9 } else { 1e6 };
-        let time = f64::from(read(rec, 0)?) + frac;
-        if let Some(packet) = classify(time, frame) {
-            packets.push(packet);
-        }
+        each(f64::from(read(rec, 0)?) + frac, frame);
         rest = rest.get(16 + len..).unwrap_or_default();
     }
-    Ok(packets)
+    Ok(())
 }
 
 fn word(b: &[u8], at: usize) -> Result<[u8; 4], String> {

@@ -334,6 +334,13 @@ impl Endpoint {
         });
     }
 
+    /// Deletes the IKE SA and its children at once, telling the peer with one Delete that is
+    /// never retransmitted (see `sa::info::delete_now`): the agent's pruning under pressure.
+    pub fn delete_now(&mut self, now: Instant, handle: SaHandle) {
+        let now = self.clock(now);
+        self.with_sa(now, handle, crate::sa::info::delete_now);
+    }
+
     /// Checks that the peer is alive now (an empty INFORMATIONAL, RFC 7296 2.4).
     pub fn check_liveness(&mut self, now: Instant, handle: SaHandle) {
         let now = self.clock(now);

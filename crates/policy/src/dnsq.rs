@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use oe_dns::{AddressVerdict, KeyVerdict, LookupTarget, Name};
 
+use crate::ike_bounds::Source;
 use crate::peer::PeerId;
 
 /// A lookup the core waits for.
@@ -39,19 +40,26 @@ pub(crate) struct Recent {
     pub(crate) at: SystemTime,
 }
 
-/// Bounds on the DNS work peers can make us do (their identities choose the names).
+/// Bounds on the DNS work peers can make us do (their identities choose the names):
+/// `[limits] peer_lookups` and `peer_lookups_per_source`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PeerLookupLimits {
     pub(crate) per_source: usize,
     pub(crate) total: usize,
 }
 
+impl PeerLookupLimits {
+    pub(crate) fn of(limits: &crate::config::Limits) -> Self {
+        Self {
+            per_source: limits.peer_lookups_per_source,
+            total: limits.peer_lookups,
+        }
+    }
+}
+
 impl Default for PeerLookupLimits {
     fn default() -> Self {
-        Self {
-            per_source: 4,
-            total: 64,
-        }
+        Self::of(&crate::config::Limits::default())
     }
 }
 
@@ -67,9 +75,9 @@ pub(crate) struct Dns {
     waiting: HashMap<Query, Vec<PeerId>>,
     /// When each lookup in flight was asked for.
     asked_at: HashMap<Query, std::time::Instant>,
-    /// Peer-caused lookups in flight, by the address that caused them.
-    peer_lookups: HashMap<Query, IpAddr>,
-    per_source: HashMap<IpAddr, usize>,
+    /// Peer-caused lookups in flight, by the source that caused them.
+    peer_lookups: HashMap<Query, Source>,
+    per_source: HashMap<Source, usize>,
     limits: PeerLookupLimits,
     recent: HashMap<String, Recent>,
     order: VecDeque<String>,
@@ -90,6 +98,10 @@ pub(crate) enum Asked {
 }
 
 impl Dns {
+    pub(crate) fn set_limits(&mut self, limits: PeerLookupLimits) {
+        self.limits = limits;
+    }
+
     /// Registers `peer` as waiting for `query`. `caused_by` names the remote address when the
     /// peer's own identity chose the name (bounded per address and in total).
     pub(crate) fn ask(
@@ -105,7 +117,7 @@ impl Dns {
             }
             return Asked::Joined;
         }
-        if let Some(source) = caused_by {
+        if let Some(source) = caused_by.map(Source::of) {
             let mine = self.per_source.get(&source).copied().unwrap_or(0);
             if mine >= self.limits.per_source || self.peer_lookups.len() >= self.limits.total {
                 self.refused += 1;

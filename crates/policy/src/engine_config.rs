@@ -50,6 +50,10 @@ pub(crate) fn build(config: &Config, identity: &LocalIdentity, local: IpAddr) ->
         Some(name) => oe_ike::wire::Identity::Fqdn(name.to_owned()),
         None => oe_ike::wire::Identity::Null,
     });
+    engine.max_half_open = config.limits.half_open;
+    engine.max_half_open_per_source = config.limits.half_open_per_source;
+    engine.cookie_threshold = config.limits.cookie_threshold;
+    engine.max_children_per_sa = config.limits.children_per_ike_sa;
     // The core refuses per group (`ike.require_post_quantum`); the engine only offers.
     engine.additional_ke = if config.ike.post_quantum {
         oe_ike::AdditionalKe::hybrid()

@@ -42,6 +42,7 @@ mod core;
 mod dnsq;
 mod engine_config;
 mod identity;
+mod ike_bounds;
 mod input;
 mod kernel_specs;
 mod network;

@@ -145,6 +145,8 @@ pub enum ErrorCode {
     TooLong,
     /// The agent could not answer (shutting down, internal failure).
     Unavailable,
+    /// The agent serves as many connections as it allows (`[status] max_connections`).
+    Busy,
 }
 
 /// An error answer's body.

@@ -371,7 +371,11 @@ fn start_status_socket(
         queries: qtx,
         events: events.clone(),
     };
-    tokio::spawn(server::serve(listener, backend));
+    let limits = server::Limits {
+        max_connections: config.status.max_connections,
+        idle_timeout: config.status.idle_timeout,
+    };
+    tokio::spawn(server::serve(listener, backend, limits));
     let tx = tx.clone();
     tokio::spawn(async move {
         while let Some(query) = qrx.recv().await {

@@ -1,12 +1,19 @@
 //! The status socket's server side: accepts connections, reads request lines, asks the agent's core, and
 //! writes answers. A malformed request gets an error answer and never disturbs the agent.
+//!
+//! Clients cannot hold the agent's resources: at most `max_connections` connections are served at
+//! once (one more gets a `busy` error and is closed), and a connection that sends no request, or
+//! does not read an answer or event, for `idle_timeout` is closed.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
+use tokio::time::timeout;
 
 use super::protocol::{ErrorCode, Request, Response, MAX_REQUEST_LINE};
 
@@ -45,37 +52,75 @@ pub fn bind(path: &Path, mode: u32, group: Option<&str>) -> std::io::Result<Unix
     Ok(listener)
 }
 
+/// What one client may hold (`[status]` in the configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// How long a connection may wait to send a request, or leave an answer unread.
+    pub idle_timeout: Duration,
+}
+
 /// Serves connections until the listener fails.
-pub async fn serve(listener: UnixListener, backend: Backend) {
+pub async fn serve(listener: UnixListener, backend: Backend, limits: Limits) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                    refuse_busy(&stream, limits.max_connections);
+                    continue;
+                };
                 let backend = backend.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection(stream, backend).await {
+                    if let Err(e) = connection(stream, backend, limits.idle_timeout).await {
                         tracing::debug!("status connection ended: {e}");
                     }
+                    drop(slot);
                 });
             }
             Err(e) => {
                 tracing::warn!("status socket accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
 }
 
-async fn connection(stream: UnixStream, backend: Backend) -> std::io::Result<()> {
+/// One connection too many: a `busy` answer if the socket takes it at once (a new socket's
+/// buffer is empty), never a wait; then closed.
+fn refuse_busy(stream: &UnixStream, max: usize) {
+    let answer = Response::error(
+        ErrorCode::Busy,
+        format!("the agent serves {max} status connections at once; try again"),
+    );
+    if let Ok(mut text) = serde_json::to_vec(&answer) {
+        text.push(b'\n');
+        let _ = stream.try_write(&text);
+    }
+    tracing::debug!("status connection refused: {max} are open");
+}
+
+/// The error for a client that did not send or read within the idle timeout.
+fn idle(what: &str, limit: Duration) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("{what} within {}s", limit.as_secs_f64()),
+    )
+}
+
+async fn connection(stream: UnixStream, backend: Backend, limit: Duration) -> std::io::Result<()> {
     let privileged = may_control(&stream);
-    let (read, mut write) = stream.into_split();
+    let (read, write) = stream.into_split();
+    let mut write = Writer { write, limit };
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = (&mut reader)
-            .take(MAX_REQUEST_LINE as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .await?;
+        let mut bounded = (&mut reader).take(MAX_REQUEST_LINE as u64 + 1);
+        let n = timeout(limit, bounded.read_until(b'\n', &mut line))
+            .await
+            .map_err(|_| idle("no request", limit))??;
         if n == 0 {
             return Ok(());
         }
@@ -140,7 +185,7 @@ async fn ask(backend: &Backend, request: Request) -> Response {
 
 async fn stream_events(
     mut events: broadcast::Receiver<super::protocol::EventReport>,
-    write: &mut tokio::net::unix::OwnedWriteHalf,
+    write: &mut Writer,
 ) -> std::io::Result<()> {
     loop {
         match events.recv().await {
@@ -162,13 +207,18 @@ async fn stream_events(
     }
 }
 
-async fn send(
-    write: &mut tokio::net::unix::OwnedWriteHalf,
-    response: &Response,
-) -> std::io::Result<()> {
+/// A connection's sending half: a write the client does not take within the limit fails.
+struct Writer {
+    write: tokio::net::unix::OwnedWriteHalf,
+    limit: Duration,
+}
+
+async fn send(write: &mut Writer, response: &Response) -> std::io::Result<()> {
     let mut text = serde_json::to_vec(response).map_err(std::io::Error::other)?;
     text.push(b'\n');
-    write.write_all(&text).await
+    timeout(write.limit, write.write.write_all(&text))
+        .await
+        .map_err(|_| idle("answer not read", write.limit))?
 }
 
 /// The default socket path's folder, created at start.

@@ -33,6 +33,35 @@ pub(crate) fn build_delete_ike(sa: &mut IkeSa) -> Step {
     Step::Send(ExchangeType::INFORMATIONAL, vec![Payload::Delete(d)])
 }
 
+/// Deletes the IKE SA without waiting for the peer (strongSwan's forced delete): one
+/// INFORMATIONAL request with a Delete payload (RFC 7296 1.4.1), never retransmitted, and the SA
+/// and its children are gone at once. For shedding state under pressure: a peer that never
+/// answers cannot keep it alive for the retransmission schedule. The Delete is sent only when no
+/// request of ours is in flight (its message ID would be taken); either way the SA closes.
+pub(crate) fn delete_now(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
+    let idle = sa.core.tm.active.is_none();
+    if idle && sa.core.keys.is_some() && sa.phase == Phase::Established {
+        let d = Payload::Delete(DeletePayload {
+            protocol: ProtocolId::IKE,
+            spis: Vec::new(),
+        });
+        let mid = sa.core.tm.next_mid;
+        let sealed = super::protect::seal(
+            sa,
+            &sa.core,
+            ctx,
+            ExchangeType::INFORMATIONAL,
+            mid,
+            false,
+            &[d],
+        );
+        for datagram in sealed.iter().flatten() {
+            sa.send(ctx, datagram);
+        }
+    }
+    sa.close(ctx, CloseReason::Local);
+}
+
 /// INFORMATIONAL with AUTHENTICATION_FAILED and a Delete of the IKE SA (RFC 7296 2.21.2, 1.4.1).
 pub(crate) fn build_abort_auth(sa: &mut IkeSa) -> Step {
     sa.phase = Phase::Closing;

@@ -49,6 +49,8 @@ pub struct Config {
     #[serde(default)]
     pub kernel: Kernel,
     #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
     pub trigger: Trigger,
     #[serde(default)]
     pub status: Status,
@@ -156,6 +158,62 @@ pub struct Kernel {
     pub policy_lifetime: Duration,
 }
 
+/// `[limits]`: what peers can make the agent hold. A source is an IPv4 address or an IPv6 /64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// IKE SAs that peers started, past IKE_AUTH, in total. At the bound the oldest anonymous
+    /// one makes room; an authenticated one is never displaced.
+    pub ike_sas: usize,
+    /// The same, from one source.
+    pub ike_sas_per_source: usize,
+    /// Half-open IKE SAs (IKE_SA_INIT answered, IKE_AUTH not done) in total.
+    pub half_open: usize,
+    /// Half-open IKE SAs from one address.
+    pub half_open_per_source: usize,
+    /// Half-open IKE SAs above which a new IKE_SA_INIT must return a cookie (RFC 7296 2.6).
+    pub cookie_threshold: usize,
+    /// Child SAs one IKE SA may hold.
+    pub children_per_ike_sa: usize,
+    /// DNS lookups that peers' identities chose, in flight at once, in total.
+    pub peer_lookups: usize,
+    /// The same, for peers at one source.
+    pub peer_lookups_per_source: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            ike_sas: 10_000,
+            ike_sas_per_source: 16,
+            half_open: 10_000,
+            half_open_per_source: 10,
+            cookie_threshold: 10,
+            children_per_ike_sa: 8,
+            peer_lookups: 64,
+            peer_lookups_per_source: 4,
+        }
+    }
+}
+
+impl Limits {
+    fn check(&self) -> Result<(), String> {
+        let all = [
+            ("ike_sas", self.ike_sas),
+            ("ike_sas_per_source", self.ike_sas_per_source),
+            ("half_open", self.half_open),
+            ("half_open_per_source", self.half_open_per_source),
+            ("children_per_ike_sa", self.children_per_ike_sa),
+            ("peer_lookups", self.peer_lookups),
+            ("peer_lookups_per_source", self.peer_lookups_per_source),
+        ];
+        match all.iter().find(|(_, v)| *v == 0) {
+            Some((name, _)) => Err(format!("limits.{name} must be at least 1")),
+            None => Ok(()),
+        }
+    }
+}
+
 /// `[trigger]`: the DNS trigger's local stub resolver.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -188,6 +246,11 @@ pub struct Status {
     pub socket: PathBuf,
     pub mode: String,
     pub group: String,
+    /// Connections served at once; one more gets a `busy` error.
+    pub max_connections: usize,
+    /// A connection that sends no request, or leaves an answer unread, this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
 }
 
 /// Log output format.
@@ -313,6 +376,8 @@ impl Default for Status {
             socket: PathBuf::from("/run/oe/oe.sock"),
             mode: "0600".into(),
             group: String::new(),
+            max_connections: 32,
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -429,6 +494,12 @@ impl Config {
         if let Err(why) = self.post_quantum_groups() {
             return Err(invalid(why));
         }
+        self.limits.check().map_err(invalid)?;
+        if self.status.max_connections == 0 || self.status.idle_timeout.is_zero() {
+            return Err(invalid(
+                "status.max_connections and status.idle_timeout must not be 0".into(),
+            ));
+        }
         if self.kernel.policy_lifetime < Duration::from_secs(10) {
             return Err(invalid(
                 "kernel.policy_lifetime must be at least 10s".into(),
@@ -470,6 +541,7 @@ mod tests {
             "[status]\nmode = \"rw\"\n",
             "[identity]\nid = \"fqdn:\"\n",
             "[shunts]\nfailure_lifetime = \"soon\"\n",
+            "[limits]\nike_sas = 0\n",
         ] {
             let err = Config::parse(bad, Path::new("my.toml"))
                 .unwrap_err()

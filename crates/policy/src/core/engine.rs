@@ -93,7 +93,7 @@ impl Core {
         } else if let Err(e) = &self.esp {
             Some(e.clone())
         } else {
-            None
+            self.ike_room_for(remote).err()
         };
         if let Some(why) = why {
             return self.refuse_new_ike(local, handle, remote, &why);
@@ -241,6 +241,9 @@ impl Core {
                 }),
                 Anonymous::Refuse(why) => Err(why),
                 Anonymous::Wait => {
+                    if let Err(why) = self.admit_ike(id, local, handle, true) {
+                        return self.refuse_ike(id, local, handle, why);
+                    }
                     self.set_step(
                         id,
                         handle,
@@ -254,7 +257,13 @@ impl Core {
                 }
             },
         };
-        match decided.and_then(|authn| self.check_post_quantum(id, local, handle).map(|()| authn)) {
+        let decided = decided
+            .and_then(|authn| self.check_post_quantum(id, local, handle).map(|()| authn))
+            .and_then(|authn| {
+                let anonymous = authn.is_anonymous();
+                self.admit_ike(id, local, handle, anonymous).map(|()| authn)
+            });
+        match decided {
             Ok(authn) => self.accept_ike(id, handle, authn),
             Err(why) => self.refuse_ike(id, local, handle, why),
         }
@@ -472,6 +481,7 @@ impl Core {
             return;
         };
         self.peers.unbind_ike(local, handle);
+        self.release_ike(local, handle);
         let Some(peer) = self.peers.get_mut(id) else {
             return;
         };

@@ -304,6 +304,9 @@ impl Core {
     pub(super) fn reload(&mut self, config: Config, table: GroupTable) {
         self.anonymous = config.anonymous_groups().unwrap_or_default();
         self.pq_required = config.post_quantum_groups().unwrap_or_default();
+        self.held.set_bounds(Self::ike_bounds(&config));
+        self.dns
+            .set_limits(crate::dnsq::PeerLookupLimits::of(&config.limits));
         self.config = config;
         self.table = table;
         self.install_group_policies();

@@ -10,6 +10,7 @@ mod install;
 mod kernel_events;
 mod keys;
 mod lifecycle;
+mod limits;
 mod nat;
 mod network;
 mod report;
@@ -27,6 +28,7 @@ use rand_core::SeedableRng;
 use crate::config::{Config, Group, GroupTable};
 use crate::dnsq::Dns;
 use crate::identity::LocalIdentity;
+use crate::ike_bounds::Held;
 use crate::input::{Command, Input, KernelOp, KernelReply, Token};
 use crate::network::NetView;
 use crate::now::Now;
@@ -96,6 +98,8 @@ pub struct Core {
     engines: HashMap<IpAddr, Endpoint>,
     seed: rand_chacha::ChaCha20Rng,
     peers: Registry,
+    /// Responder IKE SAs past IKE_AUTH, bounded per source and in total.
+    held: Held,
     traps: Traps,
     net: NetView,
     dns: Dns,
@@ -141,6 +145,8 @@ impl Core {
         let anonymous = config.anonymous_groups().unwrap_or_default();
         let pq_required = config.post_quantum_groups().unwrap_or_default();
         let traps = Traps::new(trap_reqid, config.kernel.policy_lifetime);
+        let mut dns = Dns::default();
+        dns.set_limits(crate::dnsq::PeerLookupLimits::of(&config.limits));
         let mut core = Self {
             anonymous,
             pq_required,
@@ -149,9 +155,10 @@ impl Core {
             engines: HashMap::new(),
             seed: rand_chacha::ChaCha20Rng::from_seed(seed),
             peers: Registry::new(ownership),
+            held: Held::new(Self::ike_bounds(&config)),
             traps,
             net: NetView::default(),
-            dns: Dns::default(),
+            dns,
             timers: Timers::default(),
             bound: BoundKeys::default(),
             pending: HashMap::new(),

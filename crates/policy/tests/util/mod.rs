@@ -254,7 +254,18 @@ impl Agent {
                 }
             }
             c @ (Command::LookupKey { .. } | Command::LookupAddresses { .. }) => {
-                self.trace.push("lookup".into());
+                let for_peer = matches!(
+                    c,
+                    Command::LookupKey {
+                        for_peer: Some(_),
+                        ..
+                    } | Command::LookupAddresses {
+                        for_peer: Some(_),
+                        ..
+                    }
+                );
+                self.trace
+                    .push(if for_peer { "lookup:peer" } else { "lookup" }.into());
                 self.asked.push(match &c {
                     Command::LookupKey { target, .. } => target.query_name().to_string(),
                     Command::LookupAddresses { name, .. } => format!("{name}/addresses"),
