@@ -11,12 +11,13 @@
 #   127.0.0.202  knotd  every child zone                  (see README.md for the list)
 #   $RESOLVER    unbound, recursive, NOT validating, passes DNSSEC records through (clients validate)
 #   127.0.0.204  unbound, recursive, validating with the private root anchor (a cross-check for tests)
+#   127.0.0.205  nobody: "dead.example." is delegated here and the fixture drops queries to it (a zone that never answers)
 set -euo pipefail
 OUT=${1:?usage: build-tree.sh OUT}
 HERE=$(cd "$(dirname "$0")" && pwd)
 KEYS=${KEYS:-$HERE/../keys}
 RESOLVER=${RESOLVER:-127.0.0.53}
-ROOT_NS=127.0.0.201 CHILD_NS=127.0.0.202 VALIDATOR=127.0.0.204
+ROOT_NS=127.0.0.201 CHILD_NS=127.0.0.202 VALIDATOR=127.0.0.204 DEAD_NS=127.0.0.205
 mkdir -p "$OUT"/{work,nsd,knot/db,knot/run,unbound}
 W=$OUT/work; cd "$W"
 key() { awk -v n="$1" '$1==n {print $3}' "$KEYS/ipseckey.txt"; }
@@ -64,6 +65,8 @@ zone 2.0.192.in-addr.arpa "10 PTR host.rsa.example.
 30 PTR host.ed.example.
 30 IPSECKEY 10 0 4 . $ED
 31 PTR nokey.ed.example."
+zone 100.51.198.in-addr.arpa "1 PTR one.insecure.example.
+2 PTR two.insecure.example."
 zone 8.b.d.0.1.0.0.2.ip6.arpa "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0 PTR host.rsa.example.
 0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0 IPSECKEY 10 0 2 . $RSA
 0.3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0 PTR host.ed.example.
@@ -95,6 +98,7 @@ sign_bind expired.example ECDSAP256SHA256 -P -s 20200101000000 -e 20200201000000
 sign_bind 2.0.192.in-addr.arpa ECDSAP256SHA256
 sign_ldns 8.b.d.0.1.0.0.2.ip6.arpa
 cp insecure.example.zone insecure.example.signed
+cp 100.51.198.in-addr.arpa.zone 100.51.198.in-addr.arpa.signed
 
 # Tamper after signing: change one byte of tampered.ed.example's IPSECKEY key, keep its RRSIG (-> bogus).
 T='^tampered\.ed\.example\.[[:space:]].*IPSECKEY'
@@ -103,9 +107,11 @@ sed -i -E "/$T/{s/([[:space:]]10 0 4 \. )A/\1B/;t;s/([[:space:]]10 0 4 \. )[^A]/
 [ "$before" != "$(grep -E "$T" ed.example.signed)" ]
 
 # The root: delegations (with DS for signed children, none for insecure.example) and its own keys.
-CHILDREN="rsa.example ecdsa.example ed.example nsec3.example insecure.example expired.example 2.0.192.in-addr.arpa 8.b.d.0.1.0.0.2.ip6.arpa"
+CHILDREN="rsa.example ecdsa.example ed.example nsec3.example insecure.example expired.example 2.0.192.in-addr.arpa 100.51.198.in-addr.arpa 8.b.d.0.1.0.0.2.ip6.arpa"
 { printf '$TTL 300\n$ORIGIN .\n@ SOA ns1. hostmaster.ns1. 1 3600 600 86400 300\n@ NS ns1.\nns1. A %s\n' "$ROOT_NS"
   for c in $CHILDREN; do printf '%s. NS ns.%s.\nns.%s. A %s\n' "$c" "$c" "$c" "$CHILD_NS"; done
+  # dead.example.: an insecure delegation to a server that never answers (oe_integration::dns drops its packets).
+  printf 'dead.example. NS ns.dead.example.\nns.dead.example. A %s\n' "$DEAD_NS"
   for c in $CHILDREN; do [ -f "$c.ds" ] && cat "$c.ds"; done; true; } > root.zone
 dnssec-keygen -q -a ECDSAP256SHA256 -n ZONE . >/dev/null
 dnssec-keygen -q -a ECDSAP256SHA256 -f KSK -n ZONE . >/dev/null
@@ -187,6 +193,7 @@ server:
   qname-minimisation: no
   local-zone: "2.0.192.in-addr.arpa." nodefault
   local-zone: "8.b.d.0.1.0.0.2.ip6.arpa." nodefault
+  local-zone: "100.51.198.in-addr.arpa." nodefault
   local-zone: "example." nodefault
   local-zone: "invalid." nodefault
   ede: yes

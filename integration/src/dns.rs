@@ -5,6 +5,8 @@
 //! unbound answers clients at [`DnsFixture::resolver`] (127.0.0.53 unless the builder says otherwise) and passes
 //! DNSSEC records through so clients validate themselves, and a validating unbound at 127.0.0.204 serves as a
 //! cross-check. The root's key is the only trust anchor ([`DnsFixture::trust_anchor_dnskey`]).
+//! `dead.example.` is delegated to [`DEAD_SERVER`], whose packets the namespace drops (iptables): a
+//! zone that never answers.
 //! The zones and names are listed in `integration/dns/README.md` and in [`names`].
 
 use std::collections::BTreeMap;
@@ -56,7 +58,16 @@ pub mod names {
         "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.";
     pub const REV_V6_ED: &str =
         "0.3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.";
+    /// An unsigned reverse zone (no DS in the root): 198.51.100.0/24 is provably insecure; .1 and
+    /// .2 have PTRs, no address there has a key.
+    pub const REV_V4_INSECURE_ZONE: &str = "100.51.198.in-addr.arpa.";
+    /// A zone delegated (without DS) to a server that never answers: every lookup below it
+    /// times out.
+    pub const DEAD_ZONE: &str = "dead.example.";
 }
+
+/// The address `dead.example.` is delegated to; the fixture's namespace drops packets to it.
+pub const DEAD_SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 205));
 
 /// The zones a test may add records to (`Builder::record`).
 pub const ZONES: &[&str] = &[
@@ -67,6 +78,7 @@ pub const ZONES: &[&str] = &[
     "insecure.example.",
     "expired.example.",
     "2.0.192.in-addr.arpa.",
+    "100.51.198.in-addr.arpa.",
     "8.b.d.0.1.0.0.2.ip6.arpa.",
 ];
 
@@ -128,6 +140,7 @@ impl Builder {
                 .env("EXTRA_DIR", &extra)
                 .env("RESOLVER", self.resolver.to_string()),
         );
+        drop_packets_to(ns, DEAD_SERVER);
         let daemons = start_servers(ns, &tree);
         let mut fixture = DnsFixture {
             resolver: self.resolver,
@@ -247,6 +260,14 @@ impl DnsFixture {
     }
 }
 
+/// Drops every packet to `addr` arriving in `ns` (a server that never answers, UDP and TCP).
+fn drop_packets_to(ns: &Netns, addr: IpAddr) {
+    run_ok(
+        ns.cmd("iptables")
+            .args(["-A", "INPUT", "-d", &addr.to_string(), "-j", "DROP"]),
+    );
+}
+
 fn require_tools() {
     require::root();
     for (program, package) in [
@@ -257,6 +278,7 @@ fn require_tools() {
         ("dnssec-signzone", "bind9-utils"),
         ("dig", "bind9-dnsutils"),
         ("delv", "bind9-dnsutils"),
+        ("iptables", "iptables"),
     ] {
         require::program(program, package);
     }

@@ -18,7 +18,9 @@ fn delv_verdict(out: &str) -> Verdict {
         Verdict::Secure
     } else if out.contains("negative response, fully validated") {
         Verdict::ProvenAbsent
-    } else if out.contains("; unsigned answer") {
+    } else if out.contains("; unsigned answer")
+        || out.contains("negative response, unsigned answer")
+    {
         Verdict::Insecure
     } else {
         assert!(
@@ -51,6 +53,10 @@ fn delv_sees_secure_insecure_bogus_and_absent() {
         (names::REV_V6_RSA, Verdict::Secure),
         (names::REV_V6_ED, Verdict::Secure),
         (names::INSECURE_HOST, Verdict::Insecure),
+        (
+            &format!("1.{}", names::REV_V4_INSECURE_ZONE),
+            Verdict::Insecure,
+        ),
         (names::EXPIRED_HOST, Verdict::Bogus),
         (names::TAMPERED_HOST, Verdict::Bogus),
         (names::NSEC_NOKEY, Verdict::ProvenAbsent),
@@ -63,6 +69,23 @@ fn delv_sees_secure_insecure_bogus_and_absent() {
         let out = fixture.delv(&ns, name, "IPSECKEY");
         assert_eq!(delv_verdict(&out), expected, "{name}: {out}");
     }
+    // The zone that never answers: no answer within dig's 2 s, or SERVFAIL once unbound gives up.
+    let out = ns
+        .cmd("dig")
+        .args([
+            &format!("@{}", fixture.resolver().ip()),
+            "+time=2",
+            "+tries=1",
+            &format!("host.{}", names::DEAD_ZONE),
+            "A",
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.contains("timed out") || out.contains("SERVFAIL"),
+        "dead.example. answered: {out}"
+    );
 }
 
 #[test]

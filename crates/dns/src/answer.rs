@@ -16,7 +16,9 @@ use crate::ipseckey::{IpsecKey, WireError};
 pub enum Answer {
     /// The IPSECKEY RRset validated from the trust anchor: its keys may authenticate the peer.
     Secure(SecureKeys),
-    /// IPSECKEY records exist but the zone is provably unsigned: never usable for authentication.
+    /// The name is in a provably unsigned zone (RFC 4035 section 4.3): its IPSECKEY records, if
+    /// any, are never usable for authentication. `records` is empty when the verdict comes from a
+    /// cached proof that the name is below an insecure delegation ([`crate::KeyCache::proven`]).
     Insecure(Unsigned),
     /// No IPSECKEY record at the name (NXDOMAIN or NODATA), with how that is proven.
     Absent(Absence),
@@ -66,7 +68,8 @@ pub struct Signature {
 pub struct Unsigned {
     /// The owner of the records.
     pub owner: Name,
-    /// The records, not usable for authentication.
+    /// The records, not usable for authentication (none when not looked up: see
+    /// [`Answer::Insecure`]).
     pub records: Vec<KeyRecord>,
     /// Until when this verdict may be cached.
     pub valid_until: SystemTime,

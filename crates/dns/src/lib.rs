@@ -41,6 +41,7 @@ mod config;
 mod guard;
 pub mod ipseckey;
 pub mod outcome;
+mod proofs;
 mod target;
 pub mod trigger;
 #[cfg(feature = "resolver")]
@@ -58,6 +59,7 @@ pub use answer::{
 #[cfg(feature = "resolver")]
 pub use cache::{
     AddressOutcome, CacheConfig, CacheSnapshot, Counters, EntrySnapshot, KeyCache, Lookup, Outcome,
+    Priority,
 };
 pub use classify::classify;
 #[cfg(feature = "resolver")]

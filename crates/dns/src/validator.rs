@@ -16,16 +16,17 @@ use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::{NameServerPool, PoolContext, TlsConfig};
 
 use crate::address::{combine, AddressAnswer};
-use crate::answer::{Absence, Answer, Denial, Failure, LookupError};
+use crate::answer::{Absence, Answer, Denial, Failure, LookupError, Unsigned};
 use crate::classify::{classify, classify_rrset, type_name, Verdict};
 use crate::config::{Upstream, ValidatorConfig};
 use crate::guard::{Budget, Guard, GuardStats, BUDGET, REJECTED};
 use crate::ipseckey::RECORD_TYPE;
+use crate::proofs::{walk, Covered, Proofs};
 use crate::target::LookupTarget;
 use crate::wildcard::proves_nsec_wildcard_answer;
 
 type Transport = Guard<RetryDnsHandle<NameServerPool<TokioRuntimeProvider>>>;
-type Checked = DnssecDnsHandle<Transport>;
+pub(crate) type Checked = DnssecDnsHandle<Transport>;
 
 /// hickory's validation cache entries (RRset proofs), bounded.
 const VALIDATION_CACHE: usize = 4096;
@@ -38,6 +39,8 @@ pub struct Validator {
     checked: tokio::sync::OnceCell<Checked>,
     config: ValidatorConfig,
     stats: Arc<GuardStats>,
+    proofs: Arc<Proofs>,
+    anchor_owners: Vec<Name>,
 }
 
 impl std::fmt::Debug for Validator {
@@ -72,12 +75,17 @@ impl Validator {
         let pool = NameServerPool::from_config(servers, cx, TokioRuntimeProvider::default());
         let stats = Arc::new(GuardStats::default());
         let retry = RetryDnsHandle::new(pool, config.attempts);
-        let transport = Guard::new(retry, config.limits, stats.clone());
+        let mut anchor_owners: Vec<Name> =
+            config.anchors.keys.iter().map(|k| k.0.clone()).collect();
+        anchor_owners.extend(config.anchors.ds_owners());
+        let transport = Guard::new(retry, config.limits, stats.clone(), &anchor_owners);
         Ok(Self {
             transport,
             checked: tokio::sync::OnceCell::new(),
             config,
             stats,
+            proofs: Arc::default(),
+            anchor_owners,
         })
     }
 
@@ -106,7 +114,12 @@ impl Validator {
         let budget = Arc::new(Budget::new(self.config.limits.max_queries_per_lookup));
         let work = BUDGET.scope(budget.clone(), self.validated(&qname, rtype));
         let outcome = match self.within_deadline(work).await {
-            Ok(Validated::Response(response)) => classify(&qname, &response, SystemTime::now()),
+            Ok(Validated::Response(response)) => {
+                let now = SystemTime::now();
+                let outcome = classify(&qname, &response, now);
+                self.learn(&response, &outcome, now).await;
+                outcome
+            }
             Ok(Validated::Unsigned(absence)) => Ok(Answer::Absent(absence)),
             Err(e) => Err(e),
         };
@@ -146,6 +159,64 @@ impl Validator {
         let outcome = with_rejection(outcome, &budget);
         self.flush_if_bogus(&outcome);
         outcome
+    }
+
+    /// What cached covering proofs say about the IPSECKEY RRset at `qname` at `now`, without
+    /// I/O: the name is below a provably insecure delegation (an `Insecure` answer without
+    /// records), or validated NSEC records cached from earlier answers prove it has none (an
+    /// `Absent` answer, RFC 8198). `None` when nothing cached covers it.
+    pub fn covering(&self, qname: &Name, now: SystemTime) -> Option<Answer> {
+        let rtype = RecordType::from(RECORD_TYPE);
+        let owner = qname.to_lowercase();
+        Some(
+            match self
+                .proofs
+                .covering(&owner, rtype, &self.anchor_owners, now)?
+            {
+                Covered::Insecure { until, .. } => Answer::Insecure(Unsigned {
+                    owner,
+                    records: Vec::new(),
+                    valid_until: until,
+                }),
+                Covered::Denied(denied) => Answer::Absent(Absence {
+                    owner,
+                    nxdomain: denied.nxdomain,
+                    denial: Denial::Nsec,
+                    valid_until: denied.until,
+                }),
+            },
+        )
+    }
+
+    /// Keeps what a validated negative answer proves beyond its own name: its NSEC records, or,
+    /// for an answer from an unsigned zone, the insecure cut above it (proven in the background
+    /// by validated DS queries, [`walk::prove_cut`]).
+    async fn learn(&self, msg: &Message, outcome: &Result<Answer, LookupError>, now: SystemTime) {
+        let Ok(Answer::Absent(absence)) = outcome else {
+            return;
+        };
+        match absence.denial {
+            Denial::Nsec => self.proofs.denial(msg, absence.valid_until, now),
+            Denial::Nsec3 => {}
+            Denial::Unsigned => {
+                let Some(apex) = walk::unsigned_apex(msg) else {
+                    return;
+                };
+                let rtype = RecordType::from(RECORD_TYPE);
+                let known = self.proofs.covering(&apex, rtype, &self.anchor_owners, now);
+                if matches!(known, Some(Covered::Insecure { .. })) || !self.proofs.begin_walk(&apex)
+                {
+                    return;
+                }
+                if let Ok(checked) = self.checked().await {
+                    let (checked, proofs) = (checked.clone(), self.proofs.clone());
+                    let (limits, deadline) = (self.config.limits, self.config.lookup_timeout);
+                    tokio::spawn(walk::prove_cut(checked, proofs, apex, limits, deadline));
+                } else {
+                    self.proofs.end_walk(&apex);
+                }
+            }
+        }
     }
 
     /// A bogus outcome may come from a bad cached chain response: fetch the chain afresh next time.
@@ -308,7 +379,7 @@ fn verdict<'a>(
 
 const ANCHOR_MISMATCH: &str = "trust anchor";
 
-fn request_options() -> DnsRequestOptions {
+pub(crate) fn request_options() -> DnsRequestOptions {
     let mut options = DnsRequestOptions::default();
     options.use_edns = true;
     options.edns_set_dnssec_ok = true;

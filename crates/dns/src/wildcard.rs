@@ -11,10 +11,12 @@
 //! the query name) does not exist, so no closer match could have answered. We check exactly
 //! that, on records hickory already validated, and only after hickory said bogus.
 
-use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC};
+use hickory_proto::dnssec::rdata::DNSSECRData;
 use hickory_proto::dnssec::Proof;
 use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RData, RecordType};
+
+use crate::proofs::nsec::covers;
 
 /// Whether `msg` is a wildcard expansion for `qname covered` (IPSECKEY, A, AAAA) that RFC 4035
 /// section 5.3.4 proves: a secure RRset from a secure wildcard RRSIG, and a secure NSEC from the
@@ -55,25 +57,9 @@ pub(crate) fn proves_nsec_wildcard_answer(
     })
 }
 
-/// Whether the NSEC at `owner` proves `name` does not exist (RFC 4034 section 4.1.1, canonical
-/// order of RFC 4034 section 6.1), the last NSEC of a zone wrapping to its apex. A delegation
-/// NSEC (NS without SOA) proves nothing below the cut (RFC 6840 section 4.1).
-fn covers(owner: &Name, nsec: &NSEC, name: &Name) -> bool {
-    let types = nsec.type_set();
-    if types.contains(RecordType::NS) && !types.contains(RecordType::SOA) && owner.zone_of(name) {
-        return false;
-    }
-    let next = nsec.next_domain_name();
-    if next > owner {
-        name > owner && name < next
-    } else {
-        name > owner && next.zone_of(name)
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use hickory_proto::dnssec::rdata::{SigInput, RRSIG};
+    use hickory_proto::dnssec::rdata::{SigInput, NSEC, RRSIG};
     use hickory_proto::dnssec::Algorithm;
     use hickory_proto::rr::rdata::NULL;
     use hickory_proto::rr::{Record, SerialNumber};

@@ -119,6 +119,19 @@ fn bed() -> Bed {
     Bed { ns, fixture }
 }
 
+/// A TXT RRset of about 4 kB at `big.ed.example.` (16 strings of 250 bytes): answers large
+/// enough that a client which never reads fills the socket buffers after a few of them.
+const BIG: &str = "big.ed.example.";
+
+fn bed_with_big_answer() -> Bed {
+    let ns = Netns::new("stubbig");
+    let strings = vec![format!("\"{}\"", "x".repeat(250)); 16].join(" ");
+    let fixture = DnsFixture::builder()
+        .record("ed.example.", &format!("big TXT {strings}"))
+        .start_in(&ns);
+    Bed { ns, fixture }
+}
+
 impl Bed {
     /// Runs `body` on a multi-thread runtime inside the fixture's namespace.
     fn run<F: Future<Output = ()> + Send>(&self, body: impl FnOnce(Env) -> F + Send) {
@@ -590,6 +603,90 @@ fn tcp_queries_are_forwarded_and_trigger() {
             (1, 2, 1),
             "{c:?}"
         );
+    });
+}
+
+/// TCP connections whose client never reads (answers pile up in the socket buffers) must not
+/// starve anyone else: the stub releases a query's permit once its answer is ready, gives up
+/// writing after the write timeout and closes such connections; UDP and TCP clients still get
+/// answers meanwhile.
+#[test]
+fn tcp_clients_that_never_read_do_not_starve_dns() {
+    let bed = bed_with_big_answer();
+    bed.run(|env| async move {
+        let hook = Recorder::new(false, true);
+        let (stub, addr) = env
+            .stub(&hook, |c| {
+                c.max_in_flight = 8;
+                c.max_tcp_pipeline = 4;
+                c.max_tcp_connections = 8;
+                c.tcp_write_timeout = Duration::from_millis(500);
+            })
+            .await;
+        // Three connections whose clients send queries for the 4 kB answer as fast as the stub
+        // takes them and never read: the answers fill the socket buffers, whatever their size.
+        let mut stuck = Vec::new();
+        for c in 0..3u16 {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(1024).unwrap();
+            let (read_half, mut write_half) = socket.connect(addr).await.unwrap().into_split();
+            tokio::spawn(async move {
+                let mut id = c.wrapping_mul(10_000);
+                loop {
+                    id = id.wrapping_add(1);
+                    let mut frame = vec![0, 0];
+                    frame.extend(query(id, BIG, RecordType::TXT));
+                    let len = u16::try_from(frame.len() - 2).unwrap();
+                    frame[..2].copy_from_slice(&len.to_be_bytes());
+                    if write_half.write_all(&frame).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            stuck.push(read_half);
+        }
+        // Let the answers pile up.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let msg = ask(
+            addr,
+            &query(41, names::ED_HOST, RecordType::A),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "a UDP client must still get an answer: {:?}",
+                stub.stats().counters
+            )
+        });
+        assert_eq!(
+            addresses(&Message::from_vec(&msg).unwrap()),
+            vec![ip("192.0.2.30")]
+        );
+        let answers = tokio::time::timeout(
+            Duration::from_secs(5),
+            tcp_exchange(addr, &[query(42, names::ED_HOST, RecordType::A)]),
+        )
+        .await
+        .expect("a TCP client must still get an answer");
+        assert_eq!(addresses(&answers[0]), vec![ip("192.0.2.30")]);
+        // The stuck connections were closed by the stub: reading now finds the end of the
+        // stream after whatever answers made it into the buffers.
+        for mut stream in stuck {
+            let mut sink = vec![0; 65_536];
+            let closed = tokio::time::timeout(Duration::from_secs(5), async {
+                loop {
+                    match stream.read(&mut sink).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            })
+            .await;
+            assert!(closed.is_ok(), "a connection that never read was left open");
+        }
+        let c = stub.stats().counters;
+        assert!(c.tcp_write_timeouts >= 3, "{c:?}");
     });
 }
 

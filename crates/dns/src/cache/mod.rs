@@ -1,8 +1,15 @@
 //! Cache of lookup outcomes with in-flight coalescing: many ACQUIREs for one host cause one
-//! lookup. IPSECKEY outcomes and validated addresses live in two tables with the same rules. Positive and negative outcomes live for their validated lifetime (capped), bogus
-//! ones for a minute, failures for seconds (RFC 9520 wants failures cached, briefly). Bounded
-//! in entries and in concurrent lookups; a snapshot serves the status socket.
+//! lookup. IPSECKEY outcomes and validated addresses live in two tables with the same rules.
+//! Positive and negative outcomes live for their validated lifetime (capped), bogus ones for a
+//! minute, failures for seconds (RFC 9520 wants failures cached, briefly). A verdict still in
+//! use in the last tenth of its lifetime is looked up again in the background (the caller is
+//! served the cached one), so the names a host talks to stay cached; a refresh that fails keeps
+//! the verdict until it expires. Bounded in entries and
+//! in concurrent lookups, with a share of the concurrent lookups reserved for the host's own
+//! ([`Priority`]: lookups a peer's identity caused cannot exhaust it); a snapshot serves the
+//! status socket.
 
+mod admission;
 mod store;
 
 use std::future::Future;
@@ -16,7 +23,8 @@ use crate::address::AddressAnswer;
 use crate::answer::{Answer, Failure, LookupError};
 use crate::target::LookupTarget;
 use crate::validator::Validator;
-use store::{describe_error, error_expiry, Cacheable, Table};
+pub use admission::Priority;
+use store::{describe_error, error_expiry, Cacheable, Request, Table};
 
 /// An IPSECKEY outcome shared between the cache and every caller that asked for it.
 pub type Outcome = Arc<Result<Answer, LookupError>>;
@@ -37,6 +45,13 @@ pub trait Lookup: Send + Sync + 'static {
         &self,
         name: &Name,
     ) -> impl Future<Output = Result<AddressAnswer, LookupError>> + Send;
+
+    /// The IPSECKEY verdict on `name` that proofs cached from earlier answers give at `now`,
+    /// without I/O (see [`Validator::covering`]); `None` by default.
+    fn covering(&self, name: &Name, now: SystemTime) -> Option<Answer> {
+        let _ = (name, now);
+        None
+    }
 }
 
 impl Lookup for Validator {
@@ -53,15 +68,24 @@ impl Lookup for Validator {
     ) -> impl Future<Output = Result<AddressAnswer, LookupError>> + Send {
         Self::lookup_addresses(self, name)
     }
+
+    fn covering(&self, name: &Name, now: SystemTime) -> Option<Answer> {
+        Self::covering(self, name, now)
+    }
 }
 
-/// Cache bounds and lifetimes.
+/// Cache bounds and lifetimes. The in-flight limits apply to each table (keys, addresses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheConfig {
     /// Entries kept at most.
     pub max_entries: usize,
-    /// Lookups running at once at most; more are shed as [`Failure::Overloaded`].
+    /// Lookups running at once at most; more are shed as [`Failure::Overloaded`]. Default 256.
     pub max_in_flight: usize,
+    /// Of those, how many only the host's own lookups ([`Priority::Host`]) may use: lookups on a
+    /// peer's behalf are shed beyond `max_in_flight - host_reserved`. Default 64.
+    pub host_reserved: usize,
+    /// Lookups one peer source address ([`Priority::Peer`]) may have running at once. Default 8.
+    pub max_per_peer: usize,
     /// Cap on how long a secure or insecure answer is kept.
     pub max_positive: Duration,
     /// Cap on how long an absence is kept.
@@ -77,6 +101,8 @@ impl Default for CacheConfig {
         Self {
             max_entries: 4096,
             max_in_flight: 256,
+            host_reserved: 64,
+            max_per_peer: 8,
             max_positive: Duration::from_secs(86_400),
             max_negative: Duration::from_secs(900),
             bogus: Duration::from_secs(60),
@@ -129,6 +155,13 @@ pub struct Counters {
     pub evictions: u64,
     /// Requests shed because too many lookups were in flight.
     pub shed: u64,
+    /// Of those, requests on a peer's behalf shed by the peer share or the per-peer limit.
+    pub shed_peers: u64,
+    /// Answered by a covering proof (an insecure delegation above the name, or cached NSEC
+    /// records), without a lookup.
+    pub covered: u64,
+    /// Entries in use looked up again in the background before they expired.
+    pub refreshes: u64,
 }
 
 /// The cache as the status socket shows it.
@@ -184,27 +217,67 @@ impl<L: Lookup> KeyCache<L> {
     }
 
     /// The IPSECKEY outcome for `target`: cached, joined to a lookup in flight, or looked up now
-    /// (in a task of its own, so a caller that gives up does not cancel it for the others).
+    /// (in a task of its own, so a caller that gives up does not cancel it for the others), on
+    /// the host's behalf.
     pub async fn get(&self, target: &LookupTarget) -> Outcome {
+        self.get_as(target, Priority::Host).await
+    }
+
+    /// Like [`Self::get`], on behalf of `priority`: a lookup a peer caused is shed as
+    /// [`Failure::Overloaded`] when the peers' share or this peer's limit is used up.
+    pub async fn get_as(&self, target: &LookupTarget, priority: Priority) -> Outcome {
         let lookup = self.lookup.clone();
         let owned = target.clone();
         let fetch = async move { lookup.lookup(&owned).await };
         let key = target.query_name();
-        self.keys
-            .get(key, target.to_string(), &self.config, &self.clock, fetch)
-            .await
+        let cover = |now| self.lookup.covering(&target.query_name(), now).map(Ok);
+        let (config, clock) = (&self.config, &self.clock);
+        let request = Request {
+            key,
+            label: || target.to_string(),
+            priority,
+        };
+        self.keys.get(request, config, clock, cover, fetch).await
     }
 
     /// The validated addresses of `name` (A and AAAA), cached and coalesced like [`Self::get`]
-    /// in a table of their own.
+    /// in a table of their own, on the host's behalf.
     pub async fn get_addresses(&self, name: &Name) -> AddressOutcome {
+        self.get_addresses_as(name, Priority::Host).await
+    }
+
+    /// Like [`Self::get_addresses`], on behalf of `priority`.
+    pub async fn get_addresses_as(&self, name: &Name, priority: Priority) -> AddressOutcome {
         let lookup = self.lookup.clone();
         let key = name.to_lowercase();
         let owned = key.clone();
         let fetch = async move { lookup.lookup_addresses(&owned).await };
+        let (config, clock) = (&self.config, &self.clock);
+        let request = Request {
+            key,
+            label: || name.to_string(),
+            priority,
+        };
         self.addresses
-            .get(key, name.to_string(), &self.config, &self.clock, fetch)
+            .get(request, config, clock, |_| None, fetch)
             .await
+    }
+
+    /// The IPSECKEY outcome for `target` if it is known without a lookup, synchronously and
+    /// without I/O: the cached outcome for the name, or the verdict of a covering proof cached
+    /// from earlier answers (the name is below a provably insecure delegation: `Insecure` without
+    /// records; or cached NSEC records prove it has no IPSECKEY: `Absent`, RFC 8198). Such a
+    /// verdict lasts no longer than the proof behind it (its `valid_until`). `None`: a lookup is
+    /// needed ([`Self::get`] does it; it asks the covering proofs first too).
+    pub fn proven(&self, target: &LookupTarget) -> Option<Outcome> {
+        let now = (self.clock)();
+        let qname = target.query_name();
+        if let Some(outcome) = self.keys.peek(&qname, now) {
+            return Some(outcome);
+        }
+        let answer = self.lookup.covering(&qname, now)?;
+        self.keys.count_covered();
+        Some(Arc::new(Ok(answer)))
     }
 
     /// Forgets the cached outcome for `target` (the next `get` looks it up again).
@@ -252,6 +325,10 @@ impl Cacheable for Result<Answer, LookupError> {
     fn failed(failure: Failure) -> Self {
         Err(LookupError::Failure(failure))
     }
+
+    fn is_verdict(&self) -> bool {
+        self.is_ok()
+    }
 }
 
 impl Cacheable for Result<AddressAnswer, LookupError> {
@@ -278,6 +355,10 @@ impl Cacheable for Result<AddressAnswer, LookupError> {
 
     fn failed(failure: Failure) -> Self {
         Err(LookupError::Failure(failure))
+    }
+
+    fn is_verdict(&self) -> bool {
+        self.is_ok()
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hickory_proto::rr::Name;
 use tokio::sync::watch;
 
+use super::admission::{Admission, Priority, Refusal};
 use super::{CacheConfig, CacheSnapshot, Clock, Counters, EntrySnapshot};
 use crate::answer::{Failure, LookupError};
 
@@ -20,17 +21,37 @@ pub(crate) trait Cacheable: Send + Sync + 'static {
     fn describe(&self) -> (&'static str, usize, String);
     /// The outcome when the lookup task is lost or the request is shed.
     fn failed(failure: Failure) -> Self;
+    /// Whether this is a verdict (secure, insecure, absent), not a bogus or failed lookup: only
+    /// verdicts are refreshed ahead of expiry, and a refresh that fails keeps them.
+    fn is_verdict(&self) -> bool;
 }
+
+/// An entry in use is looked up again in the background once this fraction of its lifetime is
+/// left (1/10, as unbound's `prefetch`), so the names a host talks to stay cached.
+const REFRESH_DIVISOR: u32 = 10;
 
 /// A shared outcome.
 pub(crate) type Shared<V> = Arc<V>;
 
-/// A lookup in flight: its label and where its outcome will appear.
-type Pending<V> = (String, watch::Receiver<Option<Shared<V>>>);
+/// What a caller asks a table for: the key, a label for people (made only when a lookup
+/// starts: a cache hit formats nothing), on whose behalf.
+pub(crate) struct Request<L> {
+    pub(crate) key: Name,
+    pub(crate) label: L,
+    pub(crate) priority: Priority,
+}
+
+/// A lookup in flight: its label, where its outcome will appear, and whose slot it holds.
+struct Pending<V> {
+    label: String,
+    outcome: watch::Receiver<Option<Shared<V>>>,
+    priority: Priority,
+}
 
 pub(crate) struct Store<V> {
     entries: HashMap<Name, Entry<V>>,
     in_flight: HashMap<Name, Pending<V>>,
+    admission: Admission,
     counters: Counters,
 }
 
@@ -39,6 +60,7 @@ impl<V> Default for Store<V> {
         Self {
             entries: HashMap::new(),
             in_flight: HashMap::new(),
+            admission: Admission::default(),
             counters: Counters::default(),
         }
     }
@@ -54,7 +76,7 @@ struct Entry<V> {
 
 /// A table shared by clones of the cache.
 pub(crate) struct Table<V> {
-    state: Arc<Mutex<Store<V>>>,
+    pub(super) state: Arc<Mutex<Store<V>>>,
 }
 
 impl<V> Clone for Table<V> {
@@ -74,34 +96,57 @@ impl<V> Default for Table<V> {
 }
 
 impl<V: Cacheable> Table<V> {
-    /// The outcome under `key`: cached, joined to a lookup in flight, or fetched now by `fetch`
-    /// in a task of its own (a caller that gives up does not cancel it for the others).
+    /// The outcome for `request`: cached (and refreshed in the background when due), given by
+    /// `cover` (a covering proof, not stored), joined to a lookup in flight, or fetched now by
+    /// `fetch` in a task of its own (a caller that gives up does not cancel it for the others), if
+    /// the request's priority may start one ([`Admission`]); otherwise [`Failure::Overloaded`].
     pub(crate) async fn get<F>(
         &self,
-        key: Name,
-        label: String,
+        request: Request<impl FnOnce() -> String>,
         config: &CacheConfig,
         clock: &Clock,
+        cover: impl FnOnce(SystemTime) -> Option<V>,
         fetch: F,
     ) -> Shared<V>
     where
         F: Future<Output = V> + Send + 'static,
     {
+        let Request {
+            key,
+            label,
+            priority,
+        } = request;
+        let now = clock();
         let rx = {
             let mut state = self.lock();
-            if let Some(outcome) = cached(&mut state, &key, clock()) {
+            if let Some((outcome, due)) = cached(&mut state, &key, now) {
+                if due
+                    && !state.in_flight.contains_key(&key)
+                    && state.admission.admit(priority, config).is_ok()
+                {
+                    state.counters.refreshes += 1;
+                    let pending = (label(), priority);
+                    drop(self.start(&mut state, key, pending, *config, clock.clone(), fetch));
+                }
                 return outcome;
             }
-            if let Some((_, rx)) = state.in_flight.get(&key) {
-                let rx = rx.clone();
+            if let Some(pending) = state.in_flight.get(&key) {
+                let rx = pending.outcome.clone();
                 state.counters.coalesced += 1;
                 rx
-            } else if state.in_flight.len() >= config.max_in_flight {
+            } else if let Some(covered) = cover(now) {
+                state.counters.covered += 1;
+                return Arc::new(covered);
+            } else if let Err(refusal) = state.admission.admit(priority, config) {
                 state.counters.shed += 1;
+                if refusal != Refusal::Full {
+                    state.counters.shed_peers += 1;
+                }
                 return Arc::new(V::failed(Failure::Overloaded));
             } else {
                 state.counters.misses += 1;
-                self.start(&mut state, key, label, *config, clock.clone(), fetch)
+                let pending = (label(), priority);
+                self.start(&mut state, key, pending, *config, clock.clone(), fetch)
             }
         };
         wait(rx).await
@@ -111,7 +156,7 @@ impl<V: Cacheable> Table<V> {
         &self,
         state: &mut Store<V>,
         key: Name,
-        label: String,
+        (label, priority): (String, Priority),
         config: CacheConfig,
         clock: Clock,
         fetch: F,
@@ -120,13 +165,19 @@ impl<V: Cacheable> Table<V> {
         F: Future<Output = V> + Send + 'static,
     {
         let (tx, rx) = watch::channel(None);
-        state
-            .in_flight
-            .insert(key.clone(), (label.clone(), rx.clone()));
-        let this = self.clone();
+        let pending = Pending {
+            label: label.clone(),
+            outcome: rx.clone(),
+            priority,
+        };
+        state.in_flight.insert(key.clone(), pending);
+        let slot = Slot {
+            table: self.clone(),
+            key: Some(key),
+        };
         tokio::spawn(async move {
             let outcome = Arc::new(fetch.await);
-            this.store(key, label, outcome.clone(), &config, clock());
+            slot.fill(label, outcome.clone(), &config, clock());
             let _ = tx.send(Some(outcome));
         });
         rx
@@ -142,8 +193,16 @@ impl<V: Cacheable> Table<V> {
     ) {
         let expires = outcome.expiry(config, now);
         let mut state = self.lock();
-        state.in_flight.remove(&key);
+        end_flight(&mut state, &key);
         if expires <= now {
+            return;
+        }
+        // A refresh that failed: the verdict it was to renew is still valid, keep it.
+        let valid_verdict = state
+            .entries
+            .get(&key)
+            .is_some_and(|e| e.expires > now && e.outcome.is_verdict());
+        if valid_verdict && !outcome.is_verdict() {
             return;
         }
         if !state.entries.contains_key(&key) {
@@ -157,6 +216,16 @@ impl<V: Cacheable> Table<V> {
             hits: 0,
         };
         state.entries.insert(key, entry);
+    }
+
+    /// The cached outcome under `key`, if still valid at `now` (counted as a hit).
+    pub(crate) fn peek(&self, key: &Name, now: SystemTime) -> Option<Shared<V>> {
+        cached(&mut self.lock(), key, now).map(|(outcome, _)| outcome)
+    }
+
+    /// Counts an answer given by a covering proof.
+    pub(crate) fn count_covered(&self) {
+        self.lock().counters.covered += 1;
     }
 
     /// Forgets the outcome under `key`.
@@ -173,7 +242,8 @@ impl<V: Cacheable> Table<V> {
             .map(|(name, e)| entry_snapshot(name, e))
             .collect();
         entries.sort_by_key(|e| e.expires);
-        let mut in_flight: Vec<String> = state.in_flight.values().map(|(l, _)| l.clone()).collect();
+        let mut in_flight: Vec<String> =
+            state.in_flight.values().map(|p| p.label.clone()).collect();
         in_flight.sort();
         CacheSnapshot {
             entries,
@@ -192,16 +262,66 @@ impl<V: Cacheable> Table<V> {
     }
 }
 
-fn cached<V>(state: &mut Store<V>, key: &Name, now: SystemTime) -> Option<Shared<V>> {
+/// The slot of a lookup in flight: filled with its outcome, or, if the lookup task ends without
+/// one (a panic, the runtime shutting down), given back when dropped, so no slot is lost.
+struct Slot<V: Cacheable> {
+    table: Table<V>,
+    key: Option<Name>,
+}
+
+impl<V: Cacheable> Slot<V> {
+    fn fill(mut self, label: String, outcome: Shared<V>, config: &CacheConfig, now: SystemTime) {
+        if let Some(key) = self.key.take() {
+            self.table.store(key, label, outcome, config, now);
+        }
+    }
+}
+
+impl<V: Cacheable> Drop for Slot<V> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            end_flight(&mut self.table.lock(), &key);
+        }
+    }
+}
+
+/// Removes the lookup in flight under `key` and gives its slot back.
+fn end_flight<V>(state: &mut Store<V>, key: &Name) {
+    if let Some(pending) = state.in_flight.remove(key) {
+        state.admission.release(pending.priority);
+    }
+}
+
+#[cfg(test)]
+impl<V> Store<V> {
+    /// Sources holding in-flight slots (the per-source map's size).
+    pub(crate) fn admission_sources(&self) -> usize {
+        self.admission.sources()
+    }
+}
+
+/// The cached outcome under `key`, if still valid at `now`, and whether it is due for a refresh:
+/// a verdict in the last tenth of its lifetime.
+fn cached<V: Cacheable>(
+    state: &mut Store<V>,
+    key: &Name,
+    now: SystemTime,
+) -> Option<(Shared<V>, bool)> {
     let entry = state.entries.get_mut(key)?;
     if entry.expires <= now {
         state.entries.remove(key);
         return None;
     }
     entry.hits += 1;
+    let life = entry
+        .expires
+        .duration_since(entry.fetched)
+        .unwrap_or_default();
+    let left = entry.expires.duration_since(now).unwrap_or_default();
+    let due = left <= life / REFRESH_DIVISOR && entry.outcome.is_verdict();
     let outcome = entry.outcome.clone();
     state.counters.hits += 1;
-    Some(outcome)
+    Some((outcome, due))
 }
 
 /// Drops expired entries, then the soonest to expire, until one more fits.

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hickory_proto::rr::Name;
 use tokio::sync::Semaphore;
 
-use super::{CacheConfig, KeyCache, Lookup};
+use super::{CacheConfig, KeyCache, Lookup, Priority};
 use crate::address::AddressAnswer;
 use crate::answer::{Absence, Answer, Denial, Failure, LookupError, SecureKeys, Signature};
 use crate::target::LookupTarget;
@@ -16,6 +16,8 @@ struct Fake {
     calls: Arc<AtomicUsize>,
     gate: Arc<Semaphore>,
     now: Arc<AtomicU64>,
+    /// Every lookup fails (the network is down).
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Lookup for Fake {
@@ -41,6 +43,10 @@ impl Lookup for Fake {
         let now = UNIX_EPOCH + Duration::from_secs(self.now.load(Ordering::SeqCst));
         let owner = target.query_name();
         let label = owner.to_string();
+        assert!(!label.starts_with("panic"), "the lookup task dies");
+        if self.down.load(Ordering::SeqCst) {
+            return Err(LookupError::Failure(Failure::Network("down".into())));
+        }
         if label.starts_with("secure") {
             let signature = Signature {
                 signer: Name::root(),
@@ -78,16 +84,19 @@ struct Bed {
     calls: Arc<AtomicUsize>,
     gate: Arc<Semaphore>,
     now: Arc<AtomicU64>,
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn bed(config: CacheConfig) -> Bed {
     let calls = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(Semaphore::new(0));
     let now = Arc::new(AtomicU64::new(1_800_000_000));
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let fake = Fake {
         calls: calls.clone(),
         gate: gate.clone(),
         now: now.clone(),
+        down: down.clone(),
     };
     let clock_now = now.clone();
     let clock =
@@ -98,6 +107,7 @@ fn bed(config: CacheConfig) -> Bed {
         calls,
         gate,
         now,
+        down,
     }
 }
 
@@ -308,4 +318,175 @@ async fn addresses_have_their_own_table_and_coalesce() {
     assert_eq!(bed.cache.address_snapshot().entries.len(), 2);
     bed.cache.invalidate_addresses(&forged);
     assert_eq!(bed.cache.address_snapshot().entries.len(), 1);
+}
+
+/// Starts a lookup of `name` on behalf of `priority` that waits for the gate.
+fn hold(bed: &Bed, name: &str, priority: Priority) -> tokio::task::JoinHandle<super::Outcome> {
+    let cache = bed.cache.clone();
+    let t = target(name);
+    tokio::spawn(async move { cache.get_as(&t, priority).await })
+}
+
+async fn in_flight(bed: &Bed, n: usize) {
+    for _ in 0..100_000 {
+        if bed.cache.snapshot().in_flight.len() >= n {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("fewer than {n} lookups in flight");
+}
+
+fn overloaded(outcome: &super::Outcome) -> bool {
+    matches!(
+        outcome.as_ref(),
+        Err(LookupError::Failure(Failure::Overloaded))
+    )
+}
+
+fn peer(last: u8) -> Priority {
+    Priority::Peer(std::net::IpAddr::from([192, 0, 2, last]))
+}
+
+/// Peers fill their share of the in-flight slots (here 6 of 8) and no more; the host's lookups
+/// still start, up to the total.
+#[tokio::test]
+async fn peers_cannot_take_the_hosts_reserved_share() {
+    let config = CacheConfig {
+        max_in_flight: 8,
+        host_reserved: 2,
+        max_per_peer: 8,
+        ..CacheConfig::default()
+    };
+    let bed = bed(config);
+    let flood: Vec<_> = (0..6)
+        .map(|i| hold(&bed, &format!("secure-peer{i}.example."), peer(i)))
+        .collect();
+    in_flight(&bed, 6).await;
+    // The peers' share is used up: the seventh peer lookup is shed at once.
+    assert!(overloaded(
+        &bed.cache
+            .get_as(&target("secure-more.example."), peer(99))
+            .await
+    ));
+    // The host's two reserved slots are still there.
+    let host: Vec<_> = (0..2)
+        .map(|i| hold(&bed, &format!("secure-host{i}.example."), Priority::Host))
+        .collect();
+    in_flight(&bed, 8).await;
+    // Now everything is taken, for the host too.
+    assert!(overloaded(
+        &bed.cache.get(&target("secure-late.example.")).await
+    ));
+    bed.gate.add_permits(8);
+    for lookup in host.into_iter().chain(flood) {
+        assert!(lookup.await.unwrap().is_ok());
+    }
+    let c = bed.cache.snapshot().counters;
+    assert_eq!((c.misses, c.shed, c.shed_peers), (8, 2, 1));
+    // Slots come back when lookups end: a peer may start again.
+    bed.gate.add_permits(1);
+    assert!(bed
+        .cache
+        .get_as(&target("secure-again.example."), peer(1))
+        .await
+        .is_ok());
+}
+
+/// One source gets `max_per_peer` lookups at once; another source is not affected; joining a
+/// lookup already in flight costs nothing and is always allowed.
+#[tokio::test]
+async fn one_peer_is_limited_to_its_own_share() {
+    let config = CacheConfig {
+        max_per_peer: 2,
+        ..CacheConfig::default()
+    };
+    let bed = bed(config);
+    let mine: Vec<_> = (0..2)
+        .map(|i| hold(&bed, &format!("secure-a{i}.example."), peer(1)))
+        .collect();
+    in_flight(&bed, 2).await;
+    assert!(overloaded(
+        &bed.cache
+            .get_as(&target("secure-a9.example."), peer(1))
+            .await
+    ));
+    let other = hold(&bed, "secure-b.example.", peer(2));
+    let joined = hold(&bed, "secure-a0.example.", peer(1));
+    in_flight(&bed, 3).await;
+    while bed.cache.snapshot().counters.coalesced < 1 {
+        tokio::task::yield_now().await;
+    }
+    bed.gate.add_permits(3);
+    for lookup in mine.into_iter().chain([other, joined]) {
+        assert!(lookup.await.unwrap().is_ok());
+    }
+    assert_eq!(bed.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(bed.cache.keys.state.lock().unwrap().admission_sources(), 0);
+}
+
+/// A lookup task that dies gives its slot back: the next lookup is not shed, and waiters get a
+/// failure rather than hanging.
+#[tokio::test]
+async fn a_lookup_task_that_dies_gives_its_slot_back() {
+    let config = CacheConfig {
+        max_in_flight: 1,
+        ..CacheConfig::default()
+    };
+    let bed = bed(config);
+    let died = bed.get_now("panic.example.").await;
+    assert!(matches!(
+        died.as_ref(),
+        Err(LookupError::Failure(Failure::Config(_)))
+    ));
+    assert!(bed.cache.snapshot().in_flight.is_empty());
+    assert!(bed.get_now("secure.example.").await.is_ok());
+}
+
+/// A verdict in use is looked up again in its last tenth of life: the caller gets the cached one
+/// at once, and the refreshed one replaces it; a refresh that fails keeps the verdict.
+#[tokio::test]
+async fn entries_in_use_are_refreshed_before_they_expire() {
+    let bed = bed(CacheConfig::default());
+    bed.get_now("secure.example.").await; // secure for 300 s
+    bed.advance(200);
+    assert!(bed.cache.get(&target("secure.example.")).await.is_ok());
+    assert_eq!(bed.calls.load(Ordering::SeqCst), 1, "not due yet");
+    bed.advance(75); // 25 s left of 300: due
+    let served = tokio::time::timeout(
+        Duration::from_millis(100),
+        bed.cache.get(&target("secure.example.")),
+    )
+    .await
+    .expect("served from the cache, without waiting for the refresh");
+    assert!(served.is_ok());
+    in_flight(&bed, 1).await;
+    while bed.calls.load(Ordering::SeqCst) < 2 {
+        tokio::task::yield_now().await;
+    }
+    bed.gate.add_permits(1);
+    while !bed.cache.snapshot().in_flight.is_empty() {
+        tokio::task::yield_now().await;
+    }
+    let entry = bed.cache.snapshot().entries[0].clone();
+    assert_eq!(entry.expires - entry.fetched, 300);
+    assert_eq!(bed.cache.snapshot().counters.refreshes, 1);
+    // 280 s after the refresh the entry is due again; this time the lookup fails: the verdict
+    // stays until it expires, and the failure is not cached over it.
+    bed.advance(280);
+    bed.down.store(true, Ordering::SeqCst);
+    assert!(bed.cache.get(&target("secure.example.")).await.is_ok());
+    assert_eq!(bed.cache.snapshot().counters.refreshes, 2);
+    bed.gate.add_permits(1);
+    while !bed.cache.snapshot().in_flight.is_empty() {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(bed.calls.load(Ordering::SeqCst), 3);
+    let after = bed.cache.snapshot().entries[0].clone();
+    assert_eq!((after.state, after.expires), ("secure", entry.expires));
+    assert!(bed.cache.get(&target("secure.example.")).await.is_ok());
+    // Once it expires, the failure is what there is.
+    bed.advance(20);
+    bed.gate.add_permits(1);
+    assert!(bed.cache.get(&target("secure.example.")).await.is_err());
 }

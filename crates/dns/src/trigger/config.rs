@@ -46,6 +46,9 @@ pub struct StubConfig {
     pub max_tcp_pipeline: usize,
     /// A TCP connection with no complete query for this long is closed (RFC 7766 section 6.2.3).
     pub tcp_idle_timeout: Duration,
+    /// A TCP connection whose client takes no answer for this long (its receive window stays
+    /// shut) is closed; default 5 s.
+    pub tcp_write_timeout: Duration,
     /// Largest query accepted, in bytes; larger UDP queries get FORMERR, larger TCP length
     /// prefixes close the connection.
     pub max_query_size: usize,
@@ -65,6 +68,7 @@ impl Default for StubConfig {
             max_tcp_connections: 64,
             max_tcp_pipeline: 16,
             tcp_idle_timeout: Duration::from_secs(10),
+            tcp_write_timeout: Duration::from_secs(5),
             max_query_size: 4096,
             upstream_socket: None,
         }
@@ -83,6 +87,7 @@ impl fmt::Debug for StubConfig {
             .field("max_tcp_connections", &self.max_tcp_connections)
             .field("max_tcp_pipeline", &self.max_tcp_pipeline)
             .field("tcp_idle_timeout", &self.tcp_idle_timeout)
+            .field("tcp_write_timeout", &self.tcp_write_timeout)
             .field("max_query_size", &self.max_query_size)
             .field("upstream_socket", &self.upstream_socket.is_some())
             .finish()

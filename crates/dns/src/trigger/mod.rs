@@ -40,8 +40,9 @@
 //! Malformed queries get FORMERR, other opcodes NOTIMP, messages too short to have a header and
 //! responses are dropped ([`message`]); none of them disturbs the stub. Bounded: query size
 //! ([`StubConfig::max_query_size`]), queries in flight (UDP over the limit dropped, TCP waits),
-//! TCP connections, pipelined queries per connection, idle TCP connections, upstream attempts
-//! and their timeouts, and the hold.
+//! TCP connections, pipelined queries per connection, idle TCP connections, TCP clients that do
+//! not read (closed after [`StubConfig::tcp_write_timeout`]; a query's permit is released once its
+//! answer is ready, not when it is written), upstream attempts and their timeouts, and the hold.
 //!
 //! # How the agent uses it
 //! ```ignore

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -277,26 +277,39 @@ async fn tcp_loop<L: Lookup, H: TriggerHook>(ctx: Arc<Ctx<L, H>>, listener: TcpL
 }
 
 /// One TCP connection: queries read in sequence, answered as they complete (RFC 7766 section
-/// 6.2.1.1), at most `max_tcp_pipeline` at once; closed when idle, on a bad frame, or by the peer.
+/// 6.2.1.1), at most `max_tcp_pipeline` at once; closed when idle, on a bad frame, by the peer,
+/// or when an answer cannot be written within `tcp_write_timeout` (a client that does not read).
+///
+/// A query holds one of the stub's query permits only while it is resolved: the permit is
+/// released once the answer is ready, so a client that never reads cannot hold permits the other
+/// clients need. Its pipeline slot travels with the answer to the writer and is released when the
+/// answer is written, so a connection never holds more than `max_tcp_pipeline` answers.
 async fn connection<L: Lookup, H: TriggerHook>(
     ctx: Arc<Ctx<L, H>>,
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
 ) {
-    let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(ctx.config.max_tcp_pipeline);
-    let write = tokio::spawn(async move {
-        while let Some(reply) = rx.recv().await {
-            let Ok(len) = u16::try_from(reply.len()) else {
-                continue;
-            };
-            let mut framed = len.to_be_bytes().to_vec();
-            framed.extend_from_slice(&reply);
-            if writer.write_all(&framed).await.is_err() {
-                break;
-            }
-        }
-    });
+    let (reader, writer) = stream.into_split();
+    let (tx, rx) = mpsc::channel::<Answer>(ctx.config.max_tcp_pipeline);
+    let write = write_answers(writer, rx, ctx.clone());
+    tokio::pin!(write);
+    tokio::select! {
+        // The writer gave up (the client does not read, or the connection broke): close.
+        () = &mut write => {}
+        // Reading ended (idle, closed, bad frame): the answers still being resolved are written,
+        // each within the write timeout; they hold the senders, so the writer ends after them.
+        () = read_queries(&ctx, reader, tx) => write.await,
+    }
+}
+
+/// An answer on its way to a TCP client, with the pipeline slot it occupies.
+type Answer = (Vec<u8>, OwnedSemaphorePermit);
+
+async fn read_queries<L: Lookup, H: TriggerHook>(
+    ctx: &Arc<Ctx<L, H>>,
+    mut reader: OwnedReadHalf,
+    tx: mpsc::Sender<Answer>,
+) {
     let pipeline = Arc::new(Semaphore::new(ctx.config.max_tcp_pipeline));
     loop {
         let frame = tokio::time::timeout(
@@ -308,29 +321,52 @@ async fn connection<L: Lookup, H: TriggerHook>(
             Ok(Ok(Frame::Query(query))) => query,
             Ok(Ok(Frame::Bad)) => {
                 ctx.stats.bump(|c| &c.dropped);
-                break;
+                return;
             }
             // Idle, closed by the peer, or an I/O error.
-            _ => break,
+            _ => return,
         };
         ctx.stats.bump(|c| &c.tcp_queries);
         let Ok(slot) = pipeline.clone().acquire_owned().await else {
-            break;
+            return;
         };
         let Ok(permit) = ctx.queries.clone().acquire_owned().await else {
-            break;
+            return;
         };
         let (ctx, tx) = (ctx.clone(), tx.clone());
         tokio::spawn(async move {
-            if let Some(reply) = ctx.handle(&query, Transport::Tcp).await {
-                let _ = tx.send(reply).await;
+            let reply = ctx.handle(&query, Transport::Tcp).await;
+            drop(permit);
+            if let Some(reply) = reply {
+                // Fails only when the writer is gone (the connection is closing).
+                let _ = tx.send((reply, slot)).await;
             }
-            drop((slot, permit));
         });
     }
-    // Answers still being resolved hold senders: the writer ends after the last one.
-    drop(tx);
-    let _ = write.await;
+}
+
+/// Writes answers with their length prefix (RFC 1035 section 4.2.2); returns when every sender
+/// is gone, on a write error, or when one answer could not be written within the timeout.
+async fn write_answers<L: Lookup, H: TriggerHook>(
+    mut writer: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Answer>,
+    ctx: Arc<Ctx<L, H>>,
+) {
+    while let Some((reply, slot)) = rx.recv().await {
+        let Ok(len) = u16::try_from(reply.len()) else {
+            continue;
+        };
+        let mut framed = len.to_be_bytes().to_vec();
+        framed.extend_from_slice(&reply);
+        match tokio::time::timeout(ctx.config.tcp_write_timeout, writer.write_all(&framed)).await {
+            Ok(Ok(())) => drop(slot),
+            Ok(Err(_)) => return,
+            Err(_) => {
+                ctx.stats.bump(|c| &c.tcp_write_timeouts);
+                return;
+            }
+        }
+    }
 }
 
 enum Frame {

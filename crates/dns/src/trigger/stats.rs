@@ -85,6 +85,8 @@ counters! {
     upstream_failures,
     /// Answers replaced by SERVFAIL because the group fails closed.
     failed_closed,
+    /// TCP connections closed because their client took no answer within the write timeout.
+    tcp_write_timeouts,
 }
 
 /// Counters plus the latest events.
