@@ -5,7 +5,7 @@
 //! unbound answers clients at [`DnsFixture::resolver`] (127.0.0.53 unless the builder says otherwise) and passes
 //! DNSSEC records through so clients validate themselves, and a validating unbound at 127.0.0.204 serves as a
 //! cross-check. The root's key is the only trust anchor ([`DnsFixture::trust_anchor_dnskey`]).
-//! `dead.example.` is delegated to [`DEAD_SERVER`], whose packets the namespace drops (iptables): a
+//! `dead.example.` is delegated to [`DEAD_SERVER`], whose packets the namespace drops (iptables, or tc): a
 //! zone that never answers.
 //! The zones and names are listed in `integration/dns/README.md` and in [`names`].
 
@@ -260,12 +260,25 @@ impl DnsFixture {
     }
 }
 
-/// Drops every packet to `addr` arriving in `ns` (a server that never answers, UDP and TCP).
+/// Drops every packet to `addr` arriving in `ns` (a server that never answers, UDP and TCP):
+/// with iptables, or where the kernel has no netfilter tables (the UML guest's) with a tc filter
+/// on the loopback device.
 fn drop_packets_to(ns: &Netns, addr: IpAddr) {
-    run_ok(
-        ns.cmd("iptables")
-            .args(["-A", "INPUT", "-d", &addr.to_string(), "-j", "DROP"]),
-    );
+    let iptables = ns
+        .cmd("iptables")
+        .args(["-A", "INPUT", "-d", &addr.to_string(), "-j", "DROP"])
+        .output();
+    if iptables.is_ok_and(|o| o.status.success()) {
+        return;
+    }
+    for tc in [
+        "qdisc add dev lo root handle 1: prio".to_owned(),
+        format!(
+            "filter add dev lo parent 1: protocol ip prio 1 u32 match ip dst {addr}/32 action drop"
+        ),
+    ] {
+        run_ok(ns.cmd("tc").args(tc.split(' ')));
+    }
 }
 
 fn require_tools() {
