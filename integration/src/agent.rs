@@ -9,8 +9,12 @@ use std::time::Duration;
 use crate::netns::Netns;
 use crate::process::{wait_until, Daemon};
 
-/// The `oe` binary of this build (`target/<profile>/oe`, beside the test binary's `deps/` folder).
+/// The `oe` binary of this build (`target/<profile>/oe`, beside the test binary's `deps/` folder),
+/// or the one `OE_BINARY` names (a benchmark comparing builds).
 pub fn oe_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("OE_BINARY") {
+        return PathBuf::from(path);
+    }
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
     let profile_dir = exe
         .parent()

@@ -6,8 +6,8 @@
 //! DNSSEC records through so clients validate themselves, and a validating unbound at 127.0.0.204 serves as a
 //! cross-check. The root's key is the only trust anchor ([`DnsFixture::trust_anchor_dnskey`]).
 //! `dead.example.` is delegated to [`DEAD_SERVER`]; after [`DnsFixture::silence_dead_zone`] the
-//! namespace drops its packets (iptables), so that zone never answers (without it, queries to it are
-//! refused at once).
+//! namespace drops its packets (iptables, or tc where the kernel has no netfilter tables), so that
+//! zone never answers (without it, queries to it are refused at once).
 //! The zones and names are listed in `integration/dns/README.md` and in [`names`].
 
 use std::collections::BTreeMap;
@@ -258,17 +258,33 @@ impl DnsFixture {
     /// packet to [`DEAD_SERVER`], UDP and TCP, so resolvers wait for it until they time out. Needs
     /// iptables with a working backend (the host's kernel has one; the UML guest's has not).
     pub fn silence_dead_zone(&self, ns: &Netns) {
-        require::program("iptables", "iptables");
-        let addr = DEAD_SERVER.to_string();
-        run_ok(
-            ns.cmd("iptables")
-                .args(["-A", "INPUT", "-d", &addr, "-j", "DROP"]),
-        );
+        drop_packets_to(ns, DEAD_SERVER);
     }
 
     /// Stops the servers now (they also stop on drop).
     pub fn stop(&mut self) {
         self.daemons.clear();
+    }
+}
+
+/// Drops every packet to `addr` arriving in `ns` (a server that never answers, UDP and TCP):
+/// with iptables, or where the kernel has no netfilter tables (the UML guest's) with a tc filter
+/// on the loopback device.
+fn drop_packets_to(ns: &Netns, addr: IpAddr) {
+    let iptables = ns
+        .cmd("iptables")
+        .args(["-A", "INPUT", "-d", &addr.to_string(), "-j", "DROP"])
+        .output();
+    if iptables.is_ok_and(|o| o.status.success()) {
+        return;
+    }
+    for tc in [
+        "qdisc add dev lo root handle 1: prio".to_owned(),
+        format!(
+            "filter add dev lo parent 1: protocol ip prio 1 u32 match ip dst {addr}/32 action drop"
+        ),
+    ] {
+        run_ok(ns.cmd("tc").args(tc.split(' ')));
     }
 }
 

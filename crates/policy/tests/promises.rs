@@ -250,6 +250,70 @@ fn a_host_without_a_published_key_fails_with_that_root_cause_not_a_timeout() {
     assert!(verdict.contains("no key published"), "{verdict}");
 }
 
+/// The kernel holds the packets that raised an ACQUIRE on the trap and re-checks them on a timer
+/// that starts at 100 ms. Once DNS proves the host publishes no key, a fail-open group lets the
+/// flow pass: the held packets must leave at once, not when the kernel's timer next looks.
+#[test]
+fn a_keyless_hosts_held_packets_leave_as_soon_as_the_pass_shunt_is_in() {
+    let now = start();
+    let mut agent = workstation("", now);
+    agent.dns.insert(reverse(SRV), absent(now));
+    agent.slow_dns = true;
+    let mut world = World::new(agent, vec![], now);
+    world.agent.acquire(world.now, SRV, 1);
+    world.settle();
+    assert!(
+        world.agent.kernel.released.is_empty(),
+        "held while the reverse zone is asked"
+    );
+    let now = world.now;
+    world.agent.answer_dns(now);
+    assert_eq!(
+        world.agent.kernel.released,
+        vec![(ip(SRV), "clear")],
+        "released through the pass shunt without waiting for the kernel's timer: {:?}",
+        world.agent.kernel.log
+    );
+}
+
+/// The same for a host whose keylessness the agent already knows: the flow passes at once.
+#[test]
+fn a_host_known_to_be_keyless_is_passed_with_its_held_packets_at_once() {
+    let now = start();
+    let mut agent = workstation("", now);
+    agent.dns.insert(reverse(SRV), absent(now));
+    let mut world = World::new(agent, vec![], now);
+    world.agent.acquire(world.now, SRV, 1);
+    world.advance(Duration::from_secs(11));
+    // The failure shunt ends; the trap catches the host again, the verdict is still known.
+    world.advance(Duration::from_secs(15 * 60 + 1));
+    world.agent.kernel.released.clear();
+    world.agent.slow_dns = true;
+    world.agent.acquire(world.now, SRV, 2);
+    world.settle();
+    assert_eq!(
+        world.agent.kernel.released,
+        vec![(ip(SRV), "clear")],
+        "passed before any lookup answered"
+    );
+}
+
+/// A keyed host: the held packets leave through the new SA as soon as it is in.
+#[test]
+fn a_keyed_hosts_held_packets_leave_through_the_new_sa() {
+    let now = start();
+    let mut agent = workstation("", now);
+    agent.dns.insert(
+        reverse(SRV),
+        secure("20.2.0.192.in-addr.arpa.", &[&key("ed25519_b")], now),
+    );
+    let server = RawPeer::new(SRV, v4(SRV), Some(key("ed25519_b")), 8);
+    let mut world = World::new(agent, vec![server], now);
+    world.agent.acquire(world.now, SRV, 1);
+    world.settle();
+    assert_eq!(world.agent.kernel.released, vec![(ip(SRV), "esp")]);
+}
+
 #[test]
 fn a_key_the_trigger_bound_to_one_name_never_authenticates_an_address_identity() {
     let now = start();

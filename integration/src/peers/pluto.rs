@@ -26,6 +26,9 @@ pub struct PlutoSetup {
     pub rsa_key_pem: Option<String>,
     /// Text bind-mounted over /etc/resolv.conf for pluto's libunbound.
     pub resolv_conf: Option<String>,
+    /// Opportunistic policy groups (file name, CIDR lines) for `right=%opportunisticgroup`
+    /// conns: written to `ipsec.d/policies/` before the conns are added.
+    pub policies: Vec<(String, String)>,
 }
 
 /// A running pluto.
@@ -66,8 +69,12 @@ impl Pluto {
             .prefix("oe-pluto.")
             .tempdir()
             .unwrap_or_else(|e| panic!("{e}"));
-        for sub in ["nss", "run", "ipsec.d"] {
+        for sub in ["nss", "run", "ipsec.d/policies"] {
             std::fs::create_dir_all(dir.path().join(sub)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        for (name, cidrs) in &setup.policies {
+            std::fs::write(dir.path().join("ipsec.d/policies").join(name), cidrs)
+                .unwrap_or_else(|e| panic!("{e}"));
         }
         std::fs::write(dir.path().join("ipsec.secrets"), "").unwrap_or_else(|e| panic!("{e}"));
         run_ok(

@@ -203,10 +203,19 @@ impl Executor {
         result.map_err(|e| e.to_string())
     }
 
-    /// An IPSECKEY lookup through the shared validating cache, off the loop.
-    /// Lookups a peer's identity caused run in the peers' class, bounded per source and in total,
-    /// so they never take the host's own share (oe-dns `Priority`).
-    fn lookup_key(&self, target: oe_dns::LookupTarget, for_peer: Option<IpAddr>) {
+    /// An IPSECKEY lookup through the shared validating cache. An outcome the cache already
+    /// knows without I/O (a cached answer, or a covering proof: the name lies below a provably
+    /// insecure delegation, or cached NSEC records deny it, RFC 8198) goes into the core at once,
+    /// before the next command: a host proven keyless is passed with no task or message in
+    /// between. Anything else is looked up off the loop; lookups a peer's identity caused run in
+    /// the peers' class, bounded per source and in total (oe-dns `Priority`).
+    fn lookup_key(&mut self, target: oe_dns::LookupTarget, for_peer: Option<IpAddr>) {
+        if let Some(outcome) = self.cache.proven(&target) {
+            let verdict = KeyVerdict::of(&outcome);
+            self.core
+                .handle(now(), Input::KeyVerdict { target, verdict });
+            return;
+        }
         let (cache, tx) = (self.cache.clone(), self.tx.clone());
         let class = priority(for_peer);
         tokio::spawn(async move {

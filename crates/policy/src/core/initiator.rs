@@ -167,12 +167,17 @@ impl Core {
             reason: reason.clone(),
             installed: self.now.mono,
         };
+        let held = n.acquired.map(|a| a.trap);
         let op = if replacing {
             KernelOp::UpdatePolicy(spec)
         } else {
             KernelOp::AddPolicy(spec)
         };
         self.kernel(op, Some(Pending::Shunt(id)));
+        // The packets the trap holds leave now, through the pass shunt.
+        if let Some(trap) = held {
+            self.release_held_packets(trap);
+        }
         self.event(
             "shunt",
             Some(remote),

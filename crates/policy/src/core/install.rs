@@ -107,8 +107,9 @@ impl Core {
     /// With `xfrm_larval_drop=0` the kernel queues a held flow's packets on the trap policy and
     /// re-checks them on a timer that starts at 100 ms and doubles. Replacing the trap policy
     /// with itself (XFRM_MSG_UPDPOLICY) moves the queue to the "new" policy and re-checks it at
-    /// once (`xfrm_policy_requeue`), so the first packets leave through the new SA at once.
-    fn release_held_packets(&mut self, trap: oe_kernel::PolicyKey) {
+    /// once (`xfrm_policy_requeue`), so the first packets leave through the new SA (or the
+    /// pass shunt just put in front of the trap) at once.
+    pub(super) fn release_held_packets(&mut self, trap: oe_kernel::PolicyKey) {
         if let Some(spec) = self.traps.get(&trap).copied() {
             self.kernel(KernelOp::UpdatePolicy(spec), None);
         }

@@ -1,6 +1,8 @@
 //! A model of the kernel's XFRM state, answering the core's requests the way the kernel does:
 //! adding what exists is EEXIST, deleting what does not is ENOENT, UPDSA needs the state it
-//! completes. It also notes every request that touched a policy the agent does not own.
+//! completes. It also notes every request that touched a policy the agent does not own, and
+//! models the queue of a trap that holds a flow's packets (`xfrm_larval_drop=0`): re-putting the
+//! trap (UPDPOLICY) re-checks them at once (`xfrm_policy_requeue`), as the kernel does.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -29,6 +31,10 @@ pub struct Kernel {
     pub addresses: Vec<oe_kernel::route::LocalAddress>,
     /// SAs installed in a given mode (tunnel), by (destination, SPI); absent: transport.
     pub modes: HashMap<(IpAddr, u32), oe_kernel::Mode>,
+    /// Destinations whose packets wait in a trap's queue.
+    pub held: Vec<(PolicyKey, IpAddr)>,
+    /// Held packets the kernel let go after a re-check: (destination, "clear" or "esp").
+    pub released: Vec<(IpAddr, &'static str)>,
     next_spi: u32,
 }
 
@@ -69,6 +75,7 @@ impl Kernel {
                         .push(format!("update {:?}", spec.selector));
                 }
                 self.policies.insert(spec.key(), *spec);
+                self.recheck_held(spec.key());
             }
             KernelOp::DeletePolicy(key) => {
                 if self.foreign.contains(key) {
@@ -165,6 +172,43 @@ impl Kernel {
             _ => return Err("unsupported".into()),
         }
         Ok(KernelReply::Done)
+    }
+
+    /// A packet to `dst` waits in the queue of the trap `trap` (the ACQUIRE's packet).
+    pub fn hold(&mut self, trap: PolicyKey, dst: IpAddr) {
+        self.held.push((trap, dst));
+    }
+
+    /// The trap was re-put: each held packet is looked up again and leaves if the policy that
+    /// now wins for its destination passes it, or protects it with an SA in place.
+    fn recheck_held(&mut self, trap: PolicyKey) {
+        let (now, later): (Vec<_>, Vec<_>) = self.held.drain(..).partition(|(t, _)| *t == trap);
+        self.held = later;
+        for (t, dst) in now {
+            match self.verdict_for(dst) {
+                Some(how) => self.released.push((dst, how)),
+                None => self.held.push((t, dst)),
+            }
+        }
+    }
+
+    /// What the winning outbound policy (the lowest priority value) does with a packet to `dst`.
+    fn verdict_for(&self, dst: IpAddr) -> Option<&'static str> {
+        let ownership = oe_kernel::Ownership::default();
+        let winner = self
+            .policies
+            .values()
+            .filter(|p| p.dir == oe_kernel::Direction::Out && p.selector.dst().contains(dst))
+            .min_by_key(|p| p.priority(&ownership))?;
+        match winner.action {
+            oe_kernel::PolicyAction::Pass => Some("clear"),
+            oe_kernel::PolicyAction::Protect(reqid) => self
+                .sas
+                .values()
+                .any(|sa| sa.dst == dst && sa.reqid == reqid)
+                .then_some("esp"),
+            _ => None,
+        }
     }
 
     fn sa_infos(&self) -> Vec<SaInfo> {

@@ -341,6 +341,7 @@ impl Agent {
             oe_kernel::PolicyAction::Protect(r) => r,
             _ => Reqid(0),
         };
+        self.kernel.hold(trap.key(), ip(dst));
         let acquire = Acquire {
             flow: Flow {
                 src: self.addr,
