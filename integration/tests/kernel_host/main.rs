@@ -17,6 +17,7 @@ use oe_kernel::{
     TrafficSelector, Xfrm,
 };
 
+mod assigned;
 mod lifetime;
 mod nd;
 mod ownership;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use netlink_sys::protocols::NETLINK_ROUTE;
 
+use super::assigned::{AddressSpec, Assigned, RouteSpec};
 use super::parse::parse_events;
 use super::request::RouteRequest;
 use super::types::{Link, LocalAddress, NetEvent, Route};
@@ -63,6 +64,73 @@ impl Rtnl {
     pub async fn source_for(&mut self, dst: IpAddr) -> Result<Option<IpAddr>, Error> {
         Ok(self.route_to(dst).await?.pref_src)
     }
+
+    /// Adds an address marked as oe's, or renews the lifetime of the one already there.
+    pub async fn add_address(&mut self, spec: &AddressSpec) -> Result<(), Error> {
+        self.execute(RouteRequest::add_address(spec)).await
+    }
+
+    /// Deletes an address of oe's; one without oe's mark is left alone
+    /// ([`Error::Foreign`]), one that is gone already is not an error.
+    pub async fn delete_address(&mut self, spec: &AddressSpec) -> Result<(), Error> {
+        let found = self.owned().await?;
+        if found.addresses.iter().any(|a| same_address(a, spec)) {
+            return match self.execute(RouteRequest::delete_address(spec)).await {
+                Err(e) if e.errno() == Some(libc::EADDRNOTAVAIL) => Ok(()),
+                other => other,
+            };
+        }
+        let present = self.addresses().await?;
+        if present.iter().any(|a| a.addr == spec.addr) {
+            return Err(Error::Foreign {
+                entry: format!("address {}", spec.addr),
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds (or replaces) oe's host route to `spec.dst`.
+    pub async fn add_route(&mut self, spec: &RouteSpec) -> Result<(), Error> {
+        self.execute(RouteRequest::add_route(spec)).await
+    }
+
+    /// Deletes oe's host route to `dst` (the kernel matches oe's mark); one that is gone
+    /// already is not an error.
+    pub async fn delete_route(&mut self, dst: IpAddr) -> Result<(), Error> {
+        match self.execute(RouteRequest::delete_route(dst)).await {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// The addresses and routes that carry oe's mark.
+    pub async fn owned(&mut self) -> Result<Assigned, Error> {
+        Ok(Assigned {
+            addresses: self.execute(RouteRequest::owned_addresses()).await?,
+            routes: self.execute(RouteRequest::owned_routes()).await?,
+        })
+    }
+
+    /// Removes every address and route that carries oe's mark (routes first); returns what
+    /// was removed.
+    pub async fn flush_owned(&mut self) -> Result<Assigned, Error> {
+        let owned = self.owned().await?;
+        for r in &owned.routes {
+            self.delete_route(r.dst).await?;
+        }
+        for a in &owned.addresses {
+            match self.execute(RouteRequest::delete_address(a)).await {
+                Err(e) if e.errno() != Some(libc::EADDRNOTAVAIL) => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(owned)
+    }
+}
+
+/// The same address on the same link (lifetimes aside).
+fn same_address(a: &AddressSpec, b: &AddressSpec) -> bool {
+    (a.ifindex, a.addr, a.prefix_len) == (b.ifindex, b.addr, b.prefix_len)
 }
 
 impl Events for NetEvent {

@@ -12,13 +12,18 @@
 //! - **The source address towards a host** ([`RouteRequest::route_to`]): `RTM_GETROUTE`
 //!   asks the kernel's routing decision itself, as `ip route get` does: the preferred
 //!   source it names is the one a socket connected to that host would get.
+//! - **Assigned addresses** ([`AddressSpec`], [`RouteSpec`]): an internal address a peer
+//!   assigned, on the loopback link with a lifetime, and host routes that use it; marked as
+//!   oe's (`IFA_PROTO`, `rtm_protocol`) so only ours are found and removed.
 
+mod assigned;
 #[cfg(feature = "tokio")]
 mod client;
 mod parse;
 mod request;
 mod types;
 
+pub use assigned::{AddressSpec, Assigned, RouteSpec, OE_PROTOCOL};
 #[cfg(feature = "tokio")]
 pub use client::{NetEventSocket, Rtnl};
 pub use parse::parse_events;

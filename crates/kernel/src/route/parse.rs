@@ -41,6 +41,10 @@ pub(crate) enum RtPayload {
     /// A route, and whether it is a unicast route the events report (not local,
     /// broadcast, multicast, or a cached clone).
     Route(Route, bool),
+    /// An address carrying oe's mark (dumps of [`super::assigned`] only).
+    OwnedAddress(super::assigned::AddressSpec),
+    /// A route carrying oe's mark (dumps of [`super::assigned`] only).
+    OwnedRoute(super::assigned::RouteSpec),
     /// A message type, or address family, this crate does not decode.
     Other,
 }

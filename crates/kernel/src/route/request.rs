@@ -13,7 +13,7 @@ use super::parse::{parse_payload, RtPayload, RTM_GETADDR, RTM_GETLINK, RTM_GETRO
 use super::types::{Link, LocalAddress, Route};
 use crate::error::Error;
 use crate::types::Family;
-use crate::wire::conversation::{Conversation, Decode, Step};
+use crate::wire::conversation::{Conversation, Decode, Parse, Step};
 use crate::wire::frame::{Header, HEADER_LEN};
 
 /// An encoded rtnetlink request and the shape of its answer.
@@ -22,6 +22,7 @@ pub struct RouteRequest<T> {
     kind: u16,
     flags: u16,
     payload: Vec<u8>,
+    parse: Parse<RtPayload>,
     decode: Decode<T, RtPayload>,
 }
 
@@ -127,7 +128,7 @@ impl RouteRequest<Route> {
 }
 
 impl<T> RouteRequest<T> {
-    fn new(
+    pub(super) fn new(
         op: &'static str,
         kind: u16,
         flags: u16,
@@ -141,8 +142,14 @@ impl<T> RouteRequest<T> {
             kind,
             flags: NLM_F_REQUEST | flags,
             payload,
+            parse: parse_payload,
             decode,
         }
+    }
+
+    /// The same request with answers decoded by `parse`.
+    pub(super) fn parsed_by(self, parse: Parse<RtPayload>) -> Self {
+        Self { parse, ..self }
     }
 
     /// The netlink message type name, e.g. `RTM_GETROUTE`.
@@ -164,7 +171,7 @@ impl<T> RouteRequest<T> {
         .write(&mut bytes);
         bytes.extend_from_slice(&self.payload);
         let dump = self.flags & NLM_F_DUMP == NLM_F_DUMP;
-        let exchange = Conversation::new(self.op, seq, dump, parse_payload, self.decode);
+        let exchange = Conversation::new(self.op, seq, dump, self.parse, self.decode);
         (bytes, RouteExchange(exchange))
     }
 }
