@@ -117,8 +117,10 @@ fn without_a_nat_the_client_asks_for_nothing() {
     assert_eq!((ca.mode, ca.virtual_ip), (Mode::Transport, None));
 }
 
+/// A client that asks for an address still proposes transport mode: a server with no address
+/// to give takes it, for the client's own address (2.23.1).
 #[test]
-fn a_server_without_addresses_makes_the_child_for_the_clients_own_address() {
+fn a_server_without_addresses_makes_a_transport_child_for_the_clients_own_address() {
     let mut a = config("a", None);
     a.request_address = AddressRequest::Always;
     let mut b = classical("b");
@@ -128,9 +130,40 @@ fn a_server_without_addresses_makes_the_child_for_the_clients_own_address() {
     run(&mut p);
     let (ca, cb) = (p.a.children()[0], p.b.children()[0]);
     assert_eq!(ca.virtual_ip, None);
+    assert_eq!((ca.mode, cb.mode), (Mode::Transport, Mode::Transport));
     assert_eq!(ca.local_ts[0].start, p.a.addr.ip());
     assert_eq!(cb.remote_ts[0].start, nat_map(p.a.addr).ip());
-    assert_eq!(ca.mode, Mode::Tunnel);
+    assert_eq!(p.b.count(|e| matches!(e, Event::NeedAddress { .. })), 1);
+}
+
+/// A tunnel behind a NAT with no assigned address would carry the client's private address,
+/// which the server cannot check and its kernel would not match: refused (TS_UNACCEPTABLE),
+/// never installed on one side only.
+#[test]
+fn a_tunnel_only_server_refuses_a_natted_client_it_assigns_no_address() {
+    let mut a = config("a", None);
+    a.request_address = AddressRequest::BehindNat;
+    let mut b = classical("b");
+    b.accept_null_peers = true;
+    b.transport_mode = false;
+    let mut p = Pair::new(a, b);
+    p.wire = Wire::Nat;
+    p.connect();
+    p.drive();
+    assert!(p.a.children().is_empty(), "A: {:?}", p.a.events);
+    assert!(p.b.children().is_empty(), "B: {:?}", p.b.events);
+    assert_eq!(p.a.count(|e| matches!(e, Event::ChildSaFailed { .. })), 1);
+    // With an address to give, the same server takes the client through a tunnel.
+    let mut b = classical("b");
+    b.accept_null_peers = true;
+    b.transport_mode = false;
+    let mut a = config("a", None);
+    a.request_address = AddressRequest::BehindNat;
+    let mut p = Pair::new(a, b);
+    p.b.lease = Some(vip());
+    p.wire = Wire::Nat;
+    run(&mut p);
+    assert_eq!(p.a.children()[0].virtual_ip, Some(vip()));
 }
 
 /// RFC 3948 2.3 and 4: only the side behind the NAT sends keepalives, one 0xFF byte each,

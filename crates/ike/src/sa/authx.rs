@@ -147,8 +147,8 @@ fn check_peer(
     }
 }
 
-/// Initiator: IDi, AUTH, USE_TRANSPORT_MODE (or CP asking for an address), SA, TSi, TSr.
-/// Waits for an inbound SPI first.
+/// Initiator: IDi, AUTH, CP asking for an address (when we ask), USE_TRANSPORT_MODE, SA, TSi,
+/// TSr. Waits for an inbound SPI first.
 pub(crate) fn build_request(
     sa: &mut IkeSa,
     ctx: &mut Ctx<'_>,
@@ -166,20 +166,20 @@ pub(crate) fn build_request(
     let auth_p = our_auth(sa, ctx, &us)?;
     sa.asked_address = wants_address(sa, ctx);
     let v6 = sa.local.ip().is_ipv6();
-    // 1.3.1: we propose transport mode, unless we ask for an address: that needs a tunnel.
     let mut payloads = vec![Payload::IdI(us.0), Payload::Auth(auth_p)];
-    let tsi = if sa.asked_address {
+    // 3.15: a responder that assigns an address narrows TSi to it (a tunnel); one that assigns
+    // none may still take transport mode (1.3.1) for our own address, which comes first.
+    let mut tsi = vec![host_ts(sa.local.ip())];
+    if sa.asked_address {
         payloads.push(Payload::Cp(CpPayload::request_address(v6)));
-        any_ts(v6)
-    } else {
-        if ctx.config.transport_mode {
-            payloads.push(notify(NotifyType::USE_TRANSPORT_MODE));
-        }
-        host_ts(sa.local.ip())
-    };
+        tsi.push(any_ts(v6));
+    }
+    if ctx.config.transport_mode {
+        payloads.push(notify(NotifyType::USE_TRANSPORT_MODE));
+    }
     payloads.extend([
         Payload::Sa(esp_offer(&ctx.config.esp_proposals, spi, None)),
-        Payload::TsI(TsPayload(vec![tsi])),
+        Payload::TsI(TsPayload(tsi)),
         Payload::TsR(TsPayload(vec![host_ts(sa.remote.ip())])),
     ]);
     Ok(Step::Send(ExchangeType::IKE_AUTH, payloads))
@@ -237,18 +237,12 @@ fn initiator_child(
         check_esp(sa_p, &ctx.config.esp_proposals).ok_or(PeerError::BadProposal)?;
     let shape = initiator_shape(sa, ctx, p)?;
     let (tsi, tsr) = child_ts(p)?;
-    let v6 = sa.local.ip().is_ipv6();
-    let offered_i = if sa.asked_address {
-        any_ts(v6)
-    } else {
-        host_ts(sa.local.ip())
+    // Our side is the assigned address, exactly; without one, our address (which a NAT hides).
+    let (offered_i, local) = match shape.virtual_ip {
+        Some(vip) => (any_ts(vip.is_ipv6()), (vip, false)),
+        None => (host_ts(sa.local.ip()), (sa.local.ip(), sa.nat.0)),
     };
     let offered = (offered_i, host_ts(sa.remote.ip()));
-    // Our side is the assigned address, exactly; without one, our address (which a NAT hides).
-    let local = match shape.virtual_ip {
-        Some(vip) => (vip, false),
-        None => (sa.local.ip(), sa.nat.0),
-    };
     let remote = (sa.remote.ip(), sa.nat.1);
     let (tsi, tsr) = accept_pair((&tsi, &tsr), (&offered.0, &offered.1), local, remote)
         .ok_or(PeerError::TrafficSelectors)?;
@@ -268,23 +262,27 @@ fn initiator_child(
 }
 
 /// The mode the responder chose (1.3.1: transport only if it answered USE_TRANSPORT_MODE to our
-/// proposal of it) and the address it assigned, if we asked (3.15).
+/// proposal of it) and, in a tunnel, the address it assigned if we asked (3.15).
 fn initiator_shape(sa: &IkeSa, ctx: &Ctx<'_>, p: &[Payload]) -> Result<Shape, Error> {
     let transport = find_notify(p, NotifyType::USE_TRANSPORT_MODE).is_some();
-    if transport && (sa.asked_address || !ctx.config.transport_mode) {
+    if transport && !ctx.config.transport_mode {
         return Err(PeerError::Protocol("transport mode, which we did not propose").into());
+    }
+    if transport {
+        return Ok(Shape {
+            mode: Mode::Transport,
+            virtual_ip: None,
+        });
     }
     let v6 = sa.local.ip().is_ipv6();
     let virtual_ip = p
         .cp()
         .filter(|_| sa.asked_address)
         .and_then(|cp| cp.assigned_address(v6));
-    let mode = if transport {
-        Mode::Transport
-    } else {
-        Mode::Tunnel
-    };
-    Ok(Shape { mode, virtual_ip })
+    Ok(Shape {
+        mode: Mode::Tunnel,
+        virtual_ip,
+    })
 }
 
 pub(crate) fn child_ts(
@@ -488,6 +486,12 @@ pub(crate) fn responder_child(
     let (outbound, algs, number) =
         select_esp(sa_p, &ctx.config.esp_proposals, None).ok_or(NotifyType::NO_PROPOSAL_CHOSEN)?;
     let (tsi, tsr) = child_ts(p).map_err(|_| NotifyType::TS_UNACCEPTABLE)?;
+    // Inside a tunnel the peer's packets carry the address it names, which a NAT does not
+    // translate; the kernel may only get the address we see or one we assigned (2.23, 3.15),
+    // so behind a NAT without an assigned address the child could never carry its traffic.
+    if !transport && lease.is_none() && sa.nat.1 {
+        return Err(NotifyType::TS_UNACCEPTABLE);
+    }
     let remote = match lease {
         Some(a) => (a, false),
         None => (sa.remote.ip(), sa.nat.1),
