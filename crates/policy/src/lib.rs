@@ -48,6 +48,7 @@ mod kernel_specs;
 mod network;
 mod now;
 mod peer;
+mod pool;
 pub mod protocol;
 mod registry;
 mod timers;

@@ -56,17 +56,22 @@ impl Registry {
         None
     }
 
+    /// Returns a reqid [`Self::alloc_reqid`] gave that no peer took.
+    pub(crate) fn free_reqid(&mut self, reqid: Reqid) {
+        self.reqids_used.remove(&reqid);
+    }
+
     /// Adds a peer and makes it the owner of its remote address.
     pub(crate) fn insert(&mut self, peer: Peer) {
-        self.by_remote.insert(peer.remote, peer.id);
+        self.by_remote.insert(peer.key(), peer.id);
         self.peers.insert(peer.id, peer);
     }
 
     /// Removes a peer and everything that points to it; frees its reqid.
     pub(crate) fn remove(&mut self, id: PeerId) -> Option<Peer> {
         let peer = self.peers.remove(&id)?;
-        if self.by_remote.get(&peer.remote) == Some(&id) {
-            self.by_remote.remove(&peer.remote);
+        if self.by_remote.get(&peer.key()) == Some(&id) {
+            self.by_remote.remove(&peer.key());
         }
         for handle in peer.ikes.keys() {
             self.by_ike.remove(&(peer.local, *handle));
@@ -86,6 +91,18 @@ impl Registry {
     /// The peer owning the kernel state for traffic to `remote`.
     pub(crate) fn owner_of(&self, remote: IpAddr) -> Option<PeerId> {
         self.by_remote.get(&remote).copied()
+    }
+
+    /// Files a peer under the address assigned to it (RFC 7296 3.15) instead of its own.
+    pub(crate) fn assign(&mut self, id: PeerId, lease: IpAddr) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if self.by_remote.get(&peer.key()) == Some(&id) {
+            self.by_remote.remove(&peer.key());
+        }
+        peer.lease = Some(lease);
+        self.by_remote.insert(lease, id);
     }
 
     /// The peer an IKE SA belongs to.

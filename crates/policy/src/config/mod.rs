@@ -132,6 +132,10 @@ pub struct Ike {
     /// Behind a NAT, send a NAT-keepalive this often (RFC 3948); zero turns them off.
     #[serde(with = "humantime_serde")]
     pub nat_keepalive: Duration,
+    /// Addresses to assign clients that ask for one (RFC 7296 3.15), one prefix per family
+    /// ("100.64.0.0/16", "fd00:6f65::/112"): each client behind a NAT gets its own, and its
+    /// tunnel-mode SAs and policies are keyed on it. Empty: no addresses are assigned.
+    pub address_pool: Vec<String>,
 }
 
 /// `[dns]`
@@ -345,6 +349,7 @@ impl Default for Ike {
             port: 500,
             nat_port: 4500,
             nat_keepalive: Duration::from_secs(20),
+            address_pool: vec![],
         }
     }
 }
@@ -495,6 +500,7 @@ impl Config {
             return Err(invalid(why));
         }
         self.limits.check().map_err(invalid)?;
+        crate::pool::Pool::from_config(&self.ike.address_pool).map_err(invalid)?;
         if self.status.max_connections == 0 || self.status.idle_timeout.is_zero() {
             return Err(invalid(
                 "status.max_connections and status.idle_timeout must not be 0".into(),

@@ -151,6 +151,7 @@ impl Core {
             last_ike: None,
             refusal: None,
             behind_nat: None,
+            lease: None,
         });
         Some(id)
     }

@@ -51,7 +51,7 @@ impl Core {
                 self.note_presented(local, handle, nat_local, &presented);
                 self.ike_up(local, handle, &peer_id, peer_auth);
             }
-            Event::NeedAddress { .. } => self.need_address(local, handle),
+            Event::NeedAddress { v6 } => self.need_address(local, handle, v6),
             Event::PeerMoved { remote } => self.peer_moved(local, handle, remote),
             Event::ChildSaReady { child, replaces } => {
                 self.child_ready(local, handle, *child, replaces);
@@ -137,6 +137,7 @@ impl Core {
             last_ike: None,
             refusal: None,
             behind_nat: None,
+            lease: None,
         });
         self.peers.bind_ike(local, handle, id);
         self.timers.set(Timer::Negotiation(id), deadline);
@@ -477,6 +478,7 @@ impl Core {
 
     /// An IKE SA is gone (its children were reported deleted before).
     fn ike_closed(&mut self, local: IpAddr, handle: SaHandle, reason: &CloseReason) {
+        self.pool.release((local, handle));
         let Some(id) = self.peers.by_ike(local, handle) else {
             return;
         };

@@ -73,6 +73,7 @@ impl Core {
             last_ike: None,
             refusal: None,
             behind_nat: None,
+            lease: None,
         });
         self.peers.bind_ike(local, handle, id);
         self.counters.negotiations_started += 1;

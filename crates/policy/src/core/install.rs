@@ -385,6 +385,9 @@ impl Core {
         self.timers.cancel_peer(id);
         tracing::debug!("forgetting peer {}: {why}", peer.remote);
         let now = self.now.mono;
+        for handle in peer.ikes.keys() {
+            self.pool.release((peer.local, *handle));
+        }
         if let Some(engine) = self.engines.get_mut(&peer.local) {
             for handle in peer.ikes.keys() {
                 engine.delete(now, *handle);

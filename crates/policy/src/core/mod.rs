@@ -100,6 +100,8 @@ pub struct Core {
     peers: Registry,
     /// Responder IKE SAs past IKE_AUTH, bounded per source and in total.
     held: Held,
+    /// Addresses assigned to clients (RFC 7296 3.15), held by their IKE SAs.
+    pool: crate::pool::Pool,
     traps: Traps,
     net: NetView,
     dns: Dns,
@@ -156,6 +158,7 @@ impl Core {
             seed: rand_chacha::ChaCha20Rng::from_seed(seed),
             peers: Registry::new(ownership),
             held: Held::new(Self::ike_bounds(&config)),
+            pool: crate::pool::Pool::from_config(&config.ike.address_pool).unwrap_or_default(),
             traps,
             net: NetView::default(),
             dns,

@@ -123,12 +123,87 @@ impl Core {
         });
     }
 
-    /// A peer asks for an internal address (RFC 7296 3.15). This agent assigns none: the
-    /// engine makes the child for the peer's own address.
-    pub(super) fn need_address(&mut self, local: IpAddr, handle: SaHandle) {
+    /// A client asks for an internal address (RFC 7296 3.15): one from the pool, or none when
+    /// the pool has none of that family free (the engine then makes the child for the client's
+    /// own address, in transport mode if it proposed it).
+    pub(super) fn need_address(&mut self, local: IpAddr, handle: SaHandle, v6: bool) {
+        let lease = self.assign_address(local, handle, v6);
         let now = self.now.mono;
         if let Some(engine) = self.engines.get_mut(&local) {
-            engine.supply_address(now, handle, None);
+            engine.supply_address(now, handle, lease);
         }
+    }
+
+    /// Leases an address to the client of an IKE SA and makes the peer that owns its kernel
+    /// state one keyed on that address, so each client behind one NAT has its own.
+    fn assign_address(&mut self, local: IpAddr, handle: SaHandle, v6: bool) -> Option<IpAddr> {
+        let id = self.peers.by_ike(local, handle)?;
+        let peer = self.peers.get(id)?;
+        let alone = peer.ikes.len() == 1
+            && peer.lease.is_none()
+            && matches!(peer.state, PeerState::Negotiating(_));
+        let remote = peer.remote;
+        let addr = self.pool.lease(v6, (local, handle))?;
+        if alone {
+            self.peers.assign(id, addr);
+        } else if self.split_peer(id, local, handle, addr).is_none() {
+            self.pool.release((local, handle));
+            return None;
+        }
+        self.event(
+            "address-assigned",
+            Some(remote),
+            format!("assigned {addr} to a client at {remote} (RFC 7296 3.15)"),
+        );
+        Some(addr)
+    }
+
+    /// Moves an IKE SA out of a peer it shares (with other clients behind the same NAT) into a
+    /// new peer keyed on the address assigned to its client, with its own reqid.
+    fn split_peer(
+        &mut self,
+        id: PeerId,
+        local: IpAddr,
+        handle: SaHandle,
+        addr: IpAddr,
+    ) -> Option<PeerId> {
+        let reqid = self.peers.alloc_reqid()?;
+        let now = self.now.mono;
+        let deadline = now + self.config.shunts.negotiation_timeout;
+        let Some(old) = self.peers.get_mut(id) else {
+            self.peers.free_reqid(reqid);
+            return None;
+        };
+        let Some(ike) = old.ikes.remove(&handle) else {
+            self.peers.free_reqid(reqid);
+            return None;
+        };
+        let (remote, group) = (old.remote, old.group);
+        let new = self.peers.next_id();
+        self.peers.insert(crate::peer::Peer {
+            id: new,
+            remote,
+            local,
+            group,
+            reqid,
+            state: PeerState::Negotiating(crate::peer::Negotiating {
+                since: now,
+                deadline,
+                shunt: crate::peer::NegotiationShunt::None,
+                acquired: None,
+                waiters: Vec::new(),
+            }),
+            ikes: std::collections::BTreeMap::from([(handle, ike)]),
+            reverse: crate::peer::Lookup::NotAsked,
+            notes: Vec::new(),
+            last_ike: None,
+            refusal: None,
+            behind_nat: None,
+            lease: Some(addr),
+        });
+        self.peers.bind_ike(local, handle, new);
+        self.timers
+            .set(crate::timers::Timer::Negotiation(new), deadline);
+        Some(new)
     }
 }

@@ -73,9 +73,18 @@ pub(crate) struct Peer {
     pub(crate) refusal: Option<String>,
     /// Set when a NAT translates our address towards this peer: what that changed (`explain`).
     pub(crate) behind_nat: Option<String>,
+    /// The address we assigned this peer (RFC 7296 3.15): its traffic's inner address, which
+    /// the peer's kernel state is keyed on instead of `remote` (a NAT's address that other
+    /// clients share).
+    pub(crate) lease: Option<IpAddr>,
 }
 
 impl Peer {
+    /// The address whose kernel state this peer owns: its assigned address, else its own.
+    pub(crate) fn key(&self) -> IpAddr {
+        self.lease.unwrap_or(self.remote)
+    }
+
     /// Records a DNS verdict for `explain` (replacing an older one for the same query).
     pub(crate) fn note(&mut self, query: &str, outcome: String, at: SystemTime) {
         self.notes.retain(|n| n.query != query);
