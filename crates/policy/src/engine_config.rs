@@ -50,6 +50,10 @@ pub(crate) fn build(config: &Config, identity: &LocalIdentity, local: IpAddr) ->
         Some(name) => oe_ike::wire::Identity::Fqdn(name.to_owned()),
         None => oe_ike::wire::Identity::Null,
     });
+    // Behind a NAT our address cannot tell us apart from other clients behind it: ask the
+    // server for one of its own (RFC 7296 3.15); a server without a pool gives none and the
+    // child stays in transport mode for our address.
+    engine.request_address = oe_ike::AddressRequest::BehindNat;
     engine.max_half_open = config.limits.half_open;
     engine.max_half_open_per_source = config.limits.half_open_per_source;
     engine.cookie_threshold = config.limits.cookie_threshold;

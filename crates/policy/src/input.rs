@@ -172,6 +172,30 @@ pub enum KernelOp {
     FlushOwned,
     /// The host's addresses, links and routes (rtnetlink dumps).
     ReadNetwork,
+    /// An address a peer assigned us (RFC 7296 3.15) on the loopback link, valid for
+    /// `valid_secs`, and a host route to `peer` preferring it as source, so traffic to the peer
+    /// carries it inside the tunnel. Repeating it renews both; after a crash they lapse.
+    AddAssigned {
+        addr: IpAddr,
+        peer: IpAddr,
+        valid_secs: u32,
+    },
+    /// Removes what [`KernelOp::AddAssigned`] installed (oe's own entries only).
+    RemoveAssigned {
+        addr: IpAddr,
+        peer: IpAddr,
+    },
+    /// On a server: a host route to the address `client` we assigned a peer, the same way as
+    /// the route to its outer address `via` (an IPv6 route expires after `valid_secs`).
+    AddClientRoute {
+        client: IpAddr,
+        via: IpAddr,
+        valid_secs: u32,
+    },
+    /// Removes the route [`KernelOp::AddClientRoute`] installed.
+    RemoveClientRoute {
+        client: IpAddr,
+    },
 }
 
 /// What a kernel request returned.

@@ -193,11 +193,20 @@ impl Executor {
                 policies: o.policies.into_iter().map(|p| p.into_info()).collect(),
                 sas: o.sas.into_iter().map(|s| s.into_info()).collect(),
             }),
-            KernelOp::FlushOwned => k.flush_owned().await.map(|f| {
-                tracing::info!("removed what the agent installed: {f:?}");
-                KernelReply::Done
-            }),
+            KernelOp::FlushOwned => {
+                super::assigned::flush(&mut self.rtnl).await;
+                k.flush_owned().await.map(|f| {
+                    tracing::info!("removed what the agent installed: {f:?}");
+                    KernelReply::Done
+                })
+            }
             KernelOp::ReadNetwork => return super::network::read(&mut self.rtnl).await,
+            op @ (KernelOp::AddAssigned { .. }
+            | KernelOp::RemoveAssigned { .. }
+            | KernelOp::AddClientRoute { .. }
+            | KernelOp::RemoveClientRoute { .. }) => {
+                return super::assigned::execute(&mut self.rtnl, op).await;
+            }
             _ => return Err("unsupported kernel request".into()),
         };
         result.map_err(|e| e.to_string())

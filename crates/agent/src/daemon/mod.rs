@@ -8,6 +8,7 @@
 //! systemd we are ready. Then one loop feeds the core one input at a time and executes its
 //! commands in order ([`exec`]).
 
+mod assigned;
 mod clock;
 mod exec;
 mod follow;

@@ -301,6 +301,10 @@ async fn reconcile(kernel: &mut Xfrm) {
         Ok(flushed) => tracing::info!("start-up reconciliation: {flushed:?}"),
         Err(e) => tracing::warn!("start-up reconciliation failed: {e}"),
     }
+    match oe_kernel::route::Rtnl::open() {
+        Ok(mut rtnl) => super::assigned::flush(&mut rtnl).await,
+        Err(e) => tracing::warn!("cannot remove assigned addresses an earlier run left: {e}"),
+    }
 }
 
 /// Lets the kernel queue, rather than drop, packets that hit a trap while the SA is negotiated.

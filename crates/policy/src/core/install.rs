@@ -67,6 +67,7 @@ impl Core {
             self.release_held_packets(a.trap);
         }
         self.record_child(id, handle, &child, replaces, selector, policies);
+        self.put_assigned(id);
     }
 
     /// Adds the host policies for a child, unless the peer's policies already are these; a shunt
@@ -275,11 +276,10 @@ impl Core {
         let PeerState::Established(e) = &mut peer.state else {
             return;
         };
-        let before = e.children.len();
-        e.children.retain(|c| c.inbound_spi != inbound);
-        if e.children.len() == before {
+        let Some(gone) = e.children.iter().position(|c| c.inbound_spi == inbound) else {
             return;
-        }
+        };
+        let gone = e.children.remove(gone).virtual_ip;
         let last = e.children.is_empty();
         // Policies no remaining child's selector needs go with the child.
         let needed: Vec<_> = e
@@ -299,6 +299,7 @@ impl Core {
         }
         self.kernel(KernelOp::DeleteSa(SaId::esp(local, Spi(inbound))), None);
         self.kernel(KernelOp::DeleteSa(SaId::esp(remote, Spi(outbound))), None);
+        self.child_left_assigned(id, gone);
         self.event(
             "child-deleted",
             Some(remote),
@@ -339,6 +340,7 @@ impl Core {
 
     /// Removes what the peer has in the kernel: child SAs, host policies or shunt, reserved SPIs.
     pub(super) fn forget_kernel_state(&mut self, id: PeerId) {
+        self.remove_assigned(id);
         self.release_spare_spis(id);
         self.release_waiters(id);
         let Some(peer) = self.peers.get_mut(id) else {

@@ -38,6 +38,7 @@ impl Core {
 
     /// Re-puts every policy that carries a kernel lifetime, before the lifetime ends, in one batch.
     pub(super) fn refresh(&mut self) {
+        self.refresh_assigned();
         let mut wanted: Vec<PolicySpec> = self.traps.expiring().copied().collect();
         for peer in self.peers.iter() {
             let specs: Vec<PolicySpec> = match &peer.state {

@@ -2,6 +2,7 @@
 //! for each concern live in sibling modules; every one of them only changes state and queues
 //! commands.
 
+mod assigned;
 mod clock;
 mod control;
 mod engine;

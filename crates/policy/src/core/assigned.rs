@@ -1,0 +1,109 @@
+//! Addresses assigned inside tunnels (RFC 7296 3.15), in the kernel. On a client, the address
+//! the server assigned us goes on the loopback link with a host route to the server preferring
+//! it as source, so new flows to the server carry it and match the tunnel's selectors (as
+//! strongSwan installs virtual IPs; no SNAT rule, which would need netfilter). On a server, a
+//! host route to the address it assigned a client, the same way as to the client's NAT. Both
+//! carry the kernel policy lifetime and are renewed with the policies, so after a crash they
+//! lapse; they leave with the last child that needs them.
+
+use std::net::IpAddr;
+
+use super::Core;
+use crate::input::KernelOp;
+use crate::peer::{PeerId, PeerState};
+
+impl Core {
+    /// How long the kernel keeps an address or route of ours unless it is renewed.
+    fn assigned_secs(&self) -> u32 {
+        let secs = self.config.kernel.policy_lifetime.as_secs().max(1);
+        u32::try_from(secs).unwrap_or(u32::MAX)
+    }
+
+    /// What the peer's children need in the kernel besides SAs and policies (added, or renewed).
+    fn assigned_ops(&self, id: PeerId) -> Vec<KernelOp> {
+        let Some(peer) = self.peers.get(id) else {
+            return Vec::new();
+        };
+        let PeerState::Established(e) = &peer.state else {
+            return Vec::new();
+        };
+        let valid_secs = self.assigned_secs();
+        let mut ops = Vec::new();
+        let mut seen: Vec<IpAddr> = Vec::new();
+        for addr in e.children.iter().filter_map(|c| c.virtual_ip) {
+            if !seen.contains(&addr) {
+                seen.push(addr);
+                ops.push(KernelOp::AddAssigned {
+                    addr,
+                    peer: peer.remote,
+                    valid_secs,
+                });
+            }
+        }
+        if let (Some(client), false) = (peer.lease, e.children.is_empty()) {
+            ops.push(KernelOp::AddClientRoute {
+                client,
+                via: peer.remote,
+                valid_secs,
+            });
+        }
+        ops
+    }
+
+    /// After a child went in (or to renew them): the peer's assigned addresses and routes.
+    pub(super) fn put_assigned(&mut self, id: PeerId) {
+        for op in self.assigned_ops(id) {
+            self.kernel(op, None);
+        }
+    }
+
+    /// Renews every assigned address and route, with the policies' refresh.
+    pub(super) fn refresh_assigned(&mut self) {
+        for id in self.peers.ids() {
+            self.put_assigned(id);
+        }
+    }
+
+    /// A child that carried `gone` (an address assigned to us) left: the address and its route
+    /// go unless another child of the peer still carries it.
+    pub(super) fn child_left_assigned(&mut self, id: PeerId, gone: Option<IpAddr>) {
+        let Some(addr) = gone else {
+            return;
+        };
+        let Some(peer) = self.peers.get(id) else {
+            return;
+        };
+        let still = match &peer.state {
+            PeerState::Established(e) => e.children.iter().any(|c| c.virtual_ip == Some(addr)),
+            _ => false,
+        };
+        if !still {
+            let peer = peer.remote;
+            self.kernel(KernelOp::RemoveAssigned { addr, peer }, None);
+        }
+    }
+
+    /// The peer's kernel state goes: so do its assigned addresses and routes.
+    pub(super) fn remove_assigned(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get(id) else {
+            return;
+        };
+        let PeerState::Established(e) = &peer.state else {
+            return;
+        };
+        let remote = peer.remote;
+        let mut addrs: Vec<IpAddr> = e.children.iter().filter_map(|c| c.virtual_ip).collect();
+        addrs.sort_unstable();
+        addrs.dedup();
+        let mut ops: Vec<KernelOp> = addrs
+            .into_iter()
+            .map(|addr| KernelOp::RemoveAssigned { addr, peer: remote })
+            .collect();
+        if let Some(client) = peer.lease {
+            ops.push(KernelOp::RemoveClientRoute { client });
+        }
+        for op in ops {
+            self.kernel(op, None);
+        }
+    }
+}
