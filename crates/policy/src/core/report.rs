@@ -35,7 +35,8 @@ enum Asked {
 }
 
 /// "; tunnel mode, UDP-encapsulated 4500 -> 31000 (NAT), our address 100.64.0.7 assigned by
-/// the peer" for the first child of an established peer.
+/// the peer" (or, on a server, "its address ... assigned by us") for the first child of an
+/// established peer.
 fn transport_note(p: &Peer) -> String {
     let PeerState::Established(e) = &p.state else {
         return String::new();
@@ -43,9 +44,11 @@ fn transport_note(p: &Peer) -> String {
     let Some(c) = e.children.first() else {
         return String::new();
     };
-    let vip = c.virtual_ip.map_or_else(String::new, |a| {
-        format!(", our address {a} assigned by the peer")
-    });
+    let vip = match (c.virtual_ip, p.lease) {
+        (Some(a), _) => format!(", our address {a} assigned by the peer"),
+        (None, Some(a)) => format!(", its address {a} assigned by us (address pool)"),
+        (None, None) => String::new(),
+    };
     format!(
         "; {} mode{}{vip}",
         super::install::mode_name(c.mode),

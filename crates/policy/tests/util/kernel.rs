@@ -35,6 +35,12 @@ pub struct Kernel {
     pub held: Vec<(PolicyKey, IpAddr)>,
     /// Held packets the kernel let go after a re-check: (destination, "clear" or "esp").
     pub released: Vec<(IpAddr, &'static str)>,
+    /// Addresses assigned to us on the loopback link: address -> (the peer its host route
+    /// leads to, valid seconds), and how often each was put (added or renewed).
+    pub assigned: HashMap<IpAddr, (IpAddr, u32)>,
+    pub assigned_puts: usize,
+    /// Host routes to addresses we assigned clients: client -> the outer address it is routed like.
+    pub client_routes: HashMap<IpAddr, IpAddr>,
     next_spi: u32,
 }
 
@@ -55,6 +61,10 @@ pub fn op_name(op: &KernelOp) -> &'static str {
         KernelOp::ListOwned => "list-owned",
         KernelOp::FlushOwned => "flush",
         KernelOp::ReadNetwork => "read-network",
+        KernelOp::AddAssigned { .. } => "add-assigned",
+        KernelOp::RemoveAssigned { .. } => "remove-assigned",
+        KernelOp::AddClientRoute { .. } => "add-client-route",
+        KernelOp::RemoveClientRoute { .. } => "remove-client-route",
         _ => "other",
     }
 }
@@ -82,6 +92,23 @@ impl Kernel {
                     self.foreign_touched.push("delete".into());
                 }
                 self.policies.remove(key).ok_or("No such file (ENOENT)")?;
+            }
+            KernelOp::AddAssigned {
+                addr,
+                peer,
+                valid_secs,
+            } => {
+                self.assigned_puts += 1;
+                self.assigned.insert(*addr, (*peer, *valid_secs));
+            }
+            KernelOp::RemoveAssigned { addr, .. } => {
+                self.assigned.remove(addr);
+            }
+            KernelOp::AddClientRoute { client, via, .. } => {
+                self.client_routes.insert(*client, *via);
+            }
+            KernelOp::RemoveClientRoute { client } => {
+                self.client_routes.remove(client);
             }
             KernelOp::AllocSpi {
                 local,

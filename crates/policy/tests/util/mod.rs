@@ -408,6 +408,8 @@ pub struct RawPeer {
     /// Keys it supplies when asked for the other side's (None: it refuses).
     pub peer_keys: Option<Vec<PublicKey>>,
     pub events: Vec<(SaHandle, Event)>,
+    /// The address it assigns a client that asks for one (RFC 7296 3.15), if any.
+    pub lease: Option<IpAddr>,
     next_spi: u32,
 }
 
@@ -436,6 +438,7 @@ impl RawPeer {
             port: 500,
             peer_keys: None,
             events: Vec::new(),
+            lease: None,
             next_spi: 0xd000_0000 | (seed as u32 & 0xff) << 8,
         }
     }
@@ -459,6 +462,7 @@ impl RawPeer {
                         self.next_spi += 1;
                         self.ep.supply_spi(now, h, self.next_spi);
                     }
+                    Event::NeedAddress { .. } => self.ep.supply_address(now, h, self.lease),
                     Event::NeedPeerKey { .. } => match &self.peer_keys {
                         Some(k) => self.ep.supply_peer_keys(now, h, k.clone()),
                         None => self.ep.refuse_peer_keys(now, h),
@@ -496,11 +500,25 @@ pub struct World {
     pub now: Now,
     pub agent: Agent,
     pub peers: Vec<RawPeer>,
+    /// The outer address of a NAT in front of the agent: peers see the agent's datagrams
+    /// from it (same ports), and what they send to it reaches the agent.
+    pub nat: Option<IpAddr>,
 }
 
 impl World {
     pub fn new(agent: Agent, peers: Vec<RawPeer>, now: Now) -> Self {
-        Self { now, agent, peers }
+        Self {
+            now,
+            agent,
+            peers,
+            nat: None,
+        }
+    }
+
+    /// The agent's address as peers see it.
+    fn outside(&self, agent: SocketAddr) -> SocketAddr {
+        self.nat
+            .map_or(agent, |nat| SocketAddr::new(nat, agent.port()))
     }
 
     /// Delivers datagrams both ways until the wire is quiet.
@@ -508,8 +526,14 @@ impl World {
         for _ in 0..64 {
             let mut moved = false;
             for t in std::mem::take(&mut self.agent.outbox) {
-                if let Some(p) = self.peers.iter_mut().find(|p| p.socket() == t.remote) {
-                    p.ep.handle_datagram(self.now.mono, t.local, t.remote, &t.contents);
+                let from = self.outside(t.local);
+                // A peer's NAT-T port (RFC 3948) is its own too.
+                let to_peer = |p: &RawPeer| {
+                    p.socket() == t.remote
+                        || (p.addr == t.remote.ip() && p.port == 500 && t.remote.port() == 4500)
+                };
+                if let Some(p) = self.peers.iter_mut().find(|p| to_peer(p)) {
+                    p.ep.handle_datagram(self.now.mono, from, t.remote, &t.contents);
                     moved = true;
                 }
             }
@@ -517,10 +541,16 @@ impl World {
                 let sent = self.peers[i].poll(self.now.mono);
                 for t in sent {
                     moved = true;
+                    let local = match self.nat {
+                        Some(nat) if t.remote.ip() == nat => {
+                            SocketAddr::new(self.agent.addr, t.remote.port())
+                        }
+                        _ => t.remote,
+                    };
                     self.agent.input(
                         self.now,
                         Input::Datagram {
-                            local: t.remote,
+                            local,
                             remote: t.local,
                             bytes: t.contents,
                         },
