@@ -1,7 +1,8 @@
 //! A client behind a NAT asks for an internal address (RFC 7296 3.15) and, when the server
 //! assigns one, the core has it put on the host with the kernel policy lifetime (and a host
 //! route to the server preferring it), renewed while the agent lives and removed with the
-//! last child that carries it, or at shutdown. Without a NAT, or from a server that assigns
+//! last child that carries it, or at shutdown. Flows from the host's own address to that server
+//! (which the tunnel does not carry) pass in clear meanwhile instead of being held. Without a NAT, or from a server that assigns
 //! nothing, nothing is added.
 
 #![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
@@ -44,6 +45,15 @@ fn negotiated(nat: Option<&str>, lease: Option<&str>) -> World {
     world
 }
 
+/// Whether flows from our own address to the server pass in clear (a pass shunt).
+fn own_address_passes(world: &World) -> bool {
+    world.agent.kernel.policies.values().any(|p| {
+        p.action == oe_kernel::PolicyAction::Pass
+            && p.selector.src().addr() == ip(WS)
+            && p.selector.dst().addr() == ip(SRV)
+    })
+}
+
 fn server_child_vip(world: &World) -> Option<Option<IpAddr>> {
     world.peers[0].events.iter().find_map(|(_, e)| match e {
         Event::ChildSaReady { child, .. } => Some(child.remote_ts.first().map(|t| t.start)),
@@ -65,6 +75,10 @@ fn an_assigned_address_is_put_on_the_host_renewed_and_removed_with_its_child() {
         Some(&(ip(SRV), 60)),
         "on the host, routed to the server, for the policy lifetime: {:?}",
         world.agent.trace
+    );
+    assert!(
+        own_address_passes(&world),
+        "flows from our own address are not held for good"
     );
     let explain = world.agent.verdict(world.now, SRV);
     assert!(
@@ -88,6 +102,7 @@ fn an_assigned_address_is_put_on_the_host_renewed_and_removed_with_its_child() {
         "removed with its child: {:?}",
         world.agent.kernel.log
     );
+    assert!(!own_address_passes(&world), "and the pass shunt with it");
 }
 
 #[test]
@@ -108,6 +123,10 @@ fn without_a_nat_or_an_assigned_address_nothing_is_added() {
         "not behind a NAT: no address asked for, transport for our own"
     );
     assert!(direct.agent.kernel.assigned.is_empty());
+    assert!(
+        !own_address_passes(&direct),
+        "transport: our address is encrypted"
+    );
     let no_pool = negotiated(Some(NAT), None);
     assert!(server_child_vip(&no_pool).is_some(), "a child without one");
     assert!(no_pool.agent.kernel.assigned.is_empty());

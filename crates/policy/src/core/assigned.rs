@@ -8,11 +8,44 @@
 
 use std::net::IpAddr;
 
+use oe_ike::ChildSa;
+use oe_kernel::{Direction, PolicySpec, Shunt};
+
 use super::Core;
+use crate::config::Group;
 use crate::input::KernelOp;
+use crate::kernel_specs::shunt_selector;
 use crate::peer::{PeerId, PeerState};
 
 impl Core {
+    /// A tunnel carrying an address assigned to us covers only flows from that address. Flows
+    /// from our own address to the peer (sockets bound to it, the connection whose first packet
+    /// started the negotiation) would stay held by the trap for good: outside `private` they
+    /// pass in clear, as after a failed negotiation, instead of being blackholed.
+    pub(super) fn own_address_pass(&self, id: PeerId, child: &ChildSa) -> Option<PolicySpec> {
+        child.virtual_ip?;
+        let peer = self.peers.get(id)?;
+        let lifetime = self.host_policy_lifetime(peer.group.group);
+        if peer.group.group == Group::Private {
+            return None;
+        }
+        let selector = shunt_selector(peer.local, child.remote, &peer.group)?;
+        Some(PolicySpec::host_shunt(
+            selector,
+            Direction::Out,
+            Shunt::Pass,
+            lifetime,
+        ))
+    }
+
+    /// Whether a peer assigned us `addr` (a child of ours carries it).
+    pub(super) fn assigned_to_us(&self, addr: IpAddr) -> bool {
+        self.peers.iter().any(|p| match &p.state {
+            PeerState::Established(e) => e.children.iter().any(|c| c.virtual_ip == Some(addr)),
+            _ => false,
+        })
+    }
+
     /// How long the kernel keeps an address or route of ours unless it is renewed.
     fn assigned_secs(&self) -> u32 {
         let secs = self.config.kernel.policy_lifetime.as_secs().max(1);

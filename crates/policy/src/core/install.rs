@@ -48,10 +48,11 @@ impl Core {
                 tunnel_policies(selector, (child.local, child.remote), reqid, lifetime)
             }
         };
-        let policies = match policies {
+        let mut policies = match policies {
             Ok(p) => p,
             Err(why) => return self.refuse_child(id, local, handle, &child, why),
         };
+        policies.extend(self.own_address_pass(id, &child));
         // The inbound SPI came from ALLOCSPI, whose larval state the SA takes over (UPDSA).
         let (update, add) = match child.mode {
             oe_ike::Mode::Transport => (KernelOp::UpdateSa(inbound), KernelOp::AddSa(outbound)),
@@ -287,10 +288,12 @@ impl Core {
             .iter()
             .flat_map(|c| [c.selector, c.selector.reversed()])
             .collect();
-        let (keep, unused): (Vec<PolicySpec>, Vec<PolicySpec>) = e
-            .policies
-            .drain(..)
-            .partition(|p| last || needed.contains(&p.selector));
+        let assigned = e.children.iter().any(|c| c.virtual_ip.is_some());
+        let (keep, unused): (Vec<PolicySpec>, Vec<PolicySpec>) =
+            e.policies.drain(..).partition(|p| {
+                last || needed.contains(&p.selector)
+                    || (assigned && p.action == oe_kernel::PolicyAction::Pass)
+            });
         e.policies = keep;
         if !last {
             for p in unused {
