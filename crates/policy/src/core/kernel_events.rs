@@ -35,7 +35,9 @@ impl Core {
             trap: acquire.policy.key,
         };
         if let Some(id) = self.peers.owner_of(flow.dst) {
-            if self.peers.get(id).is_some_and(|p| p.local != flow.src) {
+            let moved = self.peers.get(id).is_some_and(|p| p.local != flow.src);
+            // A flow from an address a peer assigned us is not our host moving.
+            if moved && !self.assigned_to_us(flow.src) {
                 self.moved(id, flow.src);
             } else if self.acquire_for_known_peer(id, acquired) {
                 return;
