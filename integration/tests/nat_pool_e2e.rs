@@ -2,10 +2,13 @@
 //! RFC 7296 3.15), inside the UML kernel (real ESP). One boot checks, in order: each client gets
 //! an address of its own, and its new flows to the server carry that address inside the tunnel
 //! (the server sees it as the source: a NAT would have rewritten a cleartext packet's source to
-//! its own); both clients are encrypted at once, each with its own SA pair on the server; only
-//! UDP-encapsulated ESP on the server's link; one client stopping (SIGTERM) ends its SAs only,
-//! the other keeps its flow, and nothing of the stopped client's (address, route, SAs,
-//! policies) is left on its host.
+//! its own); the flow whose first packet started the negotiation, bound to the client's own
+//! address, is delivered (in clear: the tunnel carries only the assigned address), not held for
+//! good; both clients are encrypted at once, each with its own SA pair on the server; only
+//! UDP-encapsulated ESP on the server's link besides those first flows; one client stopping
+//! (SIGTERM) ends its SAs only, the other keeps its flow, and nothing of the stopped client's
+//! (address, route, SAs, policies) is left on its host; the address outlives its 10 s lifetime
+//! while the agent renews it, and lapses within it after SIGKILL.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)] // test code
 
 use std::net::{IpAddr, UdpSocket};
@@ -26,6 +29,8 @@ const POOL: &str = "100.64.0.0/24";
 /// The server's echo: answers every datagram with the address it came from, until `stop`.
 fn echo_source(ns: &Netns) -> std::thread::JoinHandle<()> {
     let s = udp_receiver(ns, SRV4, 7000);
+    // It outlives idle periods longer than the receiver's read timeout.
+    s.set_read_timeout(None).unwrap();
     std::thread::spawn(move || {
         let mut buf = [0u8; 512];
         while let Ok((n, from)) = s.recv_from(&mut buf) {
@@ -61,6 +66,30 @@ fn source_seen(s: &UdpSocket, limit: Duration) -> Option<IpAddr> {
 
 fn in_pool(addr: IpAddr) -> bool {
     matches!(addr, IpAddr::V4(a) if a.octets()[..3] == [100, 64, 0])
+}
+
+/// The address assigned to a host and oe's routes, as `ip` shows them.
+fn assigned_left(ns: &Netns) -> String {
+    let out = ns.sh("ip -4 addr show dev lo | grep 100.64; ip route show proto 111; true");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Sends from the host's own address to the server's port 7001 every 200 ms until `receiver`
+/// gets a datagram; the address it came from.
+fn first_flow(ns: &Netns, own: &str, receiver: &UdpSocket) -> Option<IpAddr> {
+    let s = ns.run(|| UdpSocket::bind((own, 0)).unwrap());
+    receiver
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    while started.elapsed() < Duration::from_secs(15) {
+        let _ = s.send_to(b"first", (SRV4, 7001));
+        if let Ok((_, from)) = receiver.recv_from(&mut buf) {
+            return Some(from.ip());
+        }
+    }
+    None
 }
 
 /// What of oe's is left on a host: its addresses, routes, SAs and policies. The kernel's own
@@ -110,14 +139,24 @@ fn two_oe_clients_behind_one_nat_get_their_own_addresses_and_sas() {
         ),
     );
     let mut a1 = Agent::start(&one, &bed.workstation_config(""));
-    let a2 = Agent::start(&two, &bed.workstation_config(""));
+    // The second client's address lives 10 s unless renewed (the shortest policy lifetime).
+    let short = "[kernel]\npolicy_lifetime = \"10s\"\n";
+    let a2 = Agent::start(&two, &bed.workstation_config(short));
     let capture = Capture::start(&srv_ns, &srv_if);
     let echoes = echo_source(&srv_ns);
+    let firsts = udp_receiver(&srv_ns, SRV4, 7001);
 
-    // Each client's first flow starts its negotiation; new flows then leave from its address.
+    // Each client's first flow starts its negotiation and is delivered; new flows then leave
+    // from its assigned address.
     let mut seen = Vec::new();
-    for (ns, agent) in [(&one, &a1), (&two, &a2)] {
-        let _ = source_seen(&unbound(ns), Duration::from_secs(2));
+    for (ns, own, agent) in [(&one, "10.0.0.2", &a1), (&two, "10.0.0.3", &a2)] {
+        let first = first_flow(ns, own, &firsts);
+        assert_eq!(
+            first,
+            Some(NAT_OUT.parse().unwrap()),
+            "the first flow is delivered:\n{}",
+            agent.log()
+        );
         assert!(
             wait_until(Duration::from_secs(15), || established(agent, SRV4)),
             "{}\n{}",
@@ -165,6 +204,20 @@ fn two_oe_clients_behind_one_nat_get_their_own_addresses_and_sas() {
         "left on the stopped client's host:\n{left}"
     );
 
+    // The second client's address outlives its lifetime while the agent renews it, and lapses
+    // after SIGKILL.
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(
+        source_seen(&s2, Duration::from_secs(5)),
+        Some(seen[1]),
+        "renewed past its 10 s lifetime:\n{}",
+        a2.log()
+    );
+    a2.signal(nix::sys::signal::Signal::SIGKILL);
+    std::thread::sleep(Duration::from_secs(12));
+    let left = assigned_left(&two);
+    assert!(left.is_empty(), "left 12 s after SIGKILL:\n{left}");
+
     let packets = capture.stop();
     let nat_ip: IpAddr = NAT_OUT.parse().unwrap();
     let srv_ip: IpAddr = SRV4.parse().unwrap();
@@ -172,7 +225,15 @@ fn two_oe_clients_behind_one_nat_get_their_own_addresses_and_sas() {
         .iter()
         .filter(|p| p.between(nat_ip, srv_ip))
         .collect();
-    let clear: Vec<_> = flow.iter().filter(|p| p.is_cleartext_payload()).collect();
+    // The first flows (port 7001, from the clients' own addresses) pass in clear by design.
+    let clear: Vec<_> = flow
+        .iter()
+        .filter(|p| {
+            let first = matches!(p.kind, Kind::Udp { src_port, dst_port }
+                if src_port == 7001 || dst_port == 7001);
+            p.is_cleartext_payload() && !first
+        })
+        .collect();
     assert!(
         clear.is_empty(),
         "cleartext on the server's link: {clear:?}"
