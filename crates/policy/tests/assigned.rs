@@ -131,3 +131,21 @@ fn without_a_nat_or_an_assigned_address_nothing_is_added() {
     assert!(server_child_vip(&no_pool).is_some(), "a child without one");
     assert!(no_pool.agent.kernel.assigned.is_empty());
 }
+
+#[test]
+fn a_flow_from_the_assigned_address_is_not_the_host_moving() {
+    let mut world = negotiated(Some(NAT), Some(VIP));
+    let before = world.agent.kernel.sas_with(ip(SRV)).len();
+    assert_eq!(before, 2);
+    // The tunnel's policy is gone for a moment (as while it is replaced): the trap sees a flow
+    // from the assigned address.
+    let now = world.now;
+    world.agent.acquire_from(now, ip(VIP), SRV, 2);
+    world.settle();
+    assert!(world.agent.events_of("moved").is_empty());
+    assert_eq!(
+        world.agent.kernel.sas_with(ip(SRV)).len(),
+        before,
+        "still encrypted"
+    );
+}

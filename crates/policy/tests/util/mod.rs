@@ -326,13 +326,19 @@ impl Agent {
 
     /// An ACQUIRE for traffic from this host to `dst` (the trap of this run caught it).
     pub fn acquire(&mut self, now: Now, dst: &str, seq: u32) {
+        let src = self.addr;
+        self.acquire_from(now, src, dst, seq);
+    }
+
+    /// An ACQUIRE for traffic from `src` (an address of this host) to `dst`.
+    pub fn acquire_from(&mut self, now: Now, src: IpAddr, dst: &str, seq: u32) {
         let trap = self
             .kernel
             .policies
             .values()
             .find(|p| {
                 p.selector.dst().contains(ip(dst))
-                    && p.selector.src().contains(self.addr)
+                    && p.selector.src().contains(src)
                     && matches!(p.action, oe_kernel::PolicyAction::Protect(_))
             })
             .copied()
@@ -344,7 +350,7 @@ impl Agent {
         self.kernel.hold(trap.key(), ip(dst));
         let acquire = Acquire {
             flow: Flow {
-                src: self.addr,
+                src,
                 dst: ip(dst),
                 proto: 17,
                 src_port: 40000,
