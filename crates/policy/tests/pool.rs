@@ -108,6 +108,12 @@ fn two_clients_behind_one_nat_each_get_an_address_and_their_own_sas() {
     assert_ne!(reqid_a, reqid_b, "each client's SAs and policies apart");
     assert_eq!(sas_for(&world.agent, a), 2);
     assert_eq!(sas_for(&world.agent, b), 2);
+    let now = world.now;
+    let explain = world.agent.verdict(now, &b.to_string());
+    assert!(
+        explain.contains(&format!("its address {b} assigned by us")),
+        "{explain}"
+    );
 
     // The first client ends its IKE SA: the second's SAs and policies stay.
     let now = world.now.mono;

@@ -337,8 +337,12 @@ impl Core {
     }
 
     fn explain_address(&self, addr: IpAddr) -> AddressExplanation {
-        let matched = self.table.classify(addr, 0, 0);
         let peer = self.peers.owner_of(addr).and_then(|id| self.peers.get(id));
+        // An address we assigned a client is in the group of the client's own address.
+        let matched = match peer {
+            Some(p) if p.lease == Some(addr) => p.group,
+            _ => self.table.classify(addr, 0, 0),
+        };
         let wall = self.now.wall;
         let mut dns: Vec<String> = peer
             .map(|p| {
