@@ -30,8 +30,12 @@ fn v4(s: &str) -> Identity {
 /// An anonymous workstation behind `nat` (if any) and a keyed server assigning `lease`; the
 /// workstation's traffic to the server has started its negotiation.
 fn negotiated(nat: Option<&str>, lease: Option<&str>) -> World {
+    negotiated_with("", nat, lease)
+}
+
+fn negotiated_with(toml: &str, nat: Option<&str>, lease: Option<&str>) -> World {
     let now = start();
-    let mut agent = Agent::new(WS, config(""), LocalId::Null, None, now);
+    let mut agent = Agent::new(WS, config(toml), LocalId::Null, None, now);
     agent.dns.insert(
         reverse(SRV),
         secure("20.2.0.192.in-addr.arpa.", &[&key("ed25519_b")], now),
@@ -148,4 +152,35 @@ fn a_flow_from_the_assigned_address_is_not_the_host_moving() {
         before,
         "still encrypted"
     );
+}
+
+#[test]
+fn a_rekeyed_child_keeps_the_assigned_address() {
+    // Idle SAs are not torn down here.
+    let mut world = negotiated_with("[ike]\nidle_timeout = \"0s\"\n", Some(NAT), Some(VIP));
+    let first: Vec<u32> = world
+        .agent
+        .kernel
+        .sas_with(ip(SRV))
+        .iter()
+        .map(|s| s.spi.0)
+        .collect();
+    // Past the child's soft lifetime (90% of an hour, less jitter): it is rekeyed.
+    world.advance(Duration::from_secs(3500));
+    let now: Vec<u32> = world
+        .agent
+        .kernel
+        .sas_with(ip(SRV))
+        .iter()
+        .map(|s| s.spi.0)
+        .collect();
+    assert_eq!(now.len(), 2, "{:?}", world.agent.events);
+    assert!(now.iter().all(|s| !first.contains(s)), "rekeyed");
+    assert_eq!(
+        world.agent.kernel.assigned.get(&ip(VIP)).map(|a| a.0),
+        Some(ip(SRV)),
+        "the address stays through the rekey: {:?}",
+        world.agent.kernel.log
+    );
+    assert!(own_address_passes(&world), "and so does the pass shunt");
 }

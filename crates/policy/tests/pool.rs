@@ -174,3 +174,25 @@ fn a_pool_is_one_prefix_per_family() {
     assert!(!parse("[ike]\naddress_pool = [\"100.64.0.0\"]\n"));
     assert!(!parse("[ike]\naddress_pool = [\"100.64.0.0/33\"]\n"));
 }
+
+#[test]
+fn a_rekeyed_child_keeps_its_clients_address() {
+    let pool = "[ike]\naddress_pool = [\"100.64.0.0/16\"]\nidle_timeout = \"0s\"\n";
+    let mut world = world(pool, vec![client(500, 1), client(4501, 2)]);
+    world.connect(0);
+    world.connect(1);
+    let (a, b) = (assigned(&world.peers[0]), assigned(&world.peers[1]));
+    let (Some(a), Some(b)) = (a, b) else {
+        panic!("addresses: {a:?} {b:?}");
+    };
+    let spis = |w: &World| -> Vec<u32> { w.agent.kernel.sas.values().map(|s| s.spi.0).collect() };
+    let before = spis(&world);
+    // Past the children's soft lifetime: each is rekeyed, within its own IKE SA.
+    world.advance(std::time::Duration::from_secs(3500));
+    assert!(spis(&world).iter().all(|s| !before.contains(s)), "rekeyed");
+    assert_eq!(sas_for(&world.agent, a), 2, "{:?}", world.agent.events);
+    assert_eq!(sas_for(&world.agent, b), 2);
+    assert!(tunnel_to(&world.agent, a).is_some() && tunnel_to(&world.agent, b).is_some());
+    assert_eq!(world.peers[0].live_children(), 1);
+    assert_eq!(world.peers[1].live_children(), 1);
+}
