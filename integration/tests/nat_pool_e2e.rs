@@ -184,6 +184,13 @@ fn two_oe_clients_behind_one_nat_get_their_own_addresses_and_sas() {
     assert_eq!(source_seen(&s1, Duration::from_secs(5)), Some(seen[0]));
     assert_eq!(source_seen(&s2, Duration::from_secs(5)), Some(seen[1]));
     assert_eq!(server_children(&srv), vec![1, 1], "{}", srv.log());
+    let srv_peers = srv.request(r#"{"command":"peers"}"#).to_string();
+    for vip in &seen {
+        assert!(
+            srv_peers.contains(&format!("\"assigned_ip\":\"{vip}\"")),
+            "the server's peers show {vip}: {srv_peers}"
+        );
+    }
 
     // The first client stops: its SAs go, the second's stay.
     a1.stop();

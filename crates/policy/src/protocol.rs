@@ -378,6 +378,10 @@ pub struct PeerReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ike_sa: Option<IkeSaReport>,
     pub child_sas: Vec<ChildSaReport>,
+    /// The address this host assigned the peer from its pool (RFC 7296 3.15), which its child
+    /// SAs carry; `address` is then the outer one (its NAT's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_ip: Option<IpAddr>,
 }
 
 impl PeerReport {

@@ -109,6 +109,16 @@ fn two_clients_behind_one_nat_each_get_an_address_and_their_own_sas() {
     assert_eq!(sas_for(&world.agent, a), 2);
     assert_eq!(sas_for(&world.agent, b), 2);
     let now = world.now;
+    let oe_policy::protocol::Report::Peers { peers } =
+        world.agent.ask(now, oe_policy::protocol::Request::Peers)
+    else {
+        panic!("not a peers report");
+    };
+    let mut shown: Vec<_> = peers.iter().filter_map(|p| p.assigned_ip).collect();
+    shown.sort();
+    let mut want = vec![a, b];
+    want.sort();
+    assert_eq!(shown, want, "oe peers shows each client's address");
     let explain = world.agent.verdict(now, &b.to_string());
     assert!(
         explain.contains(&format!("its address {b} assigned by us")),

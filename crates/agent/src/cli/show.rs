@@ -388,7 +388,7 @@ pub fn render_peers(peers: &[PeerReport]) -> String {
     for p in peers {
         let ike = p.ike_sa.as_ref();
         table.row(vec![
-            p.address.to_string(),
+            peer_column(p),
             p.state.clone(),
             p.role.clone(),
             dash(p.identity.as_deref()),
@@ -431,9 +431,17 @@ fn esp_column(c: &ChildSaReport) -> String {
     text
 }
 
+/// "192.0.2.100 (100.64.0.2)" for a peer we assigned an address, else its address.
+fn peer_column(p: &PeerReport) -> String {
+    match p.assigned_ip {
+        Some(a) => format!("{} ({a})", p.address),
+        None => p.address.to_string(),
+    }
+}
+
 fn child_row(peer: &PeerReport, c: &ChildSaReport) -> Vec<String> {
     vec![
-        peer.address.to_string(),
+        peer_column(peer),
         esp_column(c),
         c.spi_in.clone(),
         c.spi_out.clone(),
@@ -735,6 +743,7 @@ mod tests {
                 established_secs_ago: 252,
                 rekey_in_secs: 3000,
             }],
+            assigned_ip: None,
         }
     }
 

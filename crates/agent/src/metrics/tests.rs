@@ -65,6 +65,7 @@ fn peer(address: &str, state: &str, children: Vec<ChildSaReport>) -> PeerReport 
         authentication: None,
         ike_sa: None,
         child_sas: children,
+        assigned_ip: None,
     }
 }
 

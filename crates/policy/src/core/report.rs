@@ -261,6 +261,7 @@ impl Core {
                     .collect(),
                 _ => Vec::new(),
             },
+            assigned_ip: p.lease,
         }
     }
 
