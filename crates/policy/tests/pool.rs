@@ -108,6 +108,12 @@ fn two_clients_behind_one_nat_each_get_an_address_and_their_own_sas() {
     assert_ne!(reqid_a, reqid_b, "each client's SAs and policies apart");
     assert_eq!(sas_for(&world.agent, a), 2);
     assert_eq!(sas_for(&world.agent, b), 2);
+    let routes = &world.agent.kernel.client_routes;
+    assert_eq!(
+        (routes.get(&a), routes.get(&b)),
+        (Some(&ip(NAT)), Some(&ip(NAT))),
+        "each address routed the way to the NAT goes"
+    );
     let now = world.now;
     let oe_policy::protocol::Report::Peers { peers } =
         world.agent.ask(now, oe_policy::protocol::Request::Peers)
@@ -133,6 +139,11 @@ fn two_clients_behind_one_nat_each_get_an_address_and_their_own_sas() {
     assert_eq!(sas_for(&world.agent, a), 0, "the first client's SAs go");
     assert!(tunnel_to(&world.agent, a).is_none(), "and its policies");
     assert_eq!(sas_for(&world.agent, b), 2, "the second client's SAs stay");
+    let routes = &world.agent.kernel.client_routes;
+    assert!(
+        !routes.contains_key(&a) && routes.contains_key(&b),
+        "{routes:?}"
+    );
     assert!(tunnel_to(&world.agent, b).is_some(), "and its policies");
     assert_eq!(world.peers[1].live_children(), 1);
 }

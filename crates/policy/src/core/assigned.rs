@@ -52,8 +52,9 @@ impl Core {
         u32::try_from(secs).unwrap_or(u32::MAX)
     }
 
-    /// What the peer's children need in the kernel besides SAs and policies (added, or renewed).
-    fn assigned_ops(&self, id: PeerId) -> Vec<KernelOp> {
+    /// What the peer's children need in the kernel besides SAs and policies (added, or renewed:
+    /// an IPv4 route has no lifetime to renew, so a server's route to a client is put once).
+    fn assigned_ops(&self, id: PeerId, renew: bool) -> Vec<KernelOp> {
         let Some(peer) = self.peers.get(id) else {
             return Vec::new();
         };
@@ -73,7 +74,8 @@ impl Core {
                 });
             }
         }
-        if let (Some(client), false) = (peer.lease, e.children.is_empty()) {
+        let client = peer.lease.filter(|a| !(renew && a.is_ipv4()));
+        if let (Some(client), false) = (client, e.children.is_empty()) {
             ops.push(KernelOp::AddClientRoute {
                 client,
                 via: peer.remote,
@@ -83,17 +85,19 @@ impl Core {
         ops
     }
 
-    /// After a child went in (or to renew them): the peer's assigned addresses and routes.
+    /// After a child went in: the peer's assigned addresses and routes.
     pub(super) fn put_assigned(&mut self, id: PeerId) {
-        for op in self.assigned_ops(id) {
+        for op in self.assigned_ops(id, false) {
             self.kernel(op, None);
         }
     }
 
-    /// Renews every assigned address and route, with the policies' refresh.
+    /// Renews every assigned address and route that can lapse, with the policies' refresh.
     pub(super) fn refresh_assigned(&mut self) {
         for id in self.peers.ids() {
-            self.put_assigned(id);
+            for op in self.assigned_ops(id, true) {
+                self.kernel(op, None);
+            }
         }
     }
 
