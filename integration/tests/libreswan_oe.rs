@@ -14,8 +14,8 @@
 //!   asks for no address without a NAT);
 //! - a Libreswan client running `oe-upgrade-authnull.conf` reaching a keyless oe host and an oe
 //!   server with a key (which answers it with NULL: it announces no signature hash);
-//! - a Libreswan client running `oe-dnssec-client.conf`, which does not work yet, is run and its
-//!   outcome printed (see the report at the end).
+//! - a Libreswan client running `oe-dnssec-client.conf` is a separate test, ignored: it is
+//!   blocked by pluto's resolver (see [`libreswan_dnssec_client_reaches_an_oe_server`]).
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)] // test code
 
 use std::net::{IpAddr, UdpSocket};
@@ -237,20 +237,7 @@ fn libreswan_shipped_configs() {
     if !uml::in_guest() {
         return uml::rerun_in_guest("libreswan_shipped_configs");
     }
-    let rsa = test_key_ipseckey("host-rsa3072");
-    let bed = LanBed::start(
-        DnsFixture::builder()
-            .record("rsa.example.", &format!("lswsrv A {DNSSEC_SERVER}"))
-            .record("rsa.example.", &format!("lswsrv IPSECKEY 10 0 2 . {rsa}"))
-            .record(
-                "2.0.192.in-addr.arpa.",
-                &format!("22 IPSECKEY 10 0 2 . {rsa}"),
-            )
-            .record(
-                "2.0.192.in-addr.arpa.",
-                &format!("30 IPSECKEY 10 0 2 . {rsa}"),
-            ),
-    );
+    let bed = LanBed::start(fixture());
     gateway(&bed);
     let (ws, ws_if) = bed.host("ws", &[&format!("{WS}/24"), &format!("{WS6}/64")]);
     let ws_agent = Agent::start(&ws, &bed.workstation_config(""));
@@ -362,15 +349,10 @@ fn refusal_is_deleted_on_the_peer(bed: &LanBed, (ws, ws_if): (&Netns, &str), age
 }
 
 /// Libreswan clients running the shipped client examples, towards a keyless oe host (the
-/// workstation) and an oe server with a key. The `oe-upgrade-authnull.conf` cells are asserted;
-/// the `oe-dnssec-client.conf` cell prints what happens (see the matrix).
+/// workstation) and an oe server with a key.
 fn libreswan_clients(bed: &LanBed, (ws, ws_agent): (&Netns, &Agent)) -> Vec<String> {
     let mut rows = Vec::new();
-    let (srv, srv_if) = bed.host("srv", &[&format!("{OE_SERVER}/24")]);
-    // pluto checks the responder's AUTH before its own DNS lookup returns on a LAN without delay
-    // (see agent_interop.rs): give the server a real one's distance.
-    srv.sh(&format!("tc qdisc add dev {srv_if} root netem delay 200ms"));
-    let srv_agent = Agent::start(&srv, &bed.server_config("host-rsa3072.pem", "address"));
+    let (srv, srv_agent) = oe_server(bed);
 
     let null_ns = lsw_host(bed, "lswnc", &[&format!("{AUTHNULL_CLIENT}/24")]);
     let null_client = start_pluto(
@@ -398,26 +380,71 @@ fn libreswan_clients(bed: &LanBed, (ws, ws_agent): (&Netns, &Agent)) -> Vec<Stri
     rows.push(row);
     assert!(up, "{rows:?}");
 
-    let dnssec_ns = lsw_host(bed, "lswcli", &[&format!("{DNSSEC_CLIENT}/24")]);
-    let dnssec_client = start_pluto(
-        &dnssec_ns,
+    rows
+}
+
+/// An oe server at [`OE_SERVER`] with an RSA key published in its reverse zone.
+fn oe_server(bed: &LanBed) -> (Netns, Agent) {
+    let (srv, srv_if) = bed.host("srv", &[&format!("{OE_SERVER}/24")]);
+    // pluto checks the responder's AUTH before its own DNS lookup returns on a LAN without delay
+    // (see agent_interop.rs): give the server a real one's distance.
+    srv.sh(&format!("tc qdisc add dev {srv_if} root netem delay 200ms"));
+    let agent = Agent::start(&srv, &bed.server_config("host-rsa3072.pem", "address"));
+    (srv, agent)
+}
+
+/// The records the tests publish: the Libreswan server's name, key and address, and keys in
+/// the reverse zone for [`AUTHNULL`] (which does not use it) and [`OE_SERVER`].
+fn fixture() -> oe_integration::dns::Builder {
+    let rsa = test_key_ipseckey("host-rsa3072");
+    DnsFixture::builder()
+        .record("rsa.example.", &format!("lswsrv A {DNSSEC_SERVER}"))
+        .record("rsa.example.", &format!("lswsrv IPSECKEY 10 0 2 . {rsa}"))
+        .record(
+            "2.0.192.in-addr.arpa.",
+            &format!("22 IPSECKEY 10 0 2 . {rsa}"),
+        )
+        .record(
+            "2.0.192.in-addr.arpa.",
+            &format!("30 IPSECKEY 10 0 2 . {rsa}"),
+        )
+}
+
+/// `oe-dnssec-client.conf` names no identity for the server: pluto looks its key up in the
+/// reverse zone of the server's address. Its libunbound answers the documentation ranges'
+/// reverse zones from its built-in local zones (unbound's AS112 defaults: libunbound alone, with
+/// a forwarder that never answers, says NXDOMAIN for 30.2.0.192.in-addr.arpa at once; pluto logs
+/// "returned NOERROR rr parse error DNS response contains no answer" and "fetching IDr IPsec key
+/// using DNS failed"), and Libreswan 4.10 offers no option to pass `local-zone: ... nodefault`
+/// to it (lib/libswan/unbound.c sets only resolv.conf, hosts, ports and trust anchors); the test
+/// bed may use no other addresses. The client's flow is then lost for the whole test (15 s):
+/// pluto leaves the kernel's larval ACQUIRE state in place despite `failureshunt=passthrough`.
+#[test]
+#[ignore = "blocked: pluto's libunbound answers the reverse zone of 192.0.2.0/24 from its built-in local zone, and Libreswan 4.10 cannot turn that off"]
+fn libreswan_dnssec_client_reaches_an_oe_server() {
+    if !uml::in_guest() {
+        return uml::rerun_in_guest("libreswan_dnssec_client_reaches_an_oe_server");
+    }
+    let bed = LanBed::start(fixture());
+    gateway(&bed);
+    let (srv, srv_agent) = oe_server(&bed);
+    let ns = lsw_host(&bed, "lswcli", &[&format!("{DNSSEC_CLIENT}/24")]);
+    let pluto = start_pluto(
+        &ns,
         PlutoSetup {
             conns: example("oe-dnssec-client.conf"),
-            setup_extra: dnssec_setup(bed),
+            setup_extra: dnssec_setup(&bed),
             resolv_conf: Some(format!("nameserver {RESOLVER}\n")),
             policies: groups("private-or-clear", &format!("{OE_SERVER}/32\n")),
             ..PlutoSetup::default()
         },
     );
-    rows.push(
-        client_cell(
-            "oe-dnssec-client.conf -> oe server with a key",
-            (&dnssec_ns, DNSSEC_CLIENT, &dnssec_client),
-            (&srv, &srv_agent, OE_SERVER),
-        )
-        .0,
+    let (row, up) = client_cell(
+        "oe-dnssec-client.conf -> oe server with a key",
+        (&ns, DNSSEC_CLIENT, &pluto),
+        (&srv, &srv_agent, OE_SERVER),
     );
-    rows
+    assert!(up, "{row}");
 }
 
 /// A Libreswan client's flow to an oe host: whether it arrived, and whether encrypted (a row of
