@@ -13,7 +13,8 @@
 //! - oe as client of `oe-dnssec-server.conf` (tunnel mode; address pool and CAT unused, since oe
 //!   asks for no address without a NAT);
 //! - a Libreswan client running `oe-upgrade-authnull.conf` reaching a keyless oe host and an oe
-//!   server with a key (which answers it with NULL: it announces no signature hash);
+//!   server with a key (which answers it with NULL: it announces no signature hash), and over
+//!   IPv6 the keyless host;
 //! - a Libreswan client running `oe-dnssec-client.conf` is a separate test, ignored: it is
 //!   blocked by pluto's resolver (see [`libreswan_dnssec_client_reaches_an_oe_server`]).
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)] // test code
@@ -42,6 +43,8 @@ const AUTHNULL6: &str = "2001:db8::23";
 /// Run `oe-dnssec-client.conf` and `oe-upgrade-authnull.conf` as clients.
 const DNSSEC_CLIENT: &str = "192.0.2.12";
 const AUTHNULL_CLIENT: &str = "192.0.2.13";
+/// Runs `oe-upgrade-authnull.conf` as a client for IPv6.
+const AUTHNULL_CLIENT6: &str = "2001:db8::13";
 /// An oe server with an RSA key, published in its reverse zone.
 const OE_SERVER: &str = "192.0.2.30";
 
@@ -73,6 +76,10 @@ fn groups(group: &str, cidrs: &str) -> Vec<(String, String)> {
     })
     .collect()
 }
+
+/// What Libreswan's own IPv6 OE test (`testing/pluto/newoe-20-ipv6`) puts before the same
+/// conns: `%defaultroute` and the groups are IPv4 otherwise.
+const V6_DEFAULTS: &str = "conn %default\n    hostaddrfamily=ipv6\n    clientaddrfamily=ipv6\n\n";
 
 /// A Libreswan host at `cidrs`. The examples say `left=%defaultroute`, which needs a default
 /// route with a gateway: the DNS host, which forwards ([`gateway`]).
@@ -250,10 +257,7 @@ fn libreswan_shipped_configs() {
     let v6 = start_pluto(
         &ns6,
         PlutoSetup {
-            conns: format!(
-                "conn %default\n    hostaddrfamily=ipv6\n    clientaddrfamily=ipv6\n\n{}",
-                example("oe-upgrade-authnull.conf")
-            ),
+            conns: format!("{V6_DEFAULTS}{}", example("oe-upgrade-authnull.conf")),
             policies: groups("clear-or-private", "2001:db8::/64\n"),
             ..PlutoSetup::default()
         },
@@ -380,6 +384,22 @@ fn libreswan_clients(bed: &LanBed, (ws, ws_agent): (&Netns, &Agent)) -> Vec<Stri
     rows.push(row);
     assert!(up, "{rows:?}");
 
+    let ns6 = lsw_host(bed, "lswnc6", &[&format!("{AUTHNULL_CLIENT6}/64")]);
+    let client6 = start_pluto(
+        &ns6,
+        PlutoSetup {
+            conns: format!("{V6_DEFAULTS}{}", example("oe-upgrade-authnull.conf")),
+            policies: groups("private-or-clear", &format!("{WS6}/128\n")),
+            ..PlutoSetup::default()
+        },
+    );
+    let (row, up) = client_cell(
+        "oe-upgrade-authnull.conf (IPv6) -> keyless oe host",
+        (&ns6, AUTHNULL_CLIENT6, &client6),
+        (ws, ws_agent, WS6),
+    );
+    rows.push(row);
+    assert!(up, "{rows:?}");
     rows
 }
 
