@@ -67,7 +67,14 @@ pub fn rerun_in_guest(test: &str) {
     let started = Instant::now();
     let mut cmd = Command::new(runner());
     cmd.arg(&exe)
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        // The host chose to run it: an ignored test runs in the guest too.
+        .args([
+            "--exact",
+            test,
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(GUEST_ENV, "1")
         .env("OE_UML_ENV", passed_env_names());
     let out = cmd

@@ -16,10 +16,30 @@ use oe_integration::openmetrics::{parse, sample, value};
 use oe_integration::scenario::StandardBed;
 use serde_json::json;
 
+/// The agent's metrics port (`status.metrics_listen`), in the workstation's namespace.
+const METRICS: &str = "127.0.0.1:9813";
+
+/// One HTTP/1.1 request to the metrics port: the status line, the headers and the body.
+fn scrape(ns: &oe_integration::netns::Netns, request: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let request = request.to_owned();
+    let text = ns.run(move || {
+        let mut stream = std::net::TcpStream::connect(METRICS).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
+    });
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (head.to_owned(), body.to_owned())
+}
+
 #[test]
 fn metrics_of_a_running_agent_parse_and_match_its_reports() {
     let bed = StandardBed::start(DnsFixture::builder());
-    let ws = Agent::start(&bed.ws, &bed.lanbed.workstation_config(""));
+    let status_section =
+        format!("[status]\nsocket = \"@DIR@/oe.sock\"\nmetrics_listen = \"{METRICS}\"\n");
+    let ws = Agent::start(&bed.ws, &bed.lanbed.workstation_config(&status_section));
     for name in [names::ED_HOST, names::NSEC_NOKEY, names::EXPIRED_HOST] {
         let dig = bed
             .ws
@@ -82,4 +102,31 @@ fn metrics_of_a_running_agent_parse_and_match_its_reports() {
         0.0
     );
     assert_eq!(v("oe_negotiations_started_total", json!({})), 0.0);
+
+    // The same families over HTTP from the agent itself, for a scraper; nothing else is served.
+    let (head, body) = scrape(&bed.ws, "GET /metrics HTTP/1.1\r\nHost: oe\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        head.contains("Content-Type: application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    let scraped = parse(&body);
+    let names = |s: &[serde_json::Value]| {
+        let mut n: Vec<String> = s.iter().map(|x| x["name"].to_string()).collect();
+        n.dedup();
+        n
+    };
+    assert_eq!(names(&scraped), names(&samples));
+    assert_eq!(
+        value(
+            &scraped,
+            "oe_agent_state",
+            &json!({"oe_agent_state": "degraded"})
+        ),
+        1.0
+    );
+    let (head, _) = scrape(&bed.ws, "GET /status HTTP/1.1\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    let (head, _) = scrape(&bed.ws, "POST /metrics HTTP/1.1\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 405"), "{head}");
 }

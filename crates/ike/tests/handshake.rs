@@ -76,6 +76,49 @@ fn null_auth_client_to_authenticated_server() {
     assert_eq!(p.b.count(|e| matches!(e, Event::NeedPeerKey { .. })), 0);
 }
 
+/// A NULL-authenticating client that announces no signature hash (Libreswan's `authby=null`,
+/// as in its shipped `oe-upgrade-authnull.conf`) can verify no signature of ours, and method 1
+/// needs SHA-1, which we never sign with: a server with a key answers with NULL (RFC 7619 3)
+/// instead of failing the exchange. Before, the server failed locally and the client fell back
+/// to clear.
+#[test]
+fn server_answers_null_to_a_null_client_without_signature_hashes() {
+    for key in ["rsa2048_b", "ed25519_b"] {
+        let mut a = config("a", None);
+        a.signature_hashes = false;
+        a.accept_null_peers = true;
+        let mut b = config("b", Some(key));
+        b.accept_null_peers = true;
+        let p = established_pair(a, b);
+        assert_paired(p.a.children()[0], p.b.children()[0]);
+        let a_view = p.a.events.iter().find_map(|(_, e)| match e {
+            Event::IkeSaEstablished {
+                peer_id, peer_auth, ..
+            } => Some((peer_id.clone(), *peer_auth)),
+            _ => None,
+        });
+        assert_eq!(a_view, Some((Identity::Null, PeerAuth::Null)), "{key}");
+        let b_presented = p.b.events.iter().find_map(|(_, e)| match e {
+            Event::IkeSaEstablished { presented, .. } => Some(presented.clone()),
+            _ => None,
+        });
+        assert_eq!(b_presented, Some(Identity::Null), "{key}");
+    }
+}
+
+/// A client that announces signature hashes gets the server's signature, NULL client or not.
+#[test]
+fn server_signs_for_a_null_client_with_signature_hashes() {
+    let mut b = config("b", Some("ed25519_b"));
+    b.accept_null_peers = true;
+    let p = established_pair(config("a", None), b);
+    let a_view = p.a.events.iter().find_map(|(_, e)| match e {
+        Event::IkeSaEstablished { peer_auth, .. } => Some(*peer_auth),
+        _ => None,
+    });
+    assert_eq!(a_view, Some(PeerAuth::Signature));
+}
+
 #[test]
 fn null_auth_refused_by_policy() {
     let mut p = Pair::new(config("a", None), config("b", Some("ed25519_b")));

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use super::show::{reports, Failure, ShowArgs};
 use crate::metrics::{render, Snapshot};
-use crate::status::protocol::{Report, Request};
 
 const EXIT_HELP: &str = "\
 Exit status:
@@ -17,8 +16,9 @@ Exit status:
   3  cannot connect to the status socket (the agent is not running, or no permission)
 
 The output is OpenMetrics 1.0 text (media type application/openmetrics-text; version=1.0.0).
-To have Prometheus scrape it, serve it from a file or a small exporter (the agent has no HTTP
-port of its own yet); nothing is printed when the agent cannot be asked, so no stale values.";
+For Prometheus to scrape the agent itself, set status.metrics_listen (a loopback address and
+port: `GET /metrics` answers the same text); nothing is printed when the agent cannot be asked,
+so no stale values.";
 
 /// Arguments of `oe metrics`.
 #[derive(Debug, clap::Args)]
@@ -49,28 +49,7 @@ pub fn run(args: &MetricsArgs) -> ExitCode {
 }
 
 fn snapshot(args: &ShowArgs) -> Result<Snapshot, Failure> {
-    let asked = vec![
-        Request::Status,
-        Request::Peers,
-        Request::Shunts,
-        Request::DnsCache,
-    ];
-    let mut answers = reports(args, asked)?.into_iter();
-    let mut next = || answers.next();
-    match (next(), next(), next(), next()) {
-        (
-            Some(Report::Status(status)),
-            Some(Report::Peers { peers }),
-            Some(Report::Shunts { shunts }),
-            Some(Report::DnsCache { entries }),
-        ) => Ok(Snapshot {
-            status,
-            peers,
-            shunts,
-            dns_cache: entries,
-        }),
-        _ => Err(Failure::Other(
-            "the agent answered with reports of the wrong kinds".into(),
-        )),
-    }
+    let answers = reports(args, Snapshot::REQUESTS.to_vec())?;
+    Snapshot::from_reports(answers)
+        .ok_or_else(|| Failure::Other("the agent answered with reports of the wrong kinds".into()))
 }

@@ -12,6 +12,7 @@ mod assigned;
 mod clock;
 mod exec;
 mod follow;
+mod metrics_http;
 mod network;
 mod resolver;
 mod sockets;
@@ -78,6 +79,11 @@ pub enum RunError {
     #[error("status socket {path}: {source}")]
     StatusSocket {
         path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("metrics port {addr}: {source}")]
+    MetricsPort {
+        addr: std::net::SocketAddr,
         source: std::io::Error,
     },
     #[error("DNS: {0}")]

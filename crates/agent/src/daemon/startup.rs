@@ -57,6 +57,7 @@ pub(super) async fn start(
     let cache = KeyCache::new(following.clone(), cache_config);
     let (events, _) = broadcast::channel(256);
     start_status_socket(&config, &tx, &events)?;
+    start_metrics_port(&config, &tx).await?;
     let setup = Setup {
         config: config.clone(),
         table: table.clone(),
@@ -356,6 +357,18 @@ fn validator_config(config: &Config) -> Result<oe_dns::ValidatorConfig, RunError
             .map_err(|e| RunError::Dns(e.to_string()))?;
     }
     Ok(vc)
+}
+
+/// The optional metrics port (`status.metrics_listen`; the configuration checked the address).
+async fn start_metrics_port(config: &Config, tx: &mpsc::Sender<Msg>) -> Result<(), RunError> {
+    let Ok(Some(addr)) = config.metrics_listen() else {
+        return Ok(());
+    };
+    let listener = super::metrics_http::bind(addr)
+        .await
+        .map_err(|source| RunError::MetricsPort { addr, source })?;
+    tokio::spawn(super::metrics_http::serve(listener, tx.clone()));
+    Ok(())
 }
 
 fn start_status_socket(

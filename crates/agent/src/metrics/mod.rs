@@ -12,7 +12,7 @@ pub mod openmetrics;
 use openmetrics::{Family, Kind, Value};
 
 use crate::status::protocol::{
-    DnsCacheEntry, PeerReport, ShuntReport, StatusReport, TriggerSummary,
+    DnsCacheEntry, PeerReport, Report, Request, ShuntReport, StatusReport, TriggerSummary,
 };
 
 /// The reports the metrics are built from.
@@ -22,6 +22,35 @@ pub struct Snapshot {
     pub peers: Vec<PeerReport>,
     pub shunts: Vec<ShuntReport>,
     pub dns_cache: Vec<DnsCacheEntry>,
+}
+
+impl Snapshot {
+    /// The requests whose answers make a snapshot, in the order [`Snapshot::from_reports`] takes.
+    pub const REQUESTS: [Request; 4] = [
+        Request::Status,
+        Request::Peers,
+        Request::Shunts,
+        Request::DnsCache,
+    ];
+
+    /// A snapshot from the answers to [`Snapshot::REQUESTS`], in that order.
+    pub fn from_reports(reports: impl IntoIterator<Item = Report>) -> Option<Self> {
+        let mut it = reports.into_iter();
+        match (it.next(), it.next(), it.next(), it.next()) {
+            (
+                Some(Report::Status(status)),
+                Some(Report::Peers { peers }),
+                Some(Report::Shunts { shunts }),
+                Some(Report::DnsCache { entries }),
+            ) => Some(Self {
+                status,
+                peers,
+                shunts,
+                dns_cache: entries,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Peer states (`peers[].state`).

@@ -37,6 +37,18 @@ pub(crate) fn presentation(sa: &IkeSa, ctx: &Ctx<'_>) -> (Identity, LocalAuth) {
     }
 }
 
+/// What we present to a peer that authenticated with `peer`. As responder to a
+/// NULL-authenticated initiator that announced no signature hash (RFC 7427 4): NULL too (RFC
+/// 7619 3), since it can verify no signature of ours (method 1 needs SHA-1, which we never sign
+/// with) and Libreswan's `authby=null` clients require it. A client that wants our signature
+/// announces its hashes.
+fn presentation_to(sa: &IkeSa, ctx: &Ctx<'_>, peer: PeerAuth) -> (Identity, LocalAuth) {
+    if !sa.core.initiator && matches!(peer, PeerAuth::Null) && sa.peer_hashes.is_empty() {
+        return (Identity::Null, LocalAuth::Null);
+    }
+    presentation(sa, ctx)
+}
+
 /// The mode and, for a client, the assigned address of a child an exchange creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Shape {
@@ -369,7 +381,7 @@ pub(crate) fn jitter(ctx: &mut Ctx<'_>, d: Duration) -> Duration {
 }
 
 fn established(sa: &mut IkeSa, ctx: &mut Ctx<'_>, peer_id: Identity, peer_auth: PeerAuth) {
-    let presented = presentation(sa, ctx).0;
+    let presented = presentation_to(sa, ctx, peer_auth).0;
     sa.phase = Phase::Established;
     sa.created = ctx.now;
     sa.peer_id = Some(peer_id.clone());
@@ -431,7 +443,7 @@ pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx<'_>, p: &[Payload]) -> Resul
         sa.spis.push_front(spi);
         return Ok(Reply::Pause);
     };
-    let us = presentation(sa, ctx);
+    let us = presentation_to(sa, ctx, peer_auth);
     let mut out = vec![
         Payload::IdR(us.0.clone()),
         Payload::Auth(our_auth(sa, ctx, &us)?),

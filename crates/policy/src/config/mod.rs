@@ -255,6 +255,9 @@ pub struct Status {
     /// A connection that sends no request, or leaves an answer unread, this long is closed.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// A loopback address and port where `GET /metrics` answers what `oe metrics` prints; empty:
+    /// no HTTP port (the default).
+    pub metrics_listen: String,
 }
 
 /// Log output format.
@@ -383,6 +386,7 @@ impl Default for Status {
             group: String::new(),
             max_connections: 32,
             idle_timeout: Duration::from_secs(60),
+            metrics_listen: String::new(),
         }
     }
 }
@@ -458,6 +462,24 @@ impl Config {
         Ok(groups)
     }
 
+    /// The metrics HTTP port's address, if one is configured: loopback only, since the metrics
+    /// name the peers (`status.metrics_listen`).
+    pub fn metrics_listen(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        let text = self.status.metrics_listen.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        match text.parse::<std::net::SocketAddr>() {
+            Ok(addr) if addr.ip().is_loopback() => Ok(Some(addr)),
+            Ok(_) => Err(format!(
+                "status.metrics_listen {text:?}: only a loopback address (127.0.0.1:PORT or [::1]:PORT)"
+            )),
+            Err(_) => Err(format!(
+                "status.metrics_listen {text:?} is not ADDRESS:PORT"
+            )),
+        }
+    }
+
     /// The status socket's permission bits.
     pub fn status_mode(&self) -> Option<u32> {
         u32::from_str_radix(self.status.mode.trim_start_matches("0o"), 8).ok()
@@ -501,6 +523,7 @@ impl Config {
         }
         self.limits.check().map_err(invalid)?;
         crate::pool::Pool::from_config(&self.ike.address_pool).map_err(invalid)?;
+        self.metrics_listen().map_err(invalid)?;
         if self.status.max_connections == 0 || self.status.idle_timeout.is_zero() {
             return Err(invalid(
                 "status.max_connections and status.idle_timeout must not be 0".into(),
@@ -548,11 +571,25 @@ mod tests {
             "[identity]\nid = \"fqdn:\"\n",
             "[shunts]\nfailure_lifetime = \"soon\"\n",
             "[limits]\nike_sas = 0\n",
+            "[status]\nmetrics_listen = \"0.0.0.0:9813\"\n",
+            "[status]\nmetrics_listen = \"localhost\"\n",
         ] {
             let err = Config::parse(bad, Path::new("my.toml"))
                 .unwrap_err()
                 .to_string();
             assert!(err.starts_with("my.toml"), "{bad:?} -> {err}");
         }
+    }
+
+    #[test]
+    fn the_metrics_port_is_off_by_default_and_loopback_only() {
+        let c = Config::default();
+        assert_eq!(c.metrics_listen(), Ok(None));
+        let on = Config::parse(
+            "[status]\nmetrics_listen = \"[::1]:9813\"\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(on.metrics_listen(), Ok(Some("[::1]:9813".parse().unwrap())));
     }
 }
