@@ -59,6 +59,7 @@ struct Row {
     to: u64,
     handshakes_per_s: f64,
     cpu_us_per_handshake: f64,
+    user_us_per_handshake: f64,
     gen_cpu_us_per_handshake: f64,
     rss_bytes_per_sa: f64,
     slab_bytes_per_sa: f64,
@@ -72,6 +73,7 @@ fn row(base: &Sample, a: &Sample, b: &Sample, from: &Progress, to: &Progress) ->
         to: to.established,
         handshakes_per_s: n / (b.at - a.at).as_secs_f64(),
         cpu_us_per_handshake: (b.cpu - a.cpu) * 1e6 / n,
+        user_us_per_handshake: (b.user - a.user) * 1e6 / n,
         gen_cpu_us_per_handshake: (b.own_cpu - a.own_cpu) * 1e6 / n,
         rss_bytes_per_sa: (b.rss_kb as f64 - base.rss_kb as f64) * 1024.0 / held,
         slab_bytes_per_sa: (b.slab_kb as f64 - base.slab_kb as f64) * 1024.0 / held,
@@ -187,11 +189,12 @@ fn measure(name: &str, pid: u32, gen_ns: &Arc<Netns>, max: u64, signed: bool) ->
         let r = row(&base, &last_sample, &s, &last, &p);
         println!(
             "{name:>7} {:>7} SAs: {:>8.0} handshakes/s (wall, shared CPU), responder {:>6.0} us CPU/handshake \
-             ({:>6.0}/s/core), generator {:>6.0} us; RSS {:>6.0} B/SA, kernel slab {:>6.0} B/SA; failed {}",
+             ({:>6.0}/s/core; user space {:>5.0} us), generator {:>6.0} us; RSS {:>6.0} B/SA, kernel slab {:>6.0} B/SA; failed {}",
             r.to,
             r.handshakes_per_s,
             r.cpu_us_per_handshake,
             1e6 / r.cpu_us_per_handshake,
+            r.user_us_per_handshake,
             r.gen_cpu_us_per_handshake,
             r.rss_bytes_per_sa,
             r.slab_bytes_per_sa,
@@ -230,9 +233,10 @@ fn ratios(oe: &[Row], charon: &[Row]) {
     println!("ratios oe/charon (lower CPU and memory are better; higher rate is better):");
     for (o, c) in oe.iter().zip(charon) {
         println!(
-            "  {:>7} SAs: responder CPU/handshake {:.2}, capacity/core {:.2}, RSS/SA {:.2}, wall rate {:.2}",
+            "  {:>7} SAs: responder CPU/handshake {:.2} (user space {:.2}), capacity/core {:.2}, RSS/SA {:.2}, wall rate {:.2}",
             o.to,
             o.cpu_us_per_handshake / c.cpu_us_per_handshake,
+            o.user_us_per_handshake / c.user_us_per_handshake,
             c.cpu_us_per_handshake / o.cpu_us_per_handshake,
             o.rss_bytes_per_sa / c.rss_bytes_per_sa,
             o.handshakes_per_s / c.handshakes_per_s

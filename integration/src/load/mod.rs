@@ -24,7 +24,7 @@ use rand_chacha::rand_core::SeedableRng;
 
 pub use bed::{LoadBed, GEN_ADDR, RESPONDER_ADDR};
 pub use flood::{flood, flood_source, FloodReport, FLOOD_SOURCES};
-pub use procstat::{cpu_seconds, kib, Sample};
+pub use procstat::{cpu_seconds, kib, user_seconds, Sample};
 pub use socket::{PktSocket, Received};
 
 use crate::netns::Netns;
