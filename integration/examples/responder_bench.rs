@@ -16,10 +16,12 @@
 //!
 //! The generator (integration/src/load) runs IKE initiators from one /64 per SA, `CONCURRENCY`
 //! handshakes in flight, in this process. Everything shares the guest's one CPU, so the wall-clock
-//! rate is the system's; the responder's own CPU time per handshake (from /proc, inside the guest,
-//! where every system call costs far more than on the host) gives its capacity per core. Memory is
-//! the responder's resident set (VmRSS) above its idle size, and the kernel's slab growth, per IKE
-//! SA held.
+//! rate is the system's; the responder's own CPU time per handshake (from /proc, inside the guest)
+//! gives its capacity per core. The guest charges nearly all of a process's time to user space
+//! (its system-call and page-fault costs included), and runs everything many times slower than
+//! the host: compare the two responders, do not read the absolute figures as the host's. Memory
+//! is the responder's resident set (VmRSS) above its idle size, and the kernel's slab growth, per
+//! IKE SA held.
 //!
 //! Prints a table per responder and the ratios oe/charon; asserts nothing (a measurement).
 //!

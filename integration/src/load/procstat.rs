@@ -8,7 +8,8 @@ pub struct Sample {
     pub at: Instant,
     /// CPU seconds (user + system) of the process.
     pub cpu: f64,
-    /// Of which in user space (the rest is the kernel's work for it: system calls, netlink).
+    /// Of which in user space (the rest is the kernel's work for it; a UML guest charges nearly
+    /// everything to user space).
     pub user: f64,
     /// CPU seconds of the calling process (the generator).
     pub own_cpu: f64,
