@@ -220,6 +220,14 @@ fn run_oe(resp: &Netns, gen_ns: &Arc<Netns>, max: u64) -> Vec<Row> {
     let rows = measure("oe", agent.pid(), gen_ns, max, false);
     let status = agent.request(r#"{"command":"status"}"#);
     println!("oe status: {}", status["result"]);
+    if rows.last().is_none_or(|r| r.to < max) {
+        let log = agent.log();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        println!("oe stalled; its log ends:");
+        for line in tail.iter().rev() {
+            println!("  {line}");
+        }
+    }
     agent.stop();
     rows
 }

@@ -121,14 +121,21 @@ impl LoadGen {
             return Progress::default();
         }
         let mut last = Progress::default();
-        loop {
+        let mut moved = Instant::now();
+        // Progress lines come every 200 ms whether or not anything was established: a stall is
+        // no new SA for `stall`, not silence.
+        while moved.elapsed() < stall {
             match self.progress.recv_timeout(stall) {
                 Ok(p) if p.established >= total => return p,
-                Ok(p) if p.established > last.established => last = p,
-                Ok(_) => {}
-                Err(_) => return self.report().unwrap_or(last),
+                Ok(p) if p.established > last.established => {
+                    last = p;
+                    moved = Instant::now();
+                }
+                Ok(p) => last = p,
+                Err(_) => break,
             }
         }
+        self.report().unwrap_or(last)
     }
 
     /// The counters now (or a moment later: progress lines queued before the answer are
