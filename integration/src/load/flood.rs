@@ -19,7 +19,7 @@ use crate::netns::Netns;
 /// The spoofed sources: `2001:db8:f000::/36`, one /64 per request.
 pub const FLOOD_SOURCES: &str = "2001:db8:f000::/36";
 
-/// The port the flood sends from (the clients use 500).
+/// The first port the flood sends from (the clients use 500).
 const FLOOD_PORT: u16 = 40500;
 
 /// Spoofed source `n`.
@@ -38,40 +38,68 @@ pub struct FloodReport {
     pub seconds: f64,
 }
 
-/// Floods `responder` from inside `ns` until `stop` is set or `limit` passes.
+/// Floods `responder` from inside `ns` with `senders` threads (each its own port and sources)
+/// until `stop` is set or `limit` passes.
 pub fn flood(
     ns: &Netns,
     responder: SocketAddr,
     stop: &Arc<AtomicBool>,
     limit: Duration,
+    senders: u16,
 ) -> FloodReport {
-    ns.run(|| {
-        let mut socket =
-            PktSocket::bind(FLOOD_PORT).unwrap_or_else(|e| panic!("flood socket: {e}"));
-        let template = request(responder);
-        let mut d = template.clone();
-        let mut report = FloodReport::default();
-        let started = Instant::now();
-        while !stop.load(Ordering::Relaxed) && started.elapsed() < limit {
-            for _ in 0..64 {
-                report.sent += 1;
-                if let Some(spi) = d.get_mut(..8) {
-                    spi.copy_from_slice(&(report.sent | 1 << 63).to_be_bytes());
-                }
-                let from = SocketAddr::new(IpAddr::V6(flood_source(report.sent)), FLOOD_PORT);
-                let _ = socket.send(from, responder, &d);
+    let senders = senders.max(1);
+    let reports: Vec<FloodReport> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..senders)
+            .map(|k| scope.spawn(move || ns.run(|| send(responder, stop, limit, k, senders))))
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    reports
+        .iter()
+        .fold(FloodReport::default(), |a, r| FloodReport {
+            sent: a.sent + r.sent,
+            cookies: a.cookies + r.cookies,
+            answers: a.answers + r.answers,
+            seconds: a.seconds.max(r.seconds),
+        })
+}
+
+/// Sender `k` of `senders`: port `FLOOD_PORT + k`, sources `k`, `k + senders`, ...
+fn send(
+    responder: SocketAddr,
+    stop: &AtomicBool,
+    limit: Duration,
+    k: u16,
+    senders: u16,
+) -> FloodReport {
+    let port = FLOOD_PORT + k;
+    let mut socket = PktSocket::bind(port).unwrap_or_else(|e| panic!("flood socket: {e}"));
+    let mut d = request(responder);
+    let mut report = FloodReport::default();
+    let started = Instant::now();
+    while !stop.load(Ordering::Relaxed) && started.elapsed() < limit {
+        for _ in 0..64 {
+            report.sent += 1;
+            let n = report.sent * u64::from(senders) + u64::from(k);
+            if let Some(spi) = d.get_mut(..8) {
+                spi.copy_from_slice(&(n | 1 << 63).to_be_bytes());
             }
-            while let Ok(Some(r)) = socket.recv(Duration::ZERO) {
-                match is_cookie(r.bytes) {
-                    Some(true) => report.cookies += 1,
-                    Some(false) => report.answers += 1,
-                    None => {}
-                }
+            let from = SocketAddr::new(IpAddr::V6(flood_source(n)), port);
+            let _ = socket.send(from, responder, &d);
+        }
+        while let Ok(Some(r)) = socket.recv(Duration::ZERO) {
+            match is_cookie(r.bytes) {
+                Some(true) => report.cookies += 1,
+                Some(false) => report.answers += 1,
+                None => {}
             }
         }
-        report.seconds = started.elapsed().as_secs_f64();
-        report
-    })
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    report
 }
 
 /// One IKE_SA_INIT request (X25519, the engine's default proposals) from an initiator.
