@@ -1,5 +1,5 @@
 //! The responder under a spoofed IKE_SA_INIT flood (RFC 7296 2.6's attacker), inside the UML
-//! kernel (real ESP, so legitimate clients get their child SAs): one sender floods `oe` with
+//! kernel (real ESP, so legitimate clients get their child SAs): four senders flood `oe` with
 //! IKE_SA_INIT requests from a new /64 each time, never returning a cookie, as fast as the guest's
 //! one CPU lets it, while legitimate NULL-authenticated clients connect through the same link.
 //! With the default limits (`cookie_threshold = 10`) cookies engage, the spoofed sources get
