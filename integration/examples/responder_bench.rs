@@ -218,17 +218,27 @@ fn run_oe(resp: &Netns, gen_ns: &Arc<Netns>, max: u64) -> Vec<Row> {
     std::env::set_var("RUST_LOG", "info");
     let mut agent = Agent::start(resp, OE_CONFIG);
     let rows = measure("oe", agent.pid(), gen_ns, max, false);
-    let status = agent.request(r#"{"command":"status"}"#);
-    println!("oe status: {}", status["result"]);
-    if rows.last().is_none_or(|r| r.to < max) {
-        let log = agent.log();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        println!("oe stalled; its log ends:");
-        for line in tail.iter().rev() {
+    if rows.last().is_some_and(|r| r.to >= max) {
+        let status = agent.request(r#"{"command":"status"}"#);
+        println!("oe status: {}", status["result"]);
+        agent.stop();
+        return rows;
+    }
+    let log = agent.log();
+    let tail: Vec<&str> = log.lines().rev().take(20).collect();
+    println!("oe stalled; its log ends:");
+    for line in tail.iter().rev() {
+        println!("  {line}");
+    }
+    println!("oe's exit status: {:?}", agent.stop());
+    if let Ok(out) = std::process::Command::new("dmesg").output() {
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text.lines().rev().take(20).collect();
+        println!("the guest kernel's last messages:");
+        for line in lines.iter().rev() {
             println!("  {line}");
         }
     }
-    agent.stop();
     rows
 }
 
