@@ -27,7 +27,10 @@
 //!
 //! Run (as root): `cargo build --release -p oe-agent --bin oe && cargo run --release -p
 //! oe-integration --example responder_bench -- [MAX [oe|charon]]` (MAX: the largest number of
-//! SAs, default 10000; OE_UML_MEM defaults to 8192 MiB here).
+//! SAs, default 10000; OE_UML_MEM defaults to 8192 MiB here). Past about 28,000 SAs the agent's
+//! process in the guest needs more host mappings than the host's default `vm.max_map_count`
+//! (65530) allows (the guest prints "UML ran out of memory on the host side" and the agent dies
+//! with SIGSEGV): raise it first, `sysctl vm.max_map_count=1048576`.
 #![allow(
     clippy::unwrap_used,
     clippy::panic,
@@ -180,7 +183,11 @@ fn measure(name: &str, pid: u32, gen_ns: &Arc<Netns>, max: u64, signed: bool) ->
     let base = sample(pid);
     let gen = LoadGen::spawn(Arc::clone(gen_ns), generator_config(signed));
     let mut stages = vec![10, 1_010];
-    stages.extend([10_000, 100_000].into_iter().filter(|&s| s < max));
+    stages.extend(
+        [10_000, 25_000, 50_000, 75_000, 100_000]
+            .into_iter()
+            .filter(|&s| s < max),
+    );
     stages.extend([max, max + 1_000]);
     stages.dedup();
     let mut rows = Vec::new();
