@@ -6,6 +6,7 @@
 //!   nsd and knot behind a recursive unbound.
 //! - [`home_router`]: dnsmasq as a home router that strips DNSSEC records.
 //! - [`peers`]: strongSwan's charon and Libreswan's pluto as IKE peers.
+//! - [`load`]: a load generator: many IKE initiators from many source addresses.
 //! - [`capture`]: tcpdump captures and a classifier that tells ESP from cleartext.
 //! - [`openmetrics`]: OpenMetrics text read back by Python's prometheus_client.
 //! - [`container`]: systemd as PID 1 in a container (systemd-nspawn) on a fresh root.
@@ -23,6 +24,7 @@ pub mod container;
 pub mod dns;
 pub mod home_router;
 pub mod ike_probe;
+pub mod load;
 pub mod nat;
 pub mod netns;
 pub mod openmetrics;
