@@ -34,8 +34,7 @@ use oe_ike::{Config, Endpoint, LocalAuth};
 use oe_integration::capture::{Capture, Datagram};
 use oe_integration::dns::{names, DnsFixture, ZONES};
 use oe_integration::netns::{Netns, Pair};
-use oe_integration::peers::{Charon, CharonSetup, Pluto, PlutoSetup, CKAID};
-use oe_integration::{keys_dir, test_key_ipseckey};
+use oe_integration::peers::{charon_rsa_transport, pluto_rsa_transport, Charon, Pluto};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -62,41 +61,6 @@ impl Seeds {
 impl Drop for Seeds {
     fn drop(&mut self) {
         println!("{}: {} seeds", self.dir.display(), self.count);
-    }
-}
-
-fn key(name: &str) -> String {
-    std::fs::read_to_string(keys_dir().join(name)).unwrap()
-}
-
-fn charon_setup(local: &str, remote: &str) -> CharonSetup {
-    CharonSetup {
-        swanctl_conf: format!(
-            "connections {{ peer {{ version = 2\n mobike = no\n local_addrs = {local}\n remote_addrs = {remote}\n\
-             proposals = aes256gcm16-prfsha256-x25519\n\
-             local {{ auth = pubkey\n id = {local}\n pubkeys = self.pub }}\n\
-             remote {{ auth = pubkey\n id = {remote}\n pubkeys = peer.pub }}\n\
-             children {{ t {{ mode = transport\n esp_proposals = aes128gcm16 }} }} }} }}\n"
-        ),
-        private_keys: vec![("self.pem".into(), key("host-rsa2048.pem"))],
-        public_keys: vec![
-            ("self.pub".into(), key("host-rsa2048.pub.pem")),
-            ("peer.pub".into(), key("host-rsa3072.pub.pem")),
-        ],
-        ..CharonSetup::default()
-    }
-}
-
-fn pluto_setup(local: &str, remote: &str) -> PlutoSetup {
-    PlutoSetup {
-        conns: format!(
-            "conn peer\n    authby=rsasig\n    type=transport\n    left={local}\n    leftid={local}\n    \
-             leftckaid={CKAID}\n    right={remote}\n    rightid={remote}\n    rightrsasigkey=0s{rsa}\n    \
-             ike=aes_gcm256-sha2_256;dh31\n    esp=aes_gcm128-null\n    leftupdown=%disabled\n    auto=add\n",
-            rsa = test_key_ipseckey("host-rsa2048"),
-        ),
-        rsa_key_pem: Some(key("host-rsa3072.pem")),
-        ..PlutoSetup::default()
     }
 }
 
@@ -149,8 +113,8 @@ fn ike_seeds(out: &Path, origin: &str, datagrams: &[&[u8]]) {
 /// pluto (a) and charon (b) each initiate once; every IKE datagram between them.
 fn real_peers(out: &Path) {
     let pair = Pair::new();
-    let pluto = Pluto::start(&pair.a, &pluto_setup(Pair::A4, Pair::B4));
-    let charon = Charon::start(&pair.b, &charon_setup(Pair::B4, Pair::A4));
+    let pluto = Pluto::start(&pair.a, &pluto_rsa_transport(Pair::A4, Pair::B4));
+    let charon = Charon::start(&pair.b, &charon_rsa_transport(Pair::B4, Pair::A4));
     let capture = Capture::start(&pair.a, &pair.a_if);
     let _ = pluto.whack(&["--initiate", "--asynchronous", "--name", "peer"]);
     std::thread::sleep(Duration::from_secs(3));

@@ -8,54 +8,17 @@ use std::time::Duration;
 use oe_integration::capture::{Capture, Kind};
 use oe_integration::ike_probe::probe;
 use oe_integration::netns::Pair;
-use oe_integration::peers::{Charon, CharonSetup, Pluto, PlutoSetup, CKAID};
-use oe_integration::{keys_dir, test_key_ipseckey, uml};
-
-fn key(name: &str) -> String {
-    std::fs::read_to_string(keys_dir().join(name)).unwrap()
-}
+use oe_integration::peers::{charon_rsa_transport, pluto_rsa_transport, Charon, Pluto};
+use oe_integration::uml;
 
 fn sa(ip: &str, port: u16) -> SocketAddr {
     SocketAddr::new(ip.parse().unwrap(), port)
 }
 
-/// charon at `local` with raw RSA-2048 keys, expecting `remote` to authenticate with RSA-3072.
-fn charon_setup(local: &str, remote: &str) -> CharonSetup {
-    CharonSetup {
-        swanctl_conf: format!(
-            "connections {{ peer {{ version = 2\n mobike = no\n local_addrs = {local}\n remote_addrs = {remote}\n\
-             proposals = aes256gcm16-prfsha256-x25519\n\
-             local {{ auth = pubkey\n id = {local}\n pubkeys = self.pub }}\n\
-             remote {{ auth = pubkey\n id = {remote}\n pubkeys = peer.pub }}\n\
-             children {{ t {{ mode = transport\n esp_proposals = aes128gcm16 }} }} }} }}\n"
-        ),
-        private_keys: vec![("self.pem".into(), key("host-rsa2048.pem"))],
-        public_keys: vec![
-            ("self.pub".into(), key("host-rsa2048.pub.pem")),
-            ("peer.pub".into(), key("host-rsa3072.pub.pem")),
-        ],
-        ..CharonSetup::default()
-    }
-}
-
-/// pluto at `local` with the RSA-3072 key, expecting `remote` to sign with RSA-2048.
-fn pluto_setup(local: &str, remote: &str) -> PlutoSetup {
-    PlutoSetup {
-        conns: format!(
-            "conn peer\n    authby=rsasig\n    type=transport\n    left={local}\n    leftid={local}\n    \
-             leftckaid={CKAID}\n    right={remote}\n    rightid={remote}\n    rightrsasigkey=0s{rsa}\n    \
-             ike=aes_gcm256-sha2_256;dh31\n    esp=aes_gcm128-null\n    leftupdown=%disabled\n    auto=add\n",
-            rsa = test_key_ipseckey("host-rsa2048"),
-        ),
-        rsa_key_pem: Some(key("host-rsa3072.pem")),
-        ..PlutoSetup::default()
-    }
-}
-
 #[test]
 fn charon_answers_ike_sa_init() {
     let pair = Pair::new();
-    let _charon = Charon::start(&pair.b, &charon_setup(Pair::B4, Pair::A4));
+    let _charon = Charon::start(&pair.b, &charon_rsa_transport(Pair::B4, Pair::A4));
     let answer = pair
         .a
         .run(|| probe(sa(Pair::A4, 500), sa(Pair::B4, 500), Duration::from_secs(5)))
@@ -70,7 +33,7 @@ fn charon_answers_ike_sa_init() {
 #[test]
 fn pluto_answers_ike_sa_init() {
     let pair = Pair::new();
-    let _pluto = Pluto::start(&pair.b, &pluto_setup(Pair::B4, Pair::A4));
+    let _pluto = Pluto::start(&pair.b, &pluto_rsa_transport(Pair::B4, Pair::A4));
     let answer = pair
         .a
         .run(|| probe(sa(Pair::A4, 500), sa(Pair::B4, 500), Duration::from_secs(5)))
@@ -90,8 +53,8 @@ fn pluto_and_charon_establish_esp_in_the_guest() {
         return uml::rerun_in_guest("pluto_and_charon_establish_esp_in_the_guest");
     }
     let pair = Pair::new();
-    let pluto = Pluto::start(&pair.a, &pluto_setup(Pair::A4, Pair::B4));
-    let charon = Charon::start(&pair.b, &charon_setup(Pair::B4, Pair::A4));
+    let pluto = Pluto::start(&pair.a, &pluto_rsa_transport(Pair::A4, Pair::B4));
+    let charon = Charon::start(&pair.b, &charon_rsa_transport(Pair::B4, Pair::A4));
     let (a, b): (IpAddr, IpAddr) = (Pair::A4.parse().unwrap(), Pair::B4.parse().unwrap());
 
     // pluto initiates.

@@ -3,6 +3,8 @@
 
 mod charon;
 mod pluto;
+mod rsa_pair;
 
 pub use charon::{Charon, CharonSetup, DEFAULT_PLUGINS};
 pub use pluto::{Pluto, PlutoSetup, CKAID};
+pub use rsa_pair::{charon_rsa_transport, pluto_rsa_transport};
