@@ -183,6 +183,18 @@ impl DnsFixture {
         self.tree.join("root.dnskey")
     }
 
+    /// A validator that asks this fixture's resolver ([`DnsFixture::resolver`]) and trusts only the
+    /// fixture's root key; other settings are oe-dns's defaults.
+    pub fn validator_config(&self) -> oe_dns::ValidatorConfig {
+        let anchor = self.trust_anchor_dnskey();
+        oe_dns::ValidatorConfig {
+            upstream: oe_dns::Upstream::Servers(vec![self.resolver()]),
+            anchors: oe_dns::AnchorSet::from_file(&anchor)
+                .unwrap_or_else(|e| panic!("{}: {e}", anchor.display())),
+            ..oe_dns::ValidatorConfig::default()
+        }
+    }
+
     /// The root's DS record (SHA-256) in zone-file form.
     pub fn trust_anchor_ds(&self) -> PathBuf {
         self.tree.join("root.ds")

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use oe_dns::{
-    current_thread_runtime, AddressAnswer, AnchorSet, CacheConfig, Denial, KeyCache, LookupError,
-    Name, Upstream, Validator, ValidatorConfig,
+    current_thread_runtime, AddressAnswer, CacheConfig, Denial, KeyCache, LookupError, Name,
+    Validator, ValidatorConfig,
 };
 use oe_integration::dns::{names, DnsFixture};
 use oe_integration::netns::Netns;
@@ -28,10 +28,8 @@ fn bed() -> Bed {
 impl Bed {
     fn config(&self) -> ValidatorConfig {
         ValidatorConfig {
-            upstream: Upstream::Servers(vec![self.fixture.resolver()]),
-            anchors: AnchorSet::from_file(&self.fixture.trust_anchor_dnskey()).unwrap(),
             lookup_timeout: Duration::from_secs(10),
-            ..ValidatorConfig::default()
+            ..self.fixture.validator_config()
         }
     }
 

@@ -29,8 +29,7 @@ use std::time::Duration;
 
 use criterion::Criterion;
 use oe_dns::{
-    current_thread_runtime, AnchorSet, Answer, CacheConfig, KeyCache, LookupTarget, Upstream,
-    Validator, ValidatorConfig,
+    current_thread_runtime, Answer, CacheConfig, KeyCache, LookupTarget, Validator, ValidatorConfig,
 };
 
 /// Addresses in 198.51.100.0/24 (the unsigned reverse zone): any.
@@ -157,11 +156,7 @@ fn main() {
     if nix::unistd::geteuid().is_root() {
         let ns = oe_integration::netns::Netns::new("keyless");
         let fixture = oe_integration::dns::DnsFixture::start_in(&ns);
-        let config = ValidatorConfig {
-            upstream: Upstream::Servers(vec![fixture.resolver()]),
-            anchors: AnchorSet::from_file(&fixture.trust_anchor_dnskey()).unwrap(),
-            ..ValidatorConfig::default()
-        };
+        let config = fixture.validator_config();
         // Criterion is not Send: move this thread into the fixture's namespace instead.
         let file = std::fs::File::open(format!("/run/netns/{}", ns.name())).unwrap();
         nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();

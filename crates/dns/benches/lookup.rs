@@ -23,8 +23,7 @@ use base64::Engine as _;
 use criterion::Criterion;
 use nix::time::{clock_gettime, ClockId};
 use oe_dns::{
-    current_thread_runtime, AnchorSet, Answer, CacheConfig, KeyCache, LookupTarget, Upstream,
-    Validator, ValidatorConfig,
+    current_thread_runtime, Answer, CacheConfig, KeyCache, LookupTarget, Validator, ValidatorConfig,
 };
 use ring::rand::SystemRandom;
 use ring::signature::{self, KeyPair as _};
@@ -211,11 +210,7 @@ fn main() {
     if nix::unistd::geteuid().is_root() {
         let ns = oe_integration::netns::Netns::new("dnsbench");
         let fixture = oe_integration::dns::DnsFixture::start_in(&ns);
-        let config = ValidatorConfig {
-            upstream: Upstream::Servers(vec![fixture.resolver()]),
-            anchors: AnchorSet::from_file(&fixture.trust_anchor_dnskey()).unwrap(),
-            ..ValidatorConfig::default()
-        };
+        let config = fixture.validator_config();
         // Criterion is not Send: move this thread into the fixture's namespace instead.
         let file = std::fs::File::open(format!("/run/netns/{}", ns.name())).unwrap();
         nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();

@@ -23,8 +23,7 @@
 )]
 
 use oe_dns::{
-    current_thread_runtime, AnchorSet, Answer, CacheConfig, KeyCache, LookupTarget, Upstream,
-    Validator, ValidatorConfig,
+    current_thread_runtime, Answer, CacheConfig, KeyCache, LookupTarget, Validator, ValidatorConfig,
 };
 
 fn main() {
@@ -35,11 +34,7 @@ fn main() {
     let target: LookupTarget = name.parse().unwrap();
     let ns = oe_integration::netns::Netns::new("coldlk");
     let fixture = oe_integration::dns::DnsFixture::start_in(&ns);
-    let config = ValidatorConfig {
-        upstream: Upstream::Servers(vec![fixture.resolver()]),
-        anchors: AnchorSet::from_file(&fixture.trust_anchor_dnskey()).unwrap(),
-        ..ValidatorConfig::default()
-    };
+    let config = fixture.validator_config();
     let file = std::fs::File::open(format!("/run/netns/{}", ns.name())).unwrap();
     nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
     let rt = current_thread_runtime().unwrap();

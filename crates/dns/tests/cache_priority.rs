@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use oe_dns::{
-    AnchorSet, Answer, CacheConfig, Failure, KeyCache, LookupError, LookupTarget, Priority,
-    Upstream, Validator, ValidatorConfig,
+    Answer, CacheConfig, Failure, KeyCache, LookupError, LookupTarget, Priority, Validator,
+    ValidatorConfig,
 };
 use oe_integration::dns::{names, DnsFixture};
 use oe_integration::netns::Netns;
@@ -62,10 +62,8 @@ fn run(config: CacheConfig) -> (Vec<String>, oe_dns::Counters) {
     let fixture = DnsFixture::start_in(&ns);
     fixture.silence_dead_zone(&ns);
     let validator = ValidatorConfig {
-        upstream: Upstream::Servers(vec![fixture.resolver()]),
-        anchors: AnchorSet::from_file(&fixture.trust_anchor_dnskey()).unwrap(),
         lookup_timeout: Duration::from_secs(10),
-        ..ValidatorConfig::default()
+        ..fixture.validator_config()
     };
     ns.run(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()

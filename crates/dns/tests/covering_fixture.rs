@@ -10,8 +10,7 @@
 use std::time::{Duration, Instant};
 
 use oe_dns::{
-    AnchorSet, Answer, CacheConfig, KeyCache, LookupError, LookupTarget, Upstream, Validator,
-    ValidatorConfig,
+    Answer, CacheConfig, KeyCache, LookupError, LookupTarget, Validator, ValidatorConfig,
 };
 use oe_integration::dns::{names, DnsFixture};
 use oe_integration::netns::Netns;
@@ -53,10 +52,8 @@ fn keyless_addresses_are_proven_without_a_lookup_once_a_covering_proof_is_cached
     let ns = Netns::new("cover");
     let fixture = DnsFixture::start_in(&ns);
     let config = ValidatorConfig {
-        upstream: Upstream::Servers(vec![fixture.resolver()]),
-        anchors: AnchorSet::from_file(&fixture.trust_anchor_dnskey()).unwrap(),
         lookup_timeout: Duration::from_secs(10),
-        ..ValidatorConfig::default()
+        ..fixture.validator_config()
     };
     ns.run(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
