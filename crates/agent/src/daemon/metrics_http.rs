@@ -6,7 +6,6 @@
 //! Bounded like the status socket: a few connections at once, a request head of at most 8 KiB
 //! read within a timeout, one request per connection (`Connection: close`, RFC 9112 9.6).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,11 +25,6 @@ const HEAD_MAX: usize = 8 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// RFC 9112 section 2: the media type of OpenMetrics text.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// Binds the port; the caller spawns [`serve`].
-pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
-}
 
 /// Serves scrapes until the loop ends.
 pub(crate) async fn serve(listener: TcpListener, tx: mpsc::Sender<Msg>) {

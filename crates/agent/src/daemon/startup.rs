@@ -364,7 +364,7 @@ async fn start_metrics_port(config: &Config, tx: &mpsc::Sender<Msg>) -> Result<(
     let Ok(Some(addr)) = config.metrics_listen() else {
         return Ok(());
     };
-    let listener = super::metrics_http::bind(addr)
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| RunError::MetricsPort { addr, source })?;
     tokio::spawn(super::metrics_http::serve(listener, tx.clone()));
