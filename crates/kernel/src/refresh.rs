@@ -16,9 +16,9 @@
 //!   seconds longer (the timer finds time left and sleeps again); one stepped **forward**
 //!   within the first second ends it at that first run, early; one stepped forward later
 //!   changes nothing. Suspend does not count. Measured in the UML guest
-//!   (`integration/tests/kernel_esp/clock.rs`): a 4 s policy ends after 4.1 s with the
-//!   clock stepped +1 h at 1.5 s, after 1.1 s with it stepped +1 h at 0.2 s, after 10.7 s
-//!   with it stepped -6 s at 1.5 s. The bound on how long a policy outlives the agent is
+//!   (`integration/tests/kernel_esp/clock.rs`): a 6 s policy ends after 6.1 s with the
+//!   clock stepped +1 h at 3 s, after 1.0 s with it stepped +1 h at 0.2 s, after 12.2 s
+//!   with it stepped -6 s at 3 s. The bound on how long a policy outlives the agent is
 //!   its lifetime of awake time plus any backward step of the clock meanwhile.
 //! - Each insertion also bumps the routing generation of its family (`rt_genid_bump_*`):
 //!   cached routes and IPsec bundles of every socket in the namespace are looked up again
