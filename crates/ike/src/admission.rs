@@ -23,7 +23,7 @@ use crate::crypto::{CryptoRng, DhGroup};
 use crate::proposal::select_ike;
 use crate::registry::Registry;
 use crate::sa::init::notify_response;
-use crate::wire::{find_notify, Message, NotifyType, Payload, Payloads};
+use crate::wire::{InitPeek, Message, NotifyType, Payloads};
 
 /// What to do with a new IKE_SA_INIT request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,44 +63,54 @@ pub(crate) struct Gate<'a> {
 }
 
 impl Gate<'_> {
-    /// Decides for `msg`, received from `from`.
-    pub(crate) fn admit(&mut self, msg: &Message, from: SocketAddr) -> Admission {
+    /// The stateless step, from the shallow read alone: under load, a request without a valid
+    /// cookie is answered with a fresh one, or dropped when it has no nonce or nothing besides
+    /// a cookie. `None` when the request goes on to `admit`.
+    pub(crate) fn require_cookie(
+        &mut self,
+        peek: &InitPeek<'_>,
+        from: SocketAddr,
+    ) -> Option<Admission> {
         self.cookies.rotate_if_due(self.now, self.rng);
-        let load = self.sas.half_open_count() >= self.config.cookie_threshold;
-        if load && !self.cookie_ok(msg, from) {
-            return self
-                .cookie(msg, from)
-                .map_or(Admission::Drop, Admission::Answer);
+        if !self.under_load() {
+            return None;
         }
+        let spi_i = peek.header.spi_i;
+        let Some(ni) = peek.nonce() else {
+            return Some(Admission::Drop);
+        };
+        // 2.6: the cookie must be the first payload.
+        let returned = peek.first_cookie();
+        if returned.is_some_and(|c| self.cookies.check(self.now, c, ni, from, spi_i)) {
+            return None;
+        }
+        if peek.only_cookie() {
+            return Some(Admission::Drop);
+        }
+        let cookie = self.cookies.cookie(self.now, ni, from, spi_i);
+        Some(Admission::Answer(notify_response(
+            spi_i,
+            0,
+            NotifyType::COOKIE,
+            cookie,
+        )))
+    }
+
+    /// The stateful step, for a request `require_cookie` let through, fully parsed: the bounds
+    /// on half-open SAs, then, under load, the cheap-group rule.
+    pub(crate) fn admit(&self, msg: &Message, from: SocketAddr) -> Admission {
         let full = self.sas.half_open_count() >= self.config.max_half_open;
         if full || self.sas.half_open_from(from.ip()) >= self.config.max_half_open_per_source {
             return Admission::Drop;
         }
-        if load {
+        if self.under_load() {
             return self.cheap_group(msg);
         }
         Admission::Accept
     }
 
-    /// 2.6: the cookie must be the first payload.
-    fn cookie_ok(&self, msg: &Message, from: SocketAddr) -> bool {
-        let (Some(Payload::Notify(n)), Some(ni)) = (msg.payloads.first(), msg.payloads.nonce())
-        else {
-            return false;
-        };
-        let spi_i = msg.header.spi_i;
-        n.ty == NotifyType::COOKIE && self.cookies.check(self.now, &n.data, &ni.0, from, spi_i)
-    }
-
-    /// A COOKIE answer, unless the request has no nonce or nothing besides a cookie.
-    fn cookie(&mut self, msg: &Message, from: SocketAddr) -> Option<Vec<u8>> {
-        let ni = msg.payloads.nonce()?;
-        if find_notify(&msg.payloads, NotifyType::COOKIE).is_some() && msg.payloads.len() < 2 {
-            return None;
-        }
-        let spi_i = msg.header.spi_i;
-        let cookie = self.cookies.cookie(self.now, &ni.0, from, spi_i);
-        Some(notify_response(spi_i, 0, NotifyType::COOKIE, cookie))
+    fn under_load(&self) -> bool {
+        self.sas.half_open_count() >= self.config.cookie_threshold
     }
 
     /// Under load: a key share in a cheap group goes on; otherwise INVALID_KE_PAYLOAD naming a

@@ -14,7 +14,7 @@ use crate::registry::Registry;
 use crate::sa::rekey::ChildRekey;
 use crate::sa::tasks::Task;
 use crate::sa::{init, Core, Ctx, IkeSa, Lease, PeerKeys, Phase};
-use crate::wire::{peek_routing, ExchangeType, Message};
+use crate::wire::{peek_routing, ExchangeType, InitPeek, Message};
 
 /// The sans-IO IKEv2 engine for all IKE SAs of one host. See the crate docs for the contract.
 pub struct Endpoint {
@@ -168,7 +168,7 @@ impl Endpoint {
         if let Some(h) = self.sas.half_open_sa(&(remote, spi_i)) {
             return self.with_sa(now, h, |sa, ctx| sa.handle(ctx, (remote, local), data));
         }
-        let Ok(msg) = Message::parse(data) else {
+        let Ok(peek) = InitPeek::parse(data) else {
             return;
         };
         let mut gate = Gate {
@@ -179,16 +179,40 @@ impl Endpoint {
             rng: self.rng.as_mut(),
             now,
         };
-        match gate.admit(&msg, remote) {
-            Admission::Accept => {}
-            Admission::Answer(bytes) => return self.send_stateless(local, remote, &bytes),
-            Admission::Drop => return,
+        // Under a flood most requests end here, answered before any proposal is decoded.
+        let admission = match gate.require_cookie(&peek, remote) {
+            Some(answer) => answer,
+            None => match Message::parse(data) {
+                Ok(msg) => match gate.admit(&msg, remote) {
+                    Admission::Accept => {
+                        return self.accept_init(now, remote, local, data, spi_i, &msg)
+                    }
+                    other => other,
+                },
+                Err(_) => Admission::Drop,
+            },
+        };
+        match admission {
+            Admission::Answer(bytes) => self.send_stateless(local, remote, &bytes),
+            Admission::Accept | Admission::Drop => {}
         }
+    }
+
+    /// Keeps a half-open IKE SA for an admitted IKE_SA_INIT request and answers it.
+    fn accept_init(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        local: SocketAddr,
+        data: &[u8],
+        spi_i: u64,
+        msg: &Message,
+    ) {
         let handle = self.new_handle();
         let spi_r = self.fresh_spi();
         let sa = IkeSa::new(handle, Core::new(false, spi_i, spi_r), local, remote, now);
         self.sas.insert(sa, Some((remote, spi_i)), &self.config);
-        self.with_sa(now, handle, |sa, ctx| init::respond(sa, ctx, data, &msg));
+        self.with_sa(now, handle, |sa, ctx| init::respond(sa, ctx, data, msg));
     }
 
     /// Sends an answer that keeps no state (a COOKIE or INVALID_KE_PAYLOAD, RFC 7296 2.6, 2.7).

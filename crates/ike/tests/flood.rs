@@ -314,3 +314,47 @@ fn without_load_an_expensive_group_is_accepted() {
     assert!(p.a.established() && p.b.established());
     assert_eq!(p.sent_by_a().len(), 2, "no extra round trip");
 }
+
+/// `req` with its first payload, the SA, made undecodable (a proposal longer than the payload)
+/// and the generic payload framing left intact.
+fn with_undecodable_proposals(req: &[u8]) -> Vec<u8> {
+    let mut d = req.to_vec();
+    assert_eq!(d[16], 33, "the request's first payload is not its SA");
+    d[34..36].copy_from_slice(&u16::MAX.to_be_bytes());
+    d
+}
+
+/// Under load a request is answered with a cookie from its framing, nonce and SPIi alone: a
+/// flood's proposals are never decoded (RFC 7296 2.6's point). Without load the same request
+/// is decoded, found malformed and dropped.
+#[test]
+fn under_load_the_cookie_comes_before_the_proposals_are_decoded() {
+    let now = Instant::now();
+    let from = source(1, 500);
+    let req = with_undecodable_proposals(&init_request(from, 1, now));
+    assert!(oe_ike::wire::Message::parse(&req).is_err());
+
+    let mut loaded = responder(under_load());
+    loaded.handle_datagram(now, from, local(), &req);
+    let answer = loaded.poll_transmit().map(|t| t.contents);
+    assert!(answer.as_deref().is_some_and(is_cookie), "{answer:?}");
+    assert_eq!(loaded.half_open(), 0);
+
+    let mut idle = responder(config("b", Some("ed25519_b")));
+    idle.handle_datagram(now, from, local(), &req);
+    assert!(idle.poll_transmit().is_none());
+    assert_eq!(idle.half_open(), 0);
+}
+
+/// A request whose framing is broken gets nothing, under load or not.
+#[test]
+fn under_load_a_request_with_broken_framing_gets_nothing() {
+    let now = Instant::now();
+    let from = source(1, 500);
+    let mut req = init_request(from, 1, now);
+    let last = req.len() - 1;
+    req.truncate(last);
+    let mut loaded = responder(under_load());
+    loaded.handle_datagram(now, from, local(), &req);
+    assert!(loaded.poll_transmit().is_none());
+}

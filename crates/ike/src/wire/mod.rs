@@ -17,6 +17,7 @@ mod id;
 mod message;
 mod notify;
 mod payload;
+mod peek;
 mod reader;
 pub mod registry;
 mod sa;
@@ -35,6 +36,7 @@ pub use notify::{u16_list_data, NotifyPayload};
 pub use payload::{
     chain_len, emit_chain, parse_chain, Encrypted, Fragment, Payload, GENERIC_HEADER_LEN,
 };
+pub use peek::InitPeek;
 pub use reader::Reader;
 pub use registry::{
     AttributeType, AuthMethodId, CertEncoding, ExchangeType, IdType, NotifyType, PayloadType,
